@@ -1,0 +1,101 @@
+"""The metric catalog: every metric Driftline exports, defined once.
+
+The Prometheus and OTLP exporters, ``docs/metrics.md``, the dashboards and the
+alert rules all follow this list (DESIGN.md contract 4). A metric not listed
+here cannot be written to the :class:`~exporters.store.MetricStore`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MetricKind = Literal["gauge", "counter", "histogram"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
+
+MV = ("model", "model_version")
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric: its full name (counters end in ``_total``), kind, label names and help."""
+
+    name: str
+    kind: MetricKind
+    labels: tuple[str, ...]
+    help: str
+    group: str
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def family_name(self) -> str:
+        """The name without ``_total``, as prometheus_client's counter families want it."""
+        return self.name.removesuffix("_total") if self.kind == "counter" else self.name
+
+
+def _g(name: str, labels: tuple[str, ...], help_: str, group: str) -> MetricDef:
+    return MetricDef(name, "gauge", labels, help_, group)
+
+
+def _c(name: str, labels: tuple[str, ...], help_: str, group: str) -> MetricDef:
+    return MetricDef(name, "counter", labels, help_, group)
+
+
+def _h(name: str, labels: tuple[str, ...], help_: str, group: str, buckets: tuple[float, ...]) -> MetricDef:
+    return MetricDef(name, "histogram", labels, help_, group, buckets)
+
+
+CATALOG: tuple[MetricDef, ...] = (
+    # events
+    _c("driftline_events_total", (*MV, "type"), "Events accepted, by type (labels: the version of their prediction, or unknown).", "events"),
+    _c("driftline_events_rejected_total", ("reason",), "Events rejected and written to the dead-letter queue, by reason.", "events"),
+    _c("driftline_limit_exceeded_total", ("kind",), "Input refused or folded by a cardinality limit, by kind.", "events"),
+    _g("driftline_model_info", (*MV, "data_version", "reference_id"), "1 per active model version, with its current data version and reference.", "events"),
+    # data drift
+    _g("driftline_feature_drift_score", (*MV, "feature", "method"), "Last window's drift statistic per feature.", "data_drift"),
+    _g("driftline_feature_drift_detected", (*MV, "feature"), "1 if the feature drifted in the last window (after persistence).", "data_drift"),
+    _g("driftline_dataset_drift_share", MV, "Share of drifted features in the last window.", "data_drift"),
+    _g("driftline_dataset_drift_detected", MV, "1 if the last window is dataset drift (after persistence).", "data_drift"),
+    _g("driftline_prediction_drift_score", (*MV, "output", "method"), "Last window's drift statistic of the model output.", "data_drift"),
+    _g("driftline_prediction_drift_detected", (*MV, "output"), "1 if the model output drifted in the last window.", "data_drift"),
+    _g("driftline_window_end_timestamp_seconds", MV, "When the last evaluated window closed (Unix seconds).", "data_drift"),
+    _c("driftline_windows_total", MV, "Windows evaluated.", "data_drift"),
+    _c("driftline_dataset_drift_windows_total", MV, "Windows flagged as dataset drift.", "data_drift"),
+    _c("driftline_feature_drift_windows_total", (*MV, "feature"), "Windows in which the feature was flagged.", "data_drift"),
+    # data quality
+    _g("driftline_feature_missing_ratio", (*MV, "feature"), "Share of missing values in the last window.", "data_quality"),
+    _g("driftline_feature_out_of_range_ratio", (*MV, "feature"), "Share of values outside the reference range in the last window.", "data_quality"),
+    _g("driftline_feature_new_category_ratio", (*MV, "feature"), "Share of categories unseen in the reference in the last window.", "data_quality"),
+    _g("driftline_feature_type_error_ratio", (*MV, "feature"), "Share of values of the wrong type in the last window.", "data_quality"),
+    # model health
+    _g("driftline_performance", (*MV, "metric", "source"), "Model performance per window: realized (labels) or estimated (no labels).", "model_health"),
+    _g("driftline_class_recall", (*MV, "class"), "Recall per class in the last window of joined labels.", "model_health"),
+    _g("driftline_class_support", (*MV, "class"), "Labelled events per class in the last window of joined labels.", "model_health"),
+    _g("driftline_concept_drift_detected", (*MV, "detector"), "1 if the detector flags concept drift.", "model_health"),
+    _g("driftline_prediction_confidence", MV, "Mean top-class probability in the last window.", "model_health"),
+    _g("driftline_prediction_entropy", MV, "Mean entropy of the predicted probabilities in the last window.", "model_health"),
+    _g("driftline_low_confidence_ratio", MV, "Share of predictions under the configured confidence in the last window.", "model_health"),
+    _c("driftline_labels_total", ("model", "outcome"), "Label events by outcome: joined, unmatched, expired.", "model_health"),
+    _h("driftline_label_delay_seconds", ("model",), "Delay between a prediction and its label.", "model_health", LABEL_DELAY_BUCKETS),
+    _c("driftline_segment_events_total", (*MV, "segment", "value"), "Predictions per segment value.", "fairness"),
+    _g("driftline_segment_positive_rate", (*MV, "segment", "value"), "Positive-prediction rate per segment value in the last window.", "fairness"),
+    _g("driftline_segment_accuracy", (*MV, "segment", "value"), "Realized accuracy per segment value in the last window of joined labels.", "fairness"),
+    _g("driftline_fairness_disparate_impact", (*MV, "segment"), "Lowest over highest positive rate across segment values.", "fairness"),
+    _g("driftline_fairness_parity_difference", (*MV, "segment"), "Highest minus lowest positive rate across segment values.", "fairness"),
+    # serving system
+    _h("driftline_prediction_latency_seconds", MV, "Prediction latency reported by the serving code.", "system", LATENCY_BUCKETS),
+    _c("driftline_prediction_errors_total", MV, "Prediction events that carry an error.", "system"),
+    _g("driftline_instance_up", (*MV, "instance"), "1 while a serving instance sends heartbeats, 0 after it stops.", "system"),
+    _g("driftline_instance_cpu_ratio", (*MV, "instance"), "Serving instance CPU use (0-1) from its last heartbeat.", "system"),
+    _g("driftline_instance_resident_memory_bytes", (*MV, "instance"), "Serving instance resident memory from its last heartbeat.", "system"),
+    _g("driftline_instance_requests", (*MV, "instance"), "Requests served by the instance since it started, from its last heartbeat.", "system"),
+    _g("driftline_instance_errors", (*MV, "instance"), "Failed requests of the instance since it started, from its last heartbeat.", "system"),
+    # collector pipeline
+    _g("driftline_consumer_lag", ("topic", "partition"), "Messages behind the end of the partition.", "collector"),
+    _h("driftline_processing_delay_seconds", (), "Delay from event time to processed.", "collector", DELAY_BUCKETS),
+)
+
+CATALOG_BY_NAME: dict[str, MetricDef] = {metric.name: metric for metric in CATALOG}

@@ -1,0 +1,143 @@
+"""The metric store: the one internal source of results that every exporter reads.
+
+The pipeline writes gauges, counters and histogram observations here, by
+catalog name; the Prometheus collector and the OTLP exporter take consistent
+snapshots. No detector writes here directly and no exporter computes anything.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from exporters.catalog import CATALOG, MetricDef
+
+LabelValues = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HistogramValue:
+    """Cumulative bucket counts (one per bound, then +Inf), sum and count."""
+
+    bucket_counts: tuple[float, ...]
+    sum: float
+    count: float
+
+
+@dataclass(frozen=True)
+class MetricSnapshot:
+    """One metric's samples at one moment: label values to a number or a histogram."""
+
+    metric: MetricDef
+    samples: Mapping[LabelValues, float | HistogramValue]
+
+
+class _Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0.0] * (len(buckets) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sum += value
+
+    def value(self) -> HistogramValue:
+        cumulative, running = [], 0.0
+        for count in self.counts:
+            running += count
+            cumulative.append(running)
+        return HistogramValue(tuple(cumulative), self.sum, running)
+
+
+class MetricStore:
+    """Thread-safe latest values per (metric, label values), restricted to a catalog."""
+
+    def __init__(self, catalog: Iterable[MetricDef] = CATALOG) -> None:
+        self.metrics = {metric.name: metric for metric in catalog}
+        self._values: dict[str, dict[LabelValues, float | _Histogram]] = {name: {} for name in self.metrics}
+        self._lock = threading.Lock()
+
+    def set(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        """Set a gauge."""
+        key = self._key(name, labels, "gauge")
+        with self._lock:
+            self._values[name][key] = float(value)
+
+    def inc(self, name: str, labels: Mapping[str, str], amount: float = 1.0) -> None:
+        """Add to a counter (creating it at 0 first, so ``amount=0`` makes the series exist)."""
+        if amount < 0:
+            raise ValueError(f"counter {name} cannot go down by {amount}")
+        key = self._key(name, labels, "counter")
+        with self._lock:
+            series = self._values[name]
+            series[key] = float(series.get(key, 0.0)) + amount  # type: ignore[arg-type]
+
+    def observe(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        """Record one histogram observation."""
+        key = self._key(name, labels, "histogram")
+        with self._lock:
+            series = self._values[name]
+            histogram = series.get(key)
+            if not isinstance(histogram, _Histogram):
+                histogram = _Histogram(self.metrics[name].buckets)
+                series[key] = histogram
+            histogram.observe(value)
+
+    def get(self, name: str, labels: Mapping[str, str]) -> float | HistogramValue | None:
+        """The current value of one series, or None."""
+        key = self._key(name, labels, None)
+        with self._lock:
+            value = self._values[name].get(key)
+        return value.value() if isinstance(value, _Histogram) else value
+
+    def remove(self, name: str, labels: Mapping[str, str]) -> None:
+        """Drop one series (a retired model version, a replaced model_info)."""
+        key = self._key(name, labels, None)
+        with self._lock:
+            self._values[name].pop(key, None)
+
+    def remove_where(self, **match: str) -> int:
+        """Drop every series of every metric whose labels include all of ``match``; return how many."""
+        removed = 0
+        with self._lock:
+            for name, series in self._values.items():
+                names = self.metrics[name].labels
+                if not set(match) <= set(names):
+                    continue
+                positions = [(names.index(label), value) for label, value in match.items()]
+                doomed = [key for key in series if all(key[i] == v for i, v in positions)]
+                for key in doomed:
+                    del series[key]
+                removed += len(doomed)
+        return removed
+
+    def series_count(self) -> int:
+        with self._lock:
+            return sum(len(series) for series in self._values.values())
+
+    def snapshot(self) -> list[MetricSnapshot]:
+        """A consistent copy of every metric's samples, in catalog order."""
+        with self._lock:
+            return [
+                MetricSnapshot(
+                    self.metrics[name],
+                    {
+                        key: value.value() if isinstance(value, _Histogram) else value
+                        for key, value in series.items()
+                    },
+                )
+                for name, series in self._values.items()
+            ]
+
+    def _key(self, name: str, labels: Mapping[str, str], kind: str | None) -> LabelValues:
+        metric = self.metrics.get(name)
+        if metric is None:
+            raise KeyError(f"{name} is not in the metric catalog")
+        if kind is not None and metric.kind != kind:
+            raise TypeError(f"{name} is a {metric.kind}, not a {kind}")
+        if len(labels) != len(metric.labels) or set(labels) != set(metric.labels):
+            raise ValueError(f"{name} takes labels {metric.labels}, got {tuple(labels)}")
+        return tuple(str(labels[label]) for label in metric.labels)

@@ -1,0 +1,367 @@
+"""Event schema version 1: the wire contract between serving code and the collector.
+
+One JSON object (UTF-8) per message. This module is the single definition of
+that contract: the SDK encodes with it and the collector decodes and validates
+with it. Anything that does not conform raises :class:`SchemaError` carrying
+one reason from :class:`RejectReason` and the offending field.
+
+>>> event = Prediction(event_id="e1", model="credit", model_version="3",
+...                    features={"age": 42}, prediction=1, timestamp=1.5)
+>>> decode(encode(event)) == event
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+MAX_MESSAGE_BYTES = 1_048_576
+MAX_STRING_VALUE_CHARS = 1024
+MAX_MAP_ENTRIES = 10_000
+MAX_ID_CHARS = 128
+MAX_VERSION_CHARS = 64
+# Unix seconds beyond this are almost surely milliseconds (year 5138).
+MAX_UNIX_SECONDS = 1e11
+
+MODEL_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+Scalar = float | int | str | bool
+FeatureValue = float | int | str | bool | None
+
+
+class RejectReason(str, Enum):
+    """The fixed set of reasons an event is rejected for (DESIGN.md contract 1)."""
+
+    INVALID_JSON = "invalid_json"
+    OVERSIZE = "oversize"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    NON_FINITE = "non_finite"
+    LIMIT = "limit"
+
+
+class SchemaError(ValueError):
+    """An event that does not conform to schema version 1."""
+
+    def __init__(self, reason: RejectReason, field: str, message: str) -> None:
+        super().__init__(f"{reason.value}: {field}: {message}" if field else f"{reason.value}: {message}")
+        self.reason = reason
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One model prediction, with the inputs it was made on."""
+
+    event_id: str
+    model: str
+    model_version: str
+    features: Mapping[str, FeatureValue]
+    prediction: Scalar
+    timestamp: float | None = None
+    data_version: str = "unknown"
+    probabilities: Mapping[str, float] | None = None
+    latency_ms: float | None = None
+    segments: Mapping[str, str] | None = None
+    error: str | None = None
+    type: str = field(default="prediction", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """The ground truth for an earlier prediction with the same ``event_id``."""
+
+    event_id: str
+    model: str
+    label: Scalar
+    timestamp: float | None = None
+    model_version: str | None = None
+    type: str = field(default="label", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The health of one serving process."""
+
+    model: str
+    model_version: str
+    instance: str
+    timestamp: float | None = None
+    cpu_ratio: float | None = None
+    rss_bytes: float | None = None
+    requests_total: float | None = None
+    errors_total: float | None = None
+    uptime_seconds: float | None = None
+    type: str = field(default="heartbeat", init=False)
+
+
+Event = Prediction | Label | Heartbeat
+
+_HEARTBEAT_NUMBERS = ("cpu_ratio", "rss_bytes", "requests_total", "errors_total", "uptime_seconds")
+
+
+def encode(event: Event) -> bytes:
+    """Serialize an event to its wire form (compact UTF-8 JSON)."""
+    obj: dict[str, Any] = {"type": event.type, "schema_version": SCHEMA_VERSION}
+    for name in event.__dataclass_fields__:
+        if name == "type":
+            continue
+        value = getattr(event, name)
+        if value is None:
+            continue
+        obj[name] = dict(value) if isinstance(value, Mapping) else value
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity in event") from exc
+
+
+def decode(raw: bytes | str) -> Event:
+    """Parse and validate one message; raise :class:`SchemaError` if it is not valid."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise SchemaError(RejectReason.OVERSIZE, "", f"message of {len(raw)} bytes over {MAX_MESSAGE_BYTES}")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except _NonFiniteError as exc:
+        raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity is not JSON") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SchemaError(RejectReason.INVALID_JSON, "", f"not UTF-8 JSON: {exc}") from exc
+    return validate(obj)
+
+
+class _NonFiniteError(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _NonFiniteError(name)
+
+
+def validate(obj: object) -> Event:
+    """Validate a parsed JSON value and build the event it describes."""
+    if not isinstance(obj, dict):
+        raise SchemaError(RejectReason.INVALID_JSON, "", "message is not a JSON object")
+    _check_finite(obj, "")
+    version = obj.get("schema_version")
+    if version is None:
+        raise SchemaError(RejectReason.MISSING_FIELD, "schema_version", "required")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise SchemaError(
+            RejectReason.UNSUPPORTED_SCHEMA_VERSION, "schema_version", f"{version!r} is not 1"
+        )
+    kind = obj.get("type")
+    if kind is None:
+        raise SchemaError(RejectReason.MISSING_FIELD, "type", "required")
+    if kind == "prediction":
+        return _prediction(obj)
+    if kind == "label":
+        return _label(obj)
+    if kind == "heartbeat":
+        return _heartbeat(obj)
+    raise SchemaError(RejectReason.UNKNOWN_TYPE, "type", f"{kind!r} is not prediction, label or heartbeat")
+
+
+def _check_finite(value: object, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SchemaError(RejectReason.NON_FINITE, path, "NaN or infinity")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{path}[{index}]")
+
+
+def _prediction(obj: dict[str, Any]) -> Prediction:
+    return Prediction(
+        event_id=_event_id(obj),
+        model=_model(obj),
+        model_version=_short_string(obj, "model_version", required=True),
+        data_version=_short_string(obj, "data_version", required=False) or "unknown",
+        timestamp=_timestamp(obj),
+        features=_features(obj),
+        prediction=_scalar(obj, "prediction", required=True),
+        probabilities=_probabilities(obj),
+        latency_ms=_non_negative(obj, "latency_ms"),
+        segments=_segments(obj),
+        error=_optional_string(obj, "error"),
+    )
+
+
+def _label(obj: dict[str, Any]) -> Label:
+    label = _scalar(obj, "label", required=True)
+    return Label(
+        event_id=_event_id(obj),
+        model=_model(obj),
+        label=label,
+        timestamp=_timestamp(obj),
+        model_version=_short_string(obj, "model_version", required=False),
+    )
+
+
+def _heartbeat(obj: dict[str, Any]) -> Heartbeat:
+    numbers = {name: _non_negative(obj, name) for name in _HEARTBEAT_NUMBERS}
+    cpu = numbers["cpu_ratio"]
+    if cpu is not None and cpu > 1.0:
+        raise SchemaError(RejectReason.INVALID_FIELD, "cpu_ratio", f"{cpu} is not in [0, 1]")
+    instance = _optional_string(obj, "instance")
+    if instance is None:
+        raise SchemaError(RejectReason.MISSING_FIELD, "instance", "required")
+    if not 1 <= len(instance) <= MAX_ID_CHARS:
+        raise SchemaError(RejectReason.INVALID_FIELD, "instance", f"must be 1-{MAX_ID_CHARS} chars")
+    return Heartbeat(
+        model=_model(obj),
+        model_version=_short_string(obj, "model_version", required=True),
+        instance=instance,
+        timestamp=_timestamp(obj),
+        **numbers,  # type: ignore[arg-type]
+    )
+
+
+def _require(obj: dict[str, Any], name: str) -> Any:
+    value = obj.get(name)
+    if value is None:
+        raise SchemaError(RejectReason.MISSING_FIELD, name, "required")
+    return value
+
+
+def _event_id(obj: dict[str, Any]) -> str:
+    value = _require(obj, "event_id")
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
+        raise SchemaError(RejectReason.INVALID_FIELD, "event_id", f"must be a string of 1-{MAX_ID_CHARS} chars")
+    return value
+
+
+def _model(obj: dict[str, Any]) -> str:
+    value = _require(obj, "model")
+    if not isinstance(value, str) or not MODEL_PATTERN.fullmatch(value):
+        raise SchemaError(RejectReason.INVALID_FIELD, "model", "must match [A-Za-z0-9_.-]{1,64}")
+    return value
+
+
+def _short_string(obj: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = _require(obj, name) if required else obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_VERSION_CHARS:
+        raise SchemaError(RejectReason.INVALID_FIELD, name, f"must be a string of 1-{MAX_VERSION_CHARS} chars")
+    return value
+
+
+def _optional_string(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SchemaError(RejectReason.INVALID_FIELD, name, "must be a string")
+    if len(value) > MAX_STRING_VALUE_CHARS:
+        raise SchemaError(RejectReason.OVERSIZE, name, f"over {MAX_STRING_VALUE_CHARS} chars")
+    return value
+
+
+def _timestamp(obj: dict[str, Any]) -> float | None:
+    value = obj.get("timestamp")
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", "must be RFC 3339 or Unix seconds")
+    if isinstance(value, int | float):
+        if not 0 <= value < MAX_UNIX_SECONDS:
+            raise SchemaError(
+                RejectReason.INVALID_FIELD, "timestamp", f"{value} is not Unix seconds (milliseconds?)"
+            )
+        return float(value)
+    if isinstance(value, str):
+        return _rfc3339(value)
+    raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", "must be RFC 3339 or Unix seconds")
+
+
+def _rfc3339(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", f"{text[:64]!r} is not RFC 3339") from exc
+    if moment.tzinfo is None:
+        raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", "RFC 3339 needs a UTC offset")
+    return moment.timestamp()
+
+
+def _scalar(obj: dict[str, Any], name: str, *, required: bool) -> Scalar:
+    value = _require(obj, name) if required else obj.get(name)
+    if not isinstance(value, int | float | str | bool):
+        raise SchemaError(RejectReason.INVALID_FIELD, name, "must be a number, string or bool")
+    if isinstance(value, str) and len(value) > MAX_STRING_VALUE_CHARS:
+        raise SchemaError(RejectReason.OVERSIZE, name, f"over {MAX_STRING_VALUE_CHARS} chars")
+    return value
+
+
+def _mapping(obj: dict[str, Any], name: str, *, required: bool) -> dict[str, Any] | None:
+    value = _require(obj, name) if required else obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SchemaError(RejectReason.INVALID_FIELD, name, "must be an object")
+    if len(value) > MAX_MAP_ENTRIES:
+        raise SchemaError(RejectReason.OVERSIZE, name, f"over {MAX_MAP_ENTRIES} entries")
+    for key in value:
+        if not key or len(key) > MAX_VERSION_CHARS * 2:
+            raise SchemaError(RejectReason.INVALID_FIELD, f"{name}.{key[:64]}", "key must be 1-128 chars")
+    return value
+
+
+def _features(obj: dict[str, Any]) -> dict[str, FeatureValue]:
+    features = _mapping(obj, "features", required=True)
+    assert features is not None
+    for key, value in features.items():
+        if value is None or isinstance(value, bool | int | float):
+            continue
+        if isinstance(value, str):
+            if len(value) > MAX_STRING_VALUE_CHARS:
+                raise SchemaError(RejectReason.OVERSIZE, f"features.{key}", f"over {MAX_STRING_VALUE_CHARS} chars")
+            continue
+        raise SchemaError(RejectReason.INVALID_FIELD, f"features.{key}", "must be a number, string, bool or null")
+    return features
+
+
+def _probabilities(obj: dict[str, Any]) -> dict[str, float] | None:
+    probabilities = _mapping(obj, "probabilities", required=False)
+    if probabilities is None:
+        return None
+    for key, value in probabilities.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            raise SchemaError(RejectReason.INVALID_FIELD, f"probabilities.{key}", "must be a number in [0, 1]")
+    return {key: float(value) for key, value in probabilities.items()}
+
+
+def _segments(obj: dict[str, Any]) -> dict[str, str] | None:
+    segments = _mapping(obj, "segments", required=False)
+    if segments is None:
+        return None
+    for key, value in segments.items():
+        if not isinstance(value, str):
+            raise SchemaError(RejectReason.INVALID_FIELD, f"segments.{key}", "must be a string")
+        if len(value) > MAX_STRING_VALUE_CHARS:
+            raise SchemaError(RejectReason.OVERSIZE, f"segments.{key}", f"over {MAX_STRING_VALUE_CHARS} chars")
+    return segments
+
+
+def _non_negative(obj: dict[str, Any], name: str) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SchemaError(RejectReason.INVALID_FIELD, name, "must be a number >= 0")
+    return float(value)
