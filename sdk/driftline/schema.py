@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -38,7 +38,7 @@ Scalar = float | int | str | bool
 FeatureValue = float | int | str | bool | None
 
 
-class RejectReason(str, Enum):
+class RejectReason(StrEnum):
     """The fixed set of reasons an event is rejected for (DESIGN.md contract 1)."""
 
     INVALID_JSON = "invalid_json"
@@ -55,7 +55,8 @@ class SchemaError(ValueError):
     """An event that does not conform to schema version 1."""
 
     def __init__(self, reason: RejectReason, field: str, message: str) -> None:
-        super().__init__(f"{reason.value}: {field}: {message}" if field else f"{reason.value}: {message}")
+        where = f"{field}: " if field else ""
+        super().__init__(f"{reason.value}: {where}{message}")
         self.reason = reason
         self.field = field
         self.message = message
@@ -125,29 +126,26 @@ def encode(event: Event) -> bytes:
     try:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except ValueError as exc:
+        _check_finite(obj, "")
         raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity in event") from exc
+    except TypeError as exc:
+        raise SchemaError(RejectReason.INVALID_FIELD, "", f"not JSON-serializable: {exc}") from exc
 
 
 def decode(raw: bytes | str) -> Event:
     """Parse and validate one message; raise :class:`SchemaError` if it is not valid."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise SchemaError(RejectReason.OVERSIZE, "", f"message of {len(raw)} bytes over {MAX_MESSAGE_BYTES}")
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_MESSAGE_BYTES:
+        raise SchemaError(
+            RejectReason.OVERSIZE, "", f"message of {size} bytes over {MAX_MESSAGE_BYTES}"
+        )
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except _NonFiniteError as exc:
-        raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity is not JSON") from exc
+        # NaN, Infinity and -Infinity parse to floats so that validate() names their field.
+        obj = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SchemaError(RejectReason.INVALID_JSON, "", f"not UTF-8 JSON: {exc}") from exc
     return validate(obj)
-
-
-class _NonFiniteError(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> float:
-    raise _NonFiniteError(name)
 
 
 def validate(obj: object) -> Event:
@@ -171,7 +169,9 @@ def validate(obj: object) -> Event:
         return _label(obj)
     if kind == "heartbeat":
         return _heartbeat(obj)
-    raise SchemaError(RejectReason.UNKNOWN_TYPE, "type", f"{kind!r} is not prediction, label or heartbeat")
+    raise SchemaError(
+        RejectReason.UNKNOWN_TYPE, "type", f"{kind!r} is not prediction, label or heartbeat"
+    )
 
 
 def _check_finite(value: object, path: str) -> None:
@@ -189,7 +189,7 @@ def _prediction(obj: dict[str, Any]) -> Prediction:
     return Prediction(
         event_id=_event_id(obj),
         model=_model(obj),
-        model_version=_short_string(obj, "model_version", required=True),
+        model_version=_required_short_string(obj, "model_version"),
         data_version=_short_string(obj, "data_version", required=False) or "unknown",
         timestamp=_timestamp(obj),
         features=_features(obj),
@@ -224,10 +224,10 @@ def _heartbeat(obj: dict[str, Any]) -> Heartbeat:
         raise SchemaError(RejectReason.INVALID_FIELD, "instance", f"must be 1-{MAX_ID_CHARS} chars")
     return Heartbeat(
         model=_model(obj),
-        model_version=_short_string(obj, "model_version", required=True),
+        model_version=_required_short_string(obj, "model_version"),
         instance=instance,
         timestamp=_timestamp(obj),
-        **numbers,  # type: ignore[arg-type]
+        **numbers,
     )
 
 
@@ -241,7 +241,9 @@ def _require(obj: dict[str, Any], name: str) -> Any:
 def _event_id(obj: dict[str, Any]) -> str:
     value = _require(obj, "event_id")
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
-        raise SchemaError(RejectReason.INVALID_FIELD, "event_id", f"must be a string of 1-{MAX_ID_CHARS} chars")
+        raise SchemaError(
+            RejectReason.INVALID_FIELD, "event_id", f"must be a string of 1-{MAX_ID_CHARS} chars"
+        )
     return value
 
 
@@ -252,12 +254,20 @@ def _model(obj: dict[str, Any]) -> str:
     return value
 
 
+def _required_short_string(obj: dict[str, Any], name: str) -> str:
+    value = _short_string(obj, name, required=True)
+    assert value is not None  # _require raised for a missing value
+    return value
+
+
 def _short_string(obj: dict[str, Any], name: str, *, required: bool) -> str | None:
     value = _require(obj, name) if required else obj.get(name)
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_VERSION_CHARS:
-        raise SchemaError(RejectReason.INVALID_FIELD, name, f"must be a string of 1-{MAX_VERSION_CHARS} chars")
+        raise SchemaError(
+            RejectReason.INVALID_FIELD, name, f"must be a string of 1-{MAX_VERSION_CHARS} chars"
+        )
     return value
 
 
@@ -276,12 +286,12 @@ def _timestamp(obj: dict[str, Any]) -> float | None:
     value = obj.get("timestamp")
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", "must be RFC 3339 or Unix seconds")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         if not 0 <= value < MAX_UNIX_SECONDS:
             raise SchemaError(
-                RejectReason.INVALID_FIELD, "timestamp", f"{value} is not Unix seconds (milliseconds?)"
+                RejectReason.INVALID_FIELD,
+                "timestamp",
+                f"{value} is not Unix seconds (milliseconds?)",
             )
         return float(value)
     if isinstance(value, str):
@@ -293,7 +303,9 @@ def _rfc3339(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", f"{text[:64]!r} is not RFC 3339") from exc
+        raise SchemaError(
+            RejectReason.INVALID_FIELD, "timestamp", f"{text[:64]!r} is not RFC 3339"
+        ) from exc
     if moment.tzinfo is None:
         raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", "RFC 3339 needs a UTC offset")
     return moment.timestamp()
@@ -318,7 +330,9 @@ def _mapping(obj: dict[str, Any], name: str, *, required: bool) -> dict[str, Any
         raise SchemaError(RejectReason.OVERSIZE, name, f"over {MAX_MAP_ENTRIES} entries")
     for key in value:
         if not key or len(key) > MAX_VERSION_CHARS * 2:
-            raise SchemaError(RejectReason.INVALID_FIELD, f"{name}.{key[:64]}", "key must be 1-128 chars")
+            raise SchemaError(
+                RejectReason.INVALID_FIELD, f"{name}.{key[:64]}", "key must be 1-128 chars"
+            )
     return value
 
 
@@ -326,13 +340,18 @@ def _features(obj: dict[str, Any]) -> dict[str, FeatureValue]:
     features = _mapping(obj, "features", required=True)
     assert features is not None
     for key, value in features.items():
+        where = f"features.{key}"
         if value is None or isinstance(value, bool | int | float):
             continue
         if isinstance(value, str):
             if len(value) > MAX_STRING_VALUE_CHARS:
-                raise SchemaError(RejectReason.OVERSIZE, f"features.{key}", f"over {MAX_STRING_VALUE_CHARS} chars")
+                raise SchemaError(
+                    RejectReason.OVERSIZE, where, f"over {MAX_STRING_VALUE_CHARS} chars"
+                )
             continue
-        raise SchemaError(RejectReason.INVALID_FIELD, f"features.{key}", "must be a number, string, bool or null")
+        raise SchemaError(
+            RejectReason.INVALID_FIELD, where, "must be a number, string, bool or null"
+        )
     return features
 
 
@@ -342,7 +361,9 @@ def _probabilities(obj: dict[str, Any]) -> dict[str, float] | None:
         return None
     for key, value in probabilities.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-            raise SchemaError(RejectReason.INVALID_FIELD, f"probabilities.{key}", "must be a number in [0, 1]")
+            raise SchemaError(
+                RejectReason.INVALID_FIELD, f"probabilities.{key}", "must be a number in [0, 1]"
+            )
     return {key: float(value) for key, value in probabilities.items()}
 
 
@@ -351,10 +372,11 @@ def _segments(obj: dict[str, Any]) -> dict[str, str] | None:
     if segments is None:
         return None
     for key, value in segments.items():
+        where = f"segments.{key}"
         if not isinstance(value, str):
-            raise SchemaError(RejectReason.INVALID_FIELD, f"segments.{key}", "must be a string")
+            raise SchemaError(RejectReason.INVALID_FIELD, where, "must be a string")
         if len(value) > MAX_STRING_VALUE_CHARS:
-            raise SchemaError(RejectReason.OVERSIZE, f"segments.{key}", f"over {MAX_STRING_VALUE_CHARS} chars")
+            raise SchemaError(RejectReason.OVERSIZE, where, f"over {MAX_STRING_VALUE_CHARS} chars")
     return segments
 
 

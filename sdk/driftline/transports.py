@@ -69,7 +69,11 @@ class MemoryTransport:
 
 
 class FileTransport:
-    """Appends one JSON line per event to a file (JSON-lines), replayable with ``driftline replay``."""
+    """Appends one JSON line per event to a file (JSON lines).
+
+    The file is replayable with ``driftline replay``. It is opened lazily on the
+    first event, in append mode, so several runs accumulate in one file.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
