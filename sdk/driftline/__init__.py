@@ -1,5 +1,6 @@
 """Driftline client SDK: send prediction, label and heartbeat events from serving code."""
 
+from driftline.client import Client, ClientStats
 from driftline.schema import (
     SCHEMA_VERSION,
     Event,
@@ -15,6 +16,8 @@ from driftline.transports import FileTransport, MemoryTransport, Transport
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Client",
+    "ClientStats",
     "Event",
     "FileTransport",
     "Heartbeat",

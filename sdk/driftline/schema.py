@@ -114,7 +114,12 @@ _HEARTBEAT_NUMBERS = ("cpu_ratio", "rss_bytes", "requests_total", "errors_total"
 
 
 def encode(event: Event) -> bytes:
-    """Serialize an event to its wire form (compact UTF-8 JSON)."""
+    """Serialize an event to its wire form (compact UTF-8 JSON).
+
+    numpy scalars are written as their Python value. Encoding does not validate
+    ranges and lengths (``decode`` does); it raises :class:`SchemaError` only
+    for NaN or infinity and for values JSON cannot represent.
+    """
     obj: dict[str, Any] = {"type": event.type, "schema_version": SCHEMA_VERSION}
     for name in event.__dataclass_fields__:
         if name == "type":
@@ -124,12 +129,21 @@ def encode(event: Event) -> bytes:
             continue
         obj[name] = dict(value) if isinstance(value, Mapping) else value
     try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar)
+        return text.encode("utf-8")
     except ValueError as exc:
         _check_finite(obj, "")
         raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity in event") from exc
     except TypeError as exc:
         raise SchemaError(RejectReason.INVALID_FIELD, "", f"not JSON-serializable: {exc}") from exc
+
+
+def _plain_scalar(value: object) -> object:
+    """A numpy-style scalar (zero dimensions, ``.item()``) as its Python value."""
+    item = getattr(value, "item", None)
+    if getattr(value, "ndim", None) == 0 and callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def decode(raw: bytes | str) -> Event:

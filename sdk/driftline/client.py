@@ -1,0 +1,469 @@
+"""The client that serving code logs predictions, labels and heartbeats through.
+
+The calls on the serving path (``log_prediction``, ``log_label``) only build an
+event and put it on a bounded in-memory queue: they never block on I/O and
+never raise because the queue is full, the transport is broken or the event is
+invalid. One background thread encodes, validates and sends the events; what
+happens to each one is counted in :attr:`Client.stats`.
+
+>>> from driftline import Client, MemoryTransport, decode
+>>> transport = MemoryTransport()
+>>> with Client("credit-risk", "3", transport) as client:
+...     event_id = client.log_prediction({"age": 42, "region": "north"}, 1,
+...                                      probabilities={"0": 0.2, "1": 0.8})
+...     client.log_label(event_id, 1)
+>>> prediction, label = (decode(raw) for raw in transport.drain(10))
+>>> prediction.event_id == event_id == label.event_id
+True
+>>> client.stats.sent, client.stats.dropped_queue_full
+(2, 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any
+
+from driftline.heartbeat import ProcessProbe, Ticker
+from driftline.schema import (
+    MAX_ID_CHARS,
+    MAX_VERSION_CHARS,
+    MODEL_PATTERN,
+    Event,
+    FeatureValue,
+    Heartbeat,
+    Label,
+    Prediction,
+    Scalar,
+    decode,
+    encode,
+)
+from driftline.transports import Transport
+
+logger = logging.getLogger("driftline.client")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """A snapshot of what the client did with the events it was given.
+
+    Every event (prediction, label or heartbeat) is counted exactly once in
+    ``enqueued``, ``dropped_queue_full`` or ``dropped_closed``; every enqueued
+    event ends in exactly one of ``sent``, ``failed`` or ``invalid``, or is
+    still ``pending``. So ``enqueued == sent + failed + invalid + pending``.
+    """
+
+    enqueued: int
+    """Accepted into the queue."""
+    sent: int
+    """Handed to ``transport.send`` without an exception."""
+    dropped_queue_full: int
+    """Dropped on the serving path because ``max_queue`` events were pending."""
+    dropped_closed: int
+    """Logged after ``close()`` began, and dropped."""
+    failed: int
+    """``transport.send`` raised; the event is lost."""
+    invalid: int
+    """Did not conform to the event schema (e.g. a NaN feature); never sent."""
+    pending: int
+    """Enqueued and not yet sent, failed or found invalid (includes the one in flight)."""
+
+
+class _Outcome(Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    INVALID = "invalid"
+
+
+_STOP = object()
+
+
+class Client:
+    """Logs one model version's events to a transport from a background thread.
+
+    Args:
+        model: the model name, ``[A-Za-z0-9_.-]{1,64}``; also the message key.
+        model_version: 1-64 chars.
+        transport: where events go (``MemoryTransport``, ``FileTransport``,
+            ``driftline.kafka_transport.KafkaTransport``, or your own
+            :class:`~driftline.transports.Transport`). The client closes it.
+        data_version: the version of the data the model was trained on.
+        max_queue: how many events may wait for the sender (including the one
+            being sent) before new ones are dropped.
+        heartbeat_interval: seconds between heartbeat events; ``None`` sends none.
+        instance: the name of this serving process in heartbeats; default
+            ``"<hostname>-<pid>"``.
+
+    Constructor arguments are checked and a bad one raises ``ValueError``.
+    After construction nothing on the serving path raises.
+
+    >>> from driftline import Client, MemoryTransport
+    >>> client = Client("credit-risk", "3", MemoryTransport(), max_queue=100)
+    >>> event_id = client.log_prediction({"age": 42}, 0, latency_ms=3.5)
+    >>> client.flush(timeout=5.0)
+    0
+    >>> client.close()
+    >>> client.stats.sent
+    1
+    """
+
+    def __init__(
+        self,
+        model: str,
+        model_version: str,
+        transport: Transport,
+        *,
+        data_version: str = "unknown",
+        max_queue: int = 10_000,
+        heartbeat_interval: float | None = None,
+        instance: str | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not MODEL_PATTERN.fullmatch(model):
+            raise ValueError(f"model must match [A-Za-z0-9_.-]{{1,64}}, got {model!r}")
+        _check_length("model_version", model_version, MAX_VERSION_CHARS)
+        _check_length("data_version", data_version, MAX_VERSION_CHARS)
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise ValueError(f"max_queue must be an int >= 1, got {max_queue!r}")
+        if heartbeat_interval is not None and not (
+            math.isfinite(heartbeat_interval) and heartbeat_interval > 0
+        ):
+            raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval!r}")
+        instance = _default_instance() if instance is None else instance
+        _check_length("instance", instance, MAX_ID_CHARS)
+
+        self.model = model
+        self.model_version = model_version
+        self.transport = transport
+        self.data_version = data_version
+        self.max_queue = max_queue
+        self.heartbeat_interval = heartbeat_interval
+        self.instance = instance
+
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)
+        self._counts = dict.fromkeys(
+            ("enqueued", "processed", "dropped_queue_full", "dropped_closed"), 0
+        ) | {outcome.value: 0 for outcome in _Outcome}
+        self._requests_total = 0
+        self._errors_total = 0
+        self._sent_at_last_flush = 0
+        self._closed = False
+        self._logged: set[str] = set()
+
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"driftline-sender-{model}", daemon=True
+        )
+        self._sender.start()
+        self._probe: ProcessProbe | None = None
+        self._ticker: Ticker | None = None
+        if heartbeat_interval is not None:
+            self._start_heartbeat(heartbeat_interval)
+
+    # --- the serving path -------------------------------------------------
+
+    def log_prediction(
+        self,
+        features: Mapping[str, FeatureValue],
+        prediction: Scalar,
+        *,
+        probabilities: Mapping[str, float] | None = None,
+        latency_ms: float | None = None,
+        segments: Mapping[str, str] | None = None,
+        error: str | None = None,
+        event_id: str | None = None,
+        timestamp: float | None = None,
+    ) -> str:
+        """Queue a prediction event and return its id (a new uuid4 hex unless given).
+
+        ``timestamp`` is Unix seconds, default now. The mappings are copied, so
+        the caller may reuse them. Never blocks on I/O and never raises: an
+        event that cannot be queued or is invalid is counted in :attr:`stats`.
+        """
+        event_id = uuid.uuid4().hex if event_id is None else event_id
+        event = Prediction(
+            event_id=event_id,
+            model=self.model,
+            model_version=self.model_version,
+            data_version=self.data_version,
+            features=_copy(features),
+            prediction=prediction,
+            timestamp=time.time() if timestamp is None else timestamp,
+            probabilities=_copy(probabilities),
+            latency_ms=latency_ms,
+            segments=_copy(segments),
+            error=error,
+        )
+        self._offer(event)
+        return event_id
+
+    def log_label(
+        self,
+        event_id: str,
+        label: Scalar,
+        *,
+        timestamp: float | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        """Queue the ground truth for the prediction logged with ``event_id``.
+
+        ``model_version`` may stay ``None``: the collector takes it from the
+        joined prediction. Never blocks on I/O and never raises.
+        """
+        event = Label(
+            event_id=event_id,
+            model=self.model,
+            label=label,
+            timestamp=time.time() if timestamp is None else timestamp,
+            model_version=model_version,
+        )
+        self._offer(event)
+
+    # --- delivery control ---------------------------------------------------
+
+    @property
+    def stats(self) -> ClientStats:
+        """A consistent snapshot of the counters (see :class:`ClientStats`)."""
+        with self._lock:
+            counts = dict(self._counts)
+        return ClientStats(
+            enqueued=counts["enqueued"],
+            sent=counts["sent"],
+            dropped_queue_full=counts["dropped_queue_full"],
+            dropped_closed=counts["dropped_closed"],
+            failed=counts["failed"],
+            invalid=counts["invalid"],
+            pending=counts["enqueued"] - counts["processed"],
+        )
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait until the events queued before this call are sent, then flush the transport.
+
+        Returns how many of them are still undelivered when ``timeout`` seconds
+        have passed: those still queued, or what the transport's own ``flush``
+        reports. Events counted as ``failed`` or ``invalid`` are not included.
+        """
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            target = self._counts["enqueued"]
+            while self._counts["processed"] < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return target - self._counts["processed"]
+                self._progress.wait(remaining)
+            sent = self._counts["sent"]
+        return self._flush_transport(sent, max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the heartbeat, deliver what is queued, stop the sender, close the transport.
+
+        Waits at most about ``timeout`` seconds. Events logged afterwards are
+        dropped and counted in ``dropped_closed``. Safe to call twice.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = time.monotonic() + timeout
+        if self._ticker is not None:
+            self._ticker.stop(timeout=max(0.0, deadline - time.monotonic()))
+        undelivered = self.flush(max(0.0, deadline - time.monotonic()))
+        self._queue.put(_STOP)
+        self._sender.join(max(0.0, deadline - time.monotonic()))
+        if self._sender.is_alive():
+            logger.warning(
+                "driftline client %s: the transport is still busy after %.1f s; "
+                "%d events undelivered, transport left open",
+                self.model,
+                timeout,
+                undelivered,
+            )
+            return
+        try:
+            self.transport.close()
+        except Exception:
+            logger.exception("driftline client %s: transport.close() failed", self.model)
+        self._log_summary(undelivered)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- internals ------------------------------------------------------------
+
+    def _offer(self, event: Event) -> None:
+        """Enqueue without blocking, or count why not; the only lock the serving path takes."""
+        with self._lock:
+            if isinstance(event, Prediction):
+                self._requests_total += 1
+                self._errors_total += event.error is not None
+            if self._closed:
+                self._counts["dropped_closed"] += 1
+                first = self._first("dropped_closed")
+            elif self._counts["enqueued"] - self._counts["processed"] >= self.max_queue:
+                self._counts["dropped_queue_full"] += 1
+                first = self._first("dropped_queue_full")
+            else:
+                self._counts["enqueued"] += 1
+                self._queue.put(event)
+                return
+        if first:
+            logger.warning(
+                "driftline client %s: dropping events (%s); further drops are only counted "
+                "in client.stats",
+                self.model,
+                "client closed" if self._closed else f"{self.max_queue} events pending",
+            )
+
+    def _first(self, kind: str) -> bool:
+        """True the first time ``kind`` happens (call with the lock held)."""
+        if kind in self._logged:
+            return False
+        self._logged.add(kind)
+        return True
+
+    def _send_loop(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is _STOP:
+                return
+            outcome = self._deliver(event)
+            with self._progress:
+                self._counts[outcome.value] += 1
+                self._counts["processed"] += 1
+                self._progress.notify_all()
+
+    def _deliver(self, event: Event) -> _Outcome:
+        """Encode, validate and send one event; never raises."""
+        try:
+            payload = encode(event)
+            decode(payload)
+        except Exception as exc:  # SchemaError, or anything odd a caller's object raises
+            self._log_once(
+                "invalid",
+                "driftline client %s: dropping an invalid %s event (%s); further invalid "
+                "events are only counted in client.stats.invalid",
+                self.model,
+                event.type,
+                exc,
+            )
+            return _Outcome.INVALID
+        try:
+            self.transport.send(event.model, payload)
+        except Exception:
+            self._log_once(
+                "failed",
+                "driftline client %s: transport.send failed; further failures are only "
+                "counted in client.stats.failed",
+                self.model,
+                exc_info=True,
+            )
+            return _Outcome.FAILED
+        return _Outcome.SENT
+
+    def _flush_transport(self, sent: int, timeout: float) -> int:
+        """The transport's undelivered count; if its flush raises, all sent since the last one."""
+        try:
+            undelivered = self.transport.flush(timeout)
+        except Exception:
+            self._log_once(
+                "flush_failed",
+                "driftline client %s: transport.flush failed",
+                self.model,
+                exc_info=True,
+            )
+            with self._lock:
+                return sent - self._sent_at_last_flush
+        with self._lock:
+            self._sent_at_last_flush = max(self._sent_at_last_flush, sent)
+        return undelivered
+
+    def _log_once(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
+        with self._lock:
+            first = self._first(kind)
+        if first:
+            logger.warning(message, *args, exc_info=exc_info)
+
+    def _log_summary(self, undelivered: int) -> None:
+        stats = self.stats
+        lost = stats.dropped_queue_full + stats.dropped_closed + stats.failed + stats.invalid
+        if lost or undelivered:
+            logger.warning(
+                "driftline client %s closed: %d sent, %d undelivered, %s",
+                self.model,
+                stats.sent,
+                undelivered,
+                stats,
+            )
+
+    def _start_heartbeat(self, interval: float) -> None:
+        self._probe = ProcessProbe()
+        if not self._probe.has_psutil:
+            logger.warning(
+                "driftline client %s: psutil is not installed, so heartbeats carry no "
+                "rss_bytes (CPU and counters are still sent); install 'driftline[heartbeat]'",
+                self.model,
+            )
+        self._ticker = Ticker(interval, self._beat, name=f"driftline-heartbeat-{self.model}")
+        self._ticker.start()
+
+    def _beat(self) -> None:
+        if self._closed or self._probe is None:
+            return
+        sample = self._probe.sample()
+        with self._lock:
+            requests_total, errors_total = self._requests_total, self._errors_total
+        self._offer(
+            Heartbeat(
+                model=self.model,
+                model_version=self.model_version,
+                instance=self.instance,
+                timestamp=time.time(),
+                cpu_ratio=sample.cpu_ratio,
+                rss_bytes=sample.rss_bytes,
+                requests_total=requests_total,
+                errors_total=errors_total,
+                uptime_seconds=sample.uptime_seconds,
+            )
+        )
+
+
+def _copy(mapping: Any) -> Any:
+    """A shallow copy of a mapping, so the caller may mutate theirs; anything else as is.
+
+    Whatever is not a proper mapping is left for validation to reject on the
+    sender thread, so nothing raises on the serving path.
+    """
+    if not isinstance(mapping, Mapping):
+        return mapping
+    try:
+        return dict(mapping)
+    except Exception:
+        return mapping
+
+
+def _check_length(name: str, value: object, limit: int) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise ValueError(f"{name} must be a string of 1-{limit} chars, got {value!r}")
+
+
+def _default_instance() -> str:
+    return f"{socket.gethostname()[:100]}-{os.getpid()}"
