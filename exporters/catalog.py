@@ -15,6 +15,13 @@ MetricKind = Literal["gauge", "counter", "histogram"]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
+BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+LIMIT_KINDS = ("model", "model_version", "feature", "segment_value", "instance")
+"""Values of ``kind`` in ``driftline_limit_exceeded_total``: which cardinality limit refused input."""
+
+UNIT_SUFFIXES = {"_seconds": "s", "_bytes": "By", "_ratio": "1"}
+"""Base-unit name suffixes and their UCUM symbols (what OpenTelemetry's ``unit`` wants)."""
 
 MV = ("model", "model_version")
 
@@ -34,6 +41,12 @@ class MetricDef:
     def family_name(self) -> str:
         """The name without ``_total``, as prometheus_client's counter families want it."""
         return self.name.removesuffix("_total") if self.kind == "counter" else self.name
+
+    @property
+    def unit(self) -> str:
+        """The UCUM unit read from the name's base-unit suffix, or "" for a plain number."""
+        stem = self.name.removesuffix("_total")
+        return next((u for suffix, u in UNIT_SUFFIXES.items() if stem.endswith(suffix)), "")
 
 
 def _g(name: str, labels: tuple[str, ...], help_: str, group: str) -> MetricDef:
@@ -91,11 +104,23 @@ CATALOG: tuple[MetricDef, ...] = (
     _g("driftline_instance_up", (*MV, "instance"), "1 while a serving instance sends heartbeats, 0 after it stops.", "system"),
     _g("driftline_instance_cpu_ratio", (*MV, "instance"), "Serving instance CPU use (0-1) from its last heartbeat.", "system"),
     _g("driftline_instance_resident_memory_bytes", (*MV, "instance"), "Serving instance resident memory from its last heartbeat.", "system"),
-    _g("driftline_instance_requests", (*MV, "instance"), "Requests served by the instance since it started, from its last heartbeat.", "system"),
-    _g("driftline_instance_errors", (*MV, "instance"), "Failed requests of the instance since it started, from its last heartbeat.", "system"),
+    _c("driftline_instance_requests_total", (*MV, "instance"), "Requests served by the instance, summed over its restarts, from heartbeats.", "system"),
+    _c("driftline_instance_errors_total", (*MV, "instance"), "Failed requests of the instance, summed over its restarts, from heartbeats.", "system"),
+    _g("driftline_instance_uptime_seconds", (*MV, "instance"), "Serving instance uptime from its last heartbeat.", "system"),
+    _g("driftline_instance_last_heartbeat_timestamp_seconds", (*MV, "instance"), "When the collector processed the instance's last heartbeat (event time in replay).", "system"),
     # collector pipeline
     _g("driftline_consumer_lag", ("topic", "partition"), "Messages behind the end of the partition.", "collector"),
     _h("driftline_processing_delay_seconds", (), "Delay from event time to processed.", "collector", DELAY_BUCKETS),
+    _h("driftline_batch_duration_seconds", (), "Time to process one polled batch, decode to export.", "collector", BATCH_BUCKETS),
+    _c("driftline_exporter_failures_total", ("exporter",), "Failed exports, by exporter: otlp, otlp_traces.", "collector"),
+    # collector process and host (psutil)
+    _c("driftline_process_cpu_seconds_total", (), "CPU time of the collector process, user plus system.", "process"),
+    _g("driftline_process_resident_memory_bytes", (), "Resident memory of the collector process.", "process"),
+    _g("driftline_process_open_fds", (), "Open file descriptors of the collector process.", "process"),
+    _g("driftline_process_threads", (), "Threads of the collector process.", "process"),
+    _g("driftline_process_start_time_seconds", (), "When the collector process started (Unix seconds).", "process"),
+    _g("driftline_host_cpu_ratio", (), "Host CPU use (0-1) since the previous sample, over all cores.", "process"),
+    _g("driftline_host_memory_used_ratio", (), "Host memory in use (0-1): total minus available, over total.", "process"),
 )
 
 CATALOG_BY_NAME: dict[str, MetricDef] = {metric.name: metric for metric in CATALOG}
