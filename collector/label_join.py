@@ -1,0 +1,238 @@
+"""Label join: match late ground-truth labels to the predictions they belong to.
+
+One :class:`LabelJoinStore` per model holds a summary of each recent prediction
+(:class:`PredictionRecord`), keyed by ``event_id``. A label event joins the
+prediction with the same id, whatever topic it came from and in whatever
+order; the outcome is one of the three values of
+``driftline_labels_total{outcome}``:
+
+- ``joined``: a stored prediction matched; the pair and the delay are returned
+  and the prediction leaves the store (a prediction is joined at most once);
+- ``expired``: the prediction was seen but aged out, or was evicted to keep
+  the store within ``max_entries``, before its label came;
+- ``unmatched``: no stored prediction with that id. This includes a second
+  label for an id that was already joined (a duplicate): the first label wins,
+  the duplicate is counted ``unmatched`` and marked ``duplicate=True`` so the
+  caller can tell it apart. It is never joined twice, so a replayed label
+  topic cannot double-count performance.
+
+Time is event time and comes from the caller (``now``), so a replay gives the
+same outcomes whatever the wall clock says. A prediction is kept for
+``max_age_seconds`` after its timestamp: a label arriving at
+``now - prediction.timestamp <= max_age_seconds`` joins, a later one is
+``expired``. Predictions that aged out or were evicted leave a tombstone (its id
+only) in a second bounded set of ``max_tombstones`` ids, so that a late label is
+counted ``expired`` rather than ``unmatched``; once a tombstone itself is pushed
+out, a very late label is ``unmatched``. Memory is therefore bounded by
+``max_entries`` records plus ``max_tombstones`` ids.
+
+>>> store = LabelJoinStore(max_entries=1000, max_age_seconds=3600.0)
+>>> store.add(PredictionRecord("e1", "v3", 100.0, "1", {"1": 0.8, "0": 0.2}))
+>>> result = store.join("e1", label="1", label_timestamp=160.0, now=160.0)
+>>> result.outcome, result.delay_seconds
+('joined', 60.0)
+>>> store.join("e1", label="1", label_timestamp=161.0, now=161.0).outcome
+'unmatched'
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from driftline.schema import Label
+
+Scalar = float | int | str | bool
+Outcome = Literal["joined", "unmatched", "expired"]
+OUTCOMES: tuple[Outcome, ...] = ("joined", "unmatched", "expired")
+
+_JOINED = "joined"
+_EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """What the label join keeps of one prediction: enough to evaluate it once labelled."""
+
+    event_id: str
+    model_version: str
+    timestamp: float
+    prediction: Scalar
+    probabilities: Mapping[str, float] | None = None
+    segments: Mapping[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "model_version": self.model_version,
+            "timestamp": self.timestamp,
+            "prediction": self.prediction,
+            "probabilities": dict(self.probabilities) if self.probabilities is not None else None,
+            "segments": dict(self.segments) if self.segments is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PredictionRecord:
+        return cls(
+            event_id=str(data["event_id"]),
+            model_version=str(data["model_version"]),
+            timestamp=float(data["timestamp"]),
+            prediction=data["prediction"],
+            probabilities=data.get("probabilities"),
+            segments=data.get("segments"),
+        )
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """The outcome of one label event."""
+
+    outcome: Outcome
+    event_id: str
+    label: Scalar
+    prediction: PredictionRecord | None = None
+    """The joined prediction (only when ``outcome == "joined"``)."""
+    delay_seconds: float | None = None
+    """Label time minus prediction time, at least 0 (only when joined)."""
+    duplicate: bool = False
+    """A second label for an id that was already joined (counted ``unmatched``)."""
+
+
+class LabelJoinStore:
+    """A bounded map from ``event_id`` to the prediction awaiting its label.
+
+    Parameters
+    ----------
+    max_entries
+        Most predictions held; adding one more evicts the oldest added.
+    max_age_seconds
+        How long after its timestamp a prediction waits for its label.
+    max_tombstones
+        Most ids remembered after they left the store (joined, aged out or
+        evicted), to tell ``expired`` and duplicate labels from unknown ones.
+        Defaults to ``max_entries``.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        max_age_seconds: float = 86_400.0,
+        max_tombstones: int | None = None,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+        if not max_age_seconds > 0:
+            raise ValueError(f"max_age_seconds must be > 0, got {max_age_seconds!r}")
+        if max_tombstones is not None and max_tombstones < 0:
+            raise ValueError(f"max_tombstones must be >= 0, got {max_tombstones!r}")
+        self.max_entries = max_entries
+        self.max_age_seconds = max_age_seconds
+        self.max_tombstones = max_entries if max_tombstones is None else max_tombstones
+        self.reset()
+
+    def __repr__(self) -> str:
+        return (
+            f"LabelJoinStore(max_entries={self.max_entries}, "
+            f"max_age_seconds={self.max_age_seconds}, max_tombstones={self.max_tombstones})"
+        )
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._pending
+
+    def reset(self) -> None:
+        self._pending: OrderedDict[str, PredictionRecord] = OrderedDict()
+        self._tombstones: OrderedDict[str, str] = OrderedDict()
+        self.evicted = 0
+        """Predictions pushed out by ``max_entries`` before their label (since reset)."""
+
+    def add(self, record: PredictionRecord) -> None:
+        """Hold a prediction until its label comes; a repeated ``event_id`` keeps the first."""
+        if record.event_id in self._pending or record.event_id in self._tombstones:
+            return
+        self._pending[record.event_id] = record
+        while len(self._pending) > self.max_entries:
+            oldest_id, _ = self._pending.popitem(last=False)
+            self.evicted += 1
+            self._remember(oldest_id, _EXPIRED)
+
+    def join(
+        self, event_id: str, label: Scalar, label_timestamp: float | None, now: float
+    ) -> JoinResult:
+        """Match one label; ``label_timestamp`` ``None`` means the label arrived at ``now``."""
+        self.expire(now)
+        record = self._pending.pop(event_id, None)
+        if record is None:
+            tombstone = self._tombstones.get(event_id)
+            if tombstone == _EXPIRED:
+                return JoinResult("expired", event_id, label)
+            return JoinResult("unmatched", event_id, label, duplicate=tombstone == _JOINED)
+        if now - record.timestamp > self.max_age_seconds:
+            self._remember(event_id, _EXPIRED)
+            return JoinResult("expired", event_id, label)
+        self._remember(event_id, _JOINED)
+        at = now if label_timestamp is None else label_timestamp
+        return JoinResult("joined", event_id, label, record, max(0.0, at - record.timestamp))
+
+    def join_event(self, label: Label, now: float) -> JoinResult:
+        """Match one decoded label event (see :meth:`join`)."""
+        return self.join(label.event_id, label.label, label.timestamp, now)
+
+    def expire(self, now: float) -> int:
+        """Drop predictions older than ``max_age_seconds`` at ``now``; return how many.
+
+        The scan walks the store in insertion order and stops at the first
+        prediction still young enough, so it costs O(expired). A prediction
+        that arrived out of order (older than one added before it) leaves a
+        little later, but never joins once too old: :meth:`join` checks the
+        age of the matched prediction itself.
+        """
+        cutoff = now - self.max_age_seconds
+        dropped = 0
+        while self._pending:
+            oldest_id, oldest = next(iter(self._pending.items()))
+            if oldest.timestamp >= cutoff:
+                break
+            del self._pending[oldest_id]
+            self._remember(oldest_id, _EXPIRED)
+            dropped += 1
+        return dropped
+
+    def _remember(self, event_id: str, outcome: str) -> None:
+        if self.max_tombstones == 0:
+            return
+        self._tombstones[event_id] = outcome
+        self._tombstones.move_to_end(event_id)
+        while len(self._tombstones) > self.max_tombstones:
+            self._tombstones.popitem(last=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot for checkpoints (order preserved)."""
+        return {
+            "max_entries": self.max_entries,
+            "max_age_seconds": self.max_age_seconds,
+            "max_tombstones": self.max_tombstones,
+            "evicted": self.evicted,
+            "pending": [record.to_dict() for record in self._pending.values()],
+            "tombstones": [[event_id, kind] for event_id, kind in self._tombstones.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LabelJoinStore:
+        """Rebuild a store from :meth:`to_dict`'s output."""
+        store = cls(
+            max_entries=int(data["max_entries"]),
+            max_age_seconds=float(data["max_age_seconds"]),
+            max_tombstones=int(data["max_tombstones"]),
+        )
+        for item in data["pending"]:
+            record = PredictionRecord.from_dict(item)
+            store._pending[record.event_id] = record
+        for event_id, kind in data["tombstones"]:
+            store._tombstones[str(event_id)] = str(kind)
+        store.evicted = int(data.get("evicted", 0))
+        return store
