@@ -80,11 +80,11 @@ def test_expire_drops_old_predictions_and_later_labels_count_as_expired() -> Non
     store = LabelJoinStore(max_entries=100, max_age_seconds=10.0)
     for i in range(20):
         store.add(_record(i, float(i)))
-    assert store.expire(now=19.5) == 9  # timestamps 0..8 are older than 9.5
-    assert len(store) == 11
-    assert "e8" not in store and "e9" in store
+    assert store.expire(now=19.5) == 10  # timestamps 0..9 are older than 19.5 - 10
+    assert len(store) == 10
+    assert "e9" not in store and "e10" in store
     assert store.join("e3", "1", None, now=19.5).outcome == "expired"
-    assert store.join("e9", "1", None, now=19.5).outcome == "joined"
+    assert store.join("e10", "1", None, now=19.5).outcome == "joined"
 
 
 def test_an_out_of_order_prediction_never_joins_once_too_old() -> None:
