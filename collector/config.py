@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.errors import ConfigError
 from detectors.base import FeatureKind
@@ -84,6 +84,31 @@ class Limits(_Strict):
     max_model_versions: int = Field(default=20, ge=1)
     max_features: int = Field(default=500, ge=1)
     max_segment_values: int = Field(default=50, ge=1)
+    max_instances: int = Field(default=100, ge=1)  # serving instances per model version
+
+
+class InstancesConfig(_Strict):
+    """Serving instances seen through heartbeats (event time in replay, wall clock in collect)."""
+
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    forget_after_seconds: float = Field(default=3600.0, gt=0)
+
+
+class OtlpConfig(_Strict):
+    """OTLP/HTTP export: off unless ``endpoint`` (the base URL, e.g. http://host:4318) is set."""
+
+    endpoint: str | None = None
+    interval_seconds: float = Field(default=15.0, gt=0)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    headers: dict[str, str] = {}
+    service_instance_id: str | None = None
+    tracing: bool = False
+
+    @model_validator(mode="after")
+    def _tracing_needs_endpoint(self) -> OtlpConfig:
+        if self.tracing and not self.endpoint:
+            raise ValueError("tracing: true needs otlp.endpoint, where the spans are sent")
+        return self
 
 
 class Config(_Strict):
@@ -92,6 +117,8 @@ class Config(_Strict):
     defaults: Defaults = Defaults()
     models: dict[str, ModelConfig] = {}
     limits: Limits = Limits()
+    instances: InstancesConfig = InstancesConfig()
+    otlp: OtlpConfig = OtlpConfig()
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of one model (defaults where it has none)."""
