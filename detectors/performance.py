@@ -1,0 +1,238 @@
+"""Realized performance: model quality on one window of joined labels.
+
+Binary classification: accuracy, precision, recall, F1 (of the configured
+positive class), ROC AUC and log loss (when the positive-class probability is
+known); multiclass: accuracy and macro F1; regression: MAE, RMSE, MAPE and R2.
+Every classifier also reports recall and support per class (class balance).
+The values equal scikit-learn's defaults (``zero_division`` as 0, log loss
+clipped at the float64 machine epsilon, MAPE's denominator floored at it, R2
+of a constant target 1 when predicted exactly and 0 otherwise); scikit-learn is
+the test oracle, not a runtime dependency.
+
+Classes are compared as strings (:func:`class_key`): ``1``, ``1.0`` and
+``"1"`` are the same class, and ``True``/``False`` are ``"1"``/``"0"``, so the
+default ``positive_class: "1"`` fits 0/1, boolean and string labels alike.
+
+>>> evaluator = PerformanceEvaluator(task="binary_classification", positive_class="1")
+>>> result = evaluator.evaluate([1, 0, 1, 1], [1, 0, 0, 1], [0.9, 0.2, 0.4, 0.8])
+>>> result.metrics["accuracy"], result.metrics["recall"], result.metrics["roc_auc"]
+(0.75, 0.6666666666666666, 1.0)
+>>> dict(result.class_support)
+{'0': 1, '1': 3}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+TASKS: tuple[Task, ...] = ("binary_classification", "multiclass_classification", "regression")
+Scalar = float | int | str | bool
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def class_key(value: Scalar) -> str:
+    """The class name of a label or prediction: booleans as "1"/"0", whole numbers without ".0"."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def infer_task(
+    labels: Sequence[Scalar], predictions: Sequence[Scalar], has_probabilities: bool = False
+) -> Task:
+    """Guess the task from the events when the configuration does not say.
+
+    Probabilities, strings or booleans mean classification; so do numbers that
+    are all whole and take at most two values (0/1 labels). Any other numbers
+    mean regression. Classification with more than two classes (over labels
+    and predictions) is multiclass.
+    """
+    values = [*labels, *predictions]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    keys = {class_key(v) for v in values}
+    if numeric and not has_probabilities:
+        whole = all(float(v).is_integer() for v in values)
+        if not (whole and len(keys) <= 2):
+            return "regression"
+    return "binary_classification" if len(keys) <= 2 else "multiclass_classification"
+
+
+@dataclass(frozen=True)
+class PerformanceResult:
+    """Realized performance of one window: feeds ``driftline_performance{source="realized"}``."""
+
+    task: Task
+    n: int
+    metrics: Mapping[str, float]
+    """Metric name (the ``metric`` label) to value; a metric that is undefined is absent."""
+    class_recall: Mapping[str, float]
+    """Recall per class present in the labels (``driftline_class_recall``)."""
+    class_support: Mapping[str, int]
+    """Labelled events per class (``driftline_class_support``)."""
+
+
+class PerformanceEvaluator:
+    """Realized metrics of one window of labels and predictions.
+
+    Parameters
+    ----------
+    task
+        ``binary_classification``, ``multiclass_classification`` or
+        ``regression``; ``None`` infers it from the first evaluated window and
+        keeps it until :meth:`reset`.
+    positive_class
+        The positive class of a binary classifier (compared via :func:`class_key`).
+    """
+
+    def __init__(self, task: Task | None = None, positive_class: str = "1") -> None:
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if not isinstance(positive_class, str) or not positive_class:
+            raise ValueError(f"positive_class must be a non-empty string, got {positive_class!r}")
+        self.task = task
+        self.positive_class = positive_class
+        self.reset()
+
+    def __repr__(self) -> str:
+        return f"PerformanceEvaluator(task={self.task!r}, positive_class={self.positive_class!r})"
+
+    def reset(self) -> None:
+        self.task_: Task | None = self.task
+        """The task in use: the configured one, or the one inferred from the first window."""
+
+    def evaluate(
+        self,
+        labels: Sequence[Scalar],
+        predictions: Sequence[Scalar],
+        positive_probabilities: Sequence[float] | npt.NDArray[np.float64] | None = None,
+    ) -> PerformanceResult:
+        """Score one window; ``positive_probabilities`` is P(positive class) (binary only)."""
+        if len(labels) != len(predictions) or len(labels) == 0:
+            raise ValueError(
+                "need as many labels as predictions, at least one: "
+                f"{len(labels)} vs {len(predictions)}"
+            )
+        if positive_probabilities is not None and len(positive_probabilities) != len(labels):
+            raise ValueError(
+                f"positive_probabilities has {len(positive_probabilities)} values "
+                f"for {len(labels)} labels"
+            )
+        if self.task_ is None:
+            self.task_ = infer_task(labels, predictions, positive_probabilities is not None)
+        if self.task_ == "regression":
+            y = np.asarray(labels, dtype=np.float64)
+            y_hat = np.asarray(predictions, dtype=np.float64)
+            return PerformanceResult(self.task_, len(y), regression_metrics(y, y_hat), {}, {})
+        y_true = np.array([class_key(v) for v in labels], dtype=object)
+        y_pred = np.array([class_key(v) for v in predictions], dtype=object)
+        recall, support = per_class_recall(y_true, y_pred)
+        if self.task_ == "binary_classification":
+            proba = None
+            if positive_probabilities is not None:
+                proba = np.asarray(positive_probabilities, dtype=np.float64)
+            positive = self.positive_class
+            metrics = binary_metrics(y_true == positive, y_pred == positive, proba)
+        else:
+            metrics = multiclass_metrics(y_true, y_pred)
+        return PerformanceResult(self.task_, len(y_true), metrics, recall, support)
+
+
+def binary_metrics(
+    actual: npt.NDArray[np.bool_],
+    predicted: npt.NDArray[np.bool_],
+    positive_probability: npt.NDArray[np.float64] | None = None,
+) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, and with probabilities ROC AUC and log loss."""
+    tp = float(np.sum(actual & predicted))
+    fp = float(np.sum(~actual & predicted))
+    fn = float(np.sum(actual & ~predicted))
+    metrics = {
+        "accuracy": float(np.mean(actual == predicted)),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+    }
+    if positive_probability is not None:
+        auc = roc_auc(actual, positive_probability)
+        if auc is not None:
+            metrics["roc_auc"] = auc
+        metrics["log_loss"] = log_loss(actual, positive_probability)
+    return metrics
+
+
+def multiclass_metrics(
+    y_true: npt.NDArray[np.object_], y_pred: npt.NDArray[np.object_]
+) -> dict[str, float]:
+    """Accuracy and macro F1 over the classes seen in labels or predictions."""
+    f1s = []
+    for cls in np.unique(np.concatenate([y_true, y_pred])):
+        actual = y_true == cls
+        predicted = y_pred == cls
+        tp = float(np.sum(actual & predicted))
+        wrong = float(np.sum(actual ^ predicted))
+        f1s.append(_ratio(2 * tp, 2 * tp + wrong))
+    return {"accuracy": float(np.mean(y_true == y_pred)), "f1": float(np.mean(f1s))}
+
+
+def per_class_recall(
+    y_true: npt.NDArray[np.object_], y_pred: npt.NDArray[np.object_]
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Recall and support of every class that occurs in the labels."""
+    classes, counts = np.unique(y_true, return_counts=True)
+    recall = {}
+    support = {}
+    for cls, count in zip(classes.tolist(), counts.tolist(), strict=True):
+        actual = y_true == cls
+        recall[cls] = float(np.sum(actual & (y_pred == cls))) / count
+        support[cls] = int(count)
+    return recall, support
+
+
+def roc_auc(actual: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> float | None:
+    """Area under the ROC curve (Mann-Whitney, ties count half); ``None`` with one class only."""
+    n_pos = int(np.sum(actual))
+    n_neg = len(actual) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = stats.rankdata(score)
+    return float((np.sum(ranks[actual]) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(actual: npt.NDArray[np.bool_], positive_probability: npt.NDArray[np.float64]) -> float:
+    """Mean negative log-likelihood of the labels, probabilities clipped to [eps, 1 - eps]."""
+    p_true = np.where(actual, positive_probability, 1.0 - positive_probability)
+    return float(-np.mean(np.log(np.clip(p_true, _EPS, 1.0 - _EPS))))
+
+
+def regression_metrics(
+    y: npt.NDArray[np.float64], y_hat: npt.NDArray[np.float64]
+) -> dict[str, float]:
+    """MAE, RMSE, MAPE (a ratio, not a percentage) and R2 (with at least two events)."""
+    error = y - y_hat
+    metrics = {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(y), _EPS))),
+    }
+    if len(y) >= 2:
+        ss_res = float(np.sum(error**2))
+        ss_tot = float(np.sum((y - np.mean(y)) ** 2))
+        if ss_tot == 0.0:
+            metrics["r2"] = 1.0 if ss_res == 0.0 else 0.0
+        else:
+            metrics["r2"] = 1.0 - ss_res / ss_tot
+    return metrics
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else 0.0
