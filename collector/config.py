@@ -61,6 +61,7 @@ class Defaults(_Strict):
     window: WindowConfig = WindowConfig()
     reference: ReferenceDefaults = ReferenceDefaults()
     drift: DriftConfig = DriftConfig()
+    retire_after_seconds: float = Field(default=3600.0, gt=0)
 
 
 class ReferenceFile(_Strict):

@@ -66,7 +66,9 @@ class MemorySource:
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
             payloads = self.transport.drain(max_items)
         now = time.time()
-        batch = [RawMessage(p, self.topic, 0, self._offset + i, now) for i, p in enumerate(payloads)]
+        batch = [
+            RawMessage(p, self.topic, 0, self._offset + i, now) for i, p in enumerate(payloads)
+        ]
         self._offset += len(batch)
         return batch
 

@@ -38,7 +38,9 @@ class FeatureTable:
 
     def __post_init__(self) -> None:
         if set(self.kinds) != set(self.columns):
-            raise ValueError(f"kinds and columns name different features: {sorted(self.kinds)} vs {sorted(self.columns)}")
+            raise ValueError(
+                f"kinds and columns name different features: {sorted(self.kinds)} vs {sorted(self.columns)}"
+            )
         for name, column in self.columns.items():
             if len(column) != self.n_rows:
                 raise ValueError(f"column {name!r} has {len(column)} rows, table has {self.n_rows}")

@@ -41,7 +41,9 @@ def _family(snapshot: MetricSnapshot) -> Metric:
         bounds = [*(_bound(b) for b in metric.buckets), "+Inf"]
         for key, value in sorted(snapshot.samples.items()):
             assert isinstance(value, HistogramValue)
-            histogram.add_metric(list(key), list(zip(bounds, value.bucket_counts, strict=True)), value.sum)
+            histogram.add_metric(
+                list(key), list(zip(bounds, value.bucket_counts, strict=True)), value.sum
+            )
         return histogram
     family: GaugeMetricFamily | CounterMetricFamily
     if metric.kind == "counter":

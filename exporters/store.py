@@ -57,7 +57,9 @@ class MetricStore:
 
     def __init__(self, catalog: Iterable[MetricDef] = CATALOG) -> None:
         self.metrics = {metric.name: metric for metric in catalog}
-        self._values: dict[str, dict[LabelValues, float | _Histogram]] = {name: {} for name in self.metrics}
+        self._values: dict[str, dict[LabelValues, float | _Histogram]] = {
+            name: {} for name in self.metrics
+        }
         self._lock = threading.Lock()
 
     def set(self, name: str, labels: Mapping[str, str], value: float) -> None:

@@ -1,0 +1,127 @@
+"""The ``driftline`` command line (DESIGN.md contract 2)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from collector.config import Config, load_config
+from collector.errors import DriftlineError
+
+log = logging.getLogger("driftline")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``driftline`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    console = Console(stderr=False)
+    try:
+        code: int = args.handler(args, console)
+    except DriftlineError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline", description="Streaming monitoring for ML models."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    commands = parser.add_subparsers(title="commands")
+
+    demo = commands.add_parser(
+        "demo", help="stream a synthetic model with injected drift through the collector"
+    )
+    demo.add_argument("--duration", type=float, default=60.0, help="seconds to stream (default 60)")
+    demo.add_argument(
+        "--seed", type=int, default=7, help="random seed of the synthetic stream (default 7)"
+    )
+    demo.add_argument("--http-host", default="127.0.0.1")
+    demo.add_argument("--http-port", type=int, default=9108, help="0 picks a free port")
+    demo.add_argument("--kafka", metavar="HOST:PORT", help="run the same demo over a Kafka broker")
+    demo.set_defaults(handler=_demo)
+
+    collect = commands.add_parser("collect", help="run the collector service on Kafka")
+    collect.add_argument("--config", type=Path, help="YAML configuration (defaults without)")
+    collect.set_defaults(handler=_collect)
+
+    replay = commands.add_parser(
+        "replay", help="process a JSON-lines file of events through the pipeline"
+    )
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--config", type=Path)
+    replay.add_argument(
+        "--metrics-out", type=Path, help="write the final Prometheus exposition here"
+    )
+    replay.add_argument(
+        "--dlq", type=Path, help="write rejected lines with their reasons here (JSON lines)"
+    )
+    replay.set_defaults(handler=_replay)
+    return parser
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from collector.demo import print_result, run_demo
+
+    transport, source_factory = None, None
+    if args.kafka:
+        from collector.kafka_wiring import demo_kafka
+
+        transport, source_factory = demo_kafka(args.kafka)
+    result = run_demo(
+        duration=args.duration,
+        seed=args.seed,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        console=console,
+        transport=transport,
+        source_factory=source_factory,
+    )
+    print_result(result, console)
+    return 0
+
+
+def _collect(args: argparse.Namespace, console: Console) -> int:
+    from collector.service import serve
+
+    config: Config = load_config(args.config)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    serve(config, stop, console)
+    return 0
+
+
+def _replay(args: argparse.Namespace, console: Console) -> int:
+    from collector.replay import print_summary, replay
+
+    if not args.file.is_file():
+        raise DriftlineError(f"{args.file}: no such file")
+    config = load_config(args.config)
+    summary = replay(
+        args.file, config, metrics_out=args.metrics_out, dlq_path=args.dlq, console=console
+    )
+    print_summary(summary, console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The state of one (model, model_version): reference, current window, detectors, last results.
+
+Counting follows DESIGN.md contract 2b exactly: accepted predictions count;
+without a registered reference the first ``auto_events`` predictions form the
+reference and produce no window; a window closes at ``events`` predictions or
+when it is ``max_seconds`` old, and one closed by age with fewer than
+``min_events`` predictions is not evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from detectors.data_quality import DataQualityDetector, DataQualityResult
+from driftline.schema import Prediction
+
+from collector.config import Config
+from collector.references import Reference, automatic_reference
+from collector.tables import Value
+from collector.windows import Window
+from detectors.data_drift import DataDriftDetector, DataDriftResult
+from exporters.store import MetricStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """Everything evaluated for one closed window."""
+
+    model: str
+    model_version: str
+    data_version: str
+    reference_id: str
+    index: int
+    n_events: int
+    start: float
+    end: float
+    drift: DataDriftResult
+    prediction_drift: DataDriftResult
+    quality: DataQualityResult
+
+
+WindowListener = Callable[[WindowReport, Reference, Window], None]
+
+
+class ModelVersionState:
+    """Collects one model version's predictions and evaluates its windows."""
+
+    def __init__(
+        self,
+        model: str,
+        model_version: str,
+        config: Config,
+        store: MetricStore,
+        reference: Reference | None,
+        listeners: tuple[WindowListener, ...] = (),
+    ) -> None:
+        self.model = model
+        self.model_version = model_version
+        self.config = config
+        self.store = store
+        self.listeners = listeners
+        self.model_config = config.model(model)
+        self.window_config = config.window_for(model)
+        self.auto_events = config.defaults.reference.auto_events
+        self.labels = {"model": model, "model_version": model_version}
+        self.reference: Reference | None = None
+        self.window: Window | None = None
+        self.data_version = "unknown"
+        self.last_seen = 0.0
+        self.windows_evaluated = 0
+        self.windows_skipped = 0
+        self.last_report: WindowReport | None = None
+        self._info_labels: dict[str, str] | None = None
+        self._reference_buffer: Window | None = None
+        if reference is not None:
+            self._use_reference(reference)
+
+    @property
+    def collecting_reference(self) -> bool:
+        return self.reference is None
+
+    def add(self, event: Prediction, features: Mapping[str, Value], event_time: float) -> None:
+        """Take one accepted prediction (``features`` already folded by the cardinality limits)."""
+        self.last_seen = max(self.last_seen, event_time)
+        self._set_data_version(event.data_version)
+        if self.reference is None:
+            self._collect_reference(event, features, event_time)
+            return
+        if (
+            self.window is not None
+            and self.window.age(event_time) >= self.window_config.max_seconds
+        ):
+            self.close_window(event_time)
+        if self.window is None:
+            self.window = Window(event_time)
+        self.window.add(event, features, event_time)
+        if self.window.n_events >= self.window_config.events:
+            self.close_window(event_time)
+
+    def tick(self, now: float) -> None:
+        """Close the current window if it has grown too old by ``now``."""
+        if self.window is not None and self.window.age(now) >= self.window_config.max_seconds:
+            self.close_window(now)
+
+    def close_window(self, now: float) -> WindowReport | None:
+        """Close and evaluate the current window (unless too small); start none until the next event."""
+        window, self.window = self.window, None
+        if window is None or self.reference is None:
+            return None
+        if window.n_events < min(self.window_config.min_events, self.window_config.events):
+            self.windows_skipped += 1
+            log.info(
+                "%s/%s: window of %d events closed by age, under min_events: not evaluated",
+                self.model,
+                self.model_version,
+                window.n_events,
+            )
+            return None
+        report = self._evaluate(window, now)
+        for listener in self.listeners:
+            listener(report, self.reference, window)
+        return report
+
+    def pending_events(self) -> int:
+        """Predictions in the current, not yet evaluated, window."""
+        return self.window.n_events if self.window is not None else 0
+
+    def retire(self) -> None:
+        """Remove every series of this version (no traffic for too long)."""
+        self.store.remove_where(**self.labels)
+
+    def status(self) -> dict[str, object]:
+        """A JSON-ready summary for ``/api/v1/models``."""
+        reference = self.reference
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "data_version": self.data_version,
+            "reference": None
+            if reference is None
+            else {
+                "id": reference.reference_id,
+                "automatic": reference.automatic,
+                "rows": reference.n_rows,
+                "data_version": reference.data_version,
+                "features": dict(reference.features.kinds),
+            },
+            "reference_events_collected": self._reference_buffer.n_events
+            if self._reference_buffer
+            else None,
+            "windows_evaluated": self.windows_evaluated,
+            "windows_skipped": self.windows_skipped,
+            "current_window_events": self.pending_events(),
+            "thresholds": self._drift.thresholds() if self.reference is not None else {},
+            "last_window": _report_summary(self.last_report),
+        }
+
+    def _collect_reference(
+        self, event: Prediction, features: Mapping[str, Value], event_time: float
+    ) -> None:
+        if self._reference_buffer is None:
+            self._reference_buffer = Window(event_time)
+        self._reference_buffer.add(event, features, event_time)
+        if self._reference_buffer.n_events >= self.auto_events:
+            buffer, self._reference_buffer = self._reference_buffer, None
+            self._use_reference(
+                automatic_reference(
+                    buffer, self.model_config.features, self.model_config.task, self.data_version
+                )
+            )
+
+    def _use_reference(self, reference: Reference) -> None:
+        drift = self.config.drift_for(self.model)
+        self.reference = reference
+        self._drift = DataDriftDetector(
+            mode=drift.mode,
+            alpha=drift.alpha,
+            persistence=drift.persistence,
+            drift_share=drift.drift_share,
+            methods=self.model_config.drift_methods,
+        )
+        self._drift.fit(reference.features)
+        self._prediction_drift = DataDriftDetector(
+            mode=drift.mode, alpha=drift.alpha, persistence=drift.persistence, drift_share=1.0
+        )
+        self._prediction_drift.fit(reference.outputs)
+        self._quality = DataQualityDetector()
+        self._quality.fit(reference.features)
+        self._publish_info()
+
+    def _set_data_version(self, data_version: str) -> None:
+        if data_version != self.data_version:
+            self.data_version = data_version
+            self._publish_info()
+
+    def _publish_info(self) -> None:
+        labels = {
+            **self.labels,
+            "data_version": self.data_version,
+            "reference_id": self.reference.reference_id if self.reference else "collecting",
+        }
+        if labels == self._info_labels:
+            return
+        if self._info_labels is not None:
+            self.store.remove("driftline_model_info", self._info_labels)
+        self.store.set("driftline_model_info", labels, 1.0)
+        self._info_labels = labels
+
+    def _evaluate(self, window: Window, now: float) -> WindowReport:
+        assert self.reference is not None
+        features = window.features.table(self.reference.features.kinds)
+        outputs = window.outputs.table(self.reference.outputs.kinds)
+        self.windows_evaluated += 1
+        report = WindowReport(
+            model=self.model,
+            model_version=self.model_version,
+            data_version=self.data_version,
+            reference_id=self.reference.reference_id,
+            index=self.windows_evaluated,
+            n_events=window.n_events,
+            start=window.start,
+            end=now,
+            drift=self._drift.evaluate(features),
+            prediction_drift=self._prediction_drift.evaluate(outputs),
+            quality=self._quality.evaluate(features),
+        )
+        self._export(report)
+        self.last_report = report
+        return report
+
+    def _export(self, report: WindowReport) -> None:
+        store, labels = self.store, self.labels
+        for drift in report.drift.features:
+            feature = {**labels, "feature": drift.feature}
+            store.set(
+                "driftline_feature_drift_score", {**feature, "method": drift.method}, drift.score
+            )
+            store.set("driftline_feature_drift_detected", feature, float(drift.detected))
+            store.inc("driftline_feature_drift_windows_total", feature, float(drift.detected))
+        store.set("driftline_dataset_drift_share", labels, report.drift.share)
+        store.set("driftline_dataset_drift_detected", labels, float(report.drift.detected))
+        store.inc("driftline_dataset_drift_windows_total", labels, float(report.drift.detected))
+        for drift in report.prediction_drift.features:
+            output = {**labels, "output": drift.feature}
+            store.set(
+                "driftline_prediction_drift_score", {**output, "method": drift.method}, drift.score
+            )
+            store.set("driftline_prediction_drift_detected", output, float(drift.detected))
+        for quality in report.quality.features:
+            feature = {**labels, "feature": quality.feature}
+            store.set("driftline_feature_missing_ratio", feature, quality.missing_ratio)
+            store.set("driftline_feature_type_error_ratio", feature, quality.type_error_ratio)
+            store.set("driftline_feature_out_of_range_ratio", feature, quality.out_of_range_ratio)
+            store.set("driftline_feature_new_category_ratio", feature, quality.new_category_ratio)
+        store.set("driftline_window_end_timestamp_seconds", labels, report.end)
+        store.inc("driftline_windows_total", labels)
+
+
+def _report_summary(report: WindowReport | None) -> dict[str, object] | None:
+    if report is None:
+        return None
+    return {
+        "index": report.index,
+        "events": report.n_events,
+        "start": report.start,
+        "end": report.end,
+        "dataset_drift_share": report.drift.share,
+        "dataset_drift_detected": report.drift.detected,
+        "drifted_features": [d.feature for d in report.drift.features if d.detected],
+        "features": {
+            d.feature: {
+                "method": d.method,
+                "score": d.score,
+                "threshold": d.threshold,
+                "detected": d.detected,
+            }
+            for d in report.drift.features
+        },
+    }

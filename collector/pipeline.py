@@ -1,0 +1,266 @@
+"""The pipeline: decode, validate, guard cardinality, route by (model, model_version), evaluate.
+
+Every message handed to :meth:`Pipeline.process` is either accepted (counted
+in ``driftline_events_total``) or rejected (counted in
+``driftline_events_rejected_total`` and written to the dead-letter sink).
+Time rules run on event time when ``event_time`` is true (replay) and on the
+wall clock otherwise (collect, demo).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError, decode
+
+from collector.config import Config
+from collector.dlq import DeadLetterSink
+from collector.model_state import ModelVersionState, WindowListener
+from collector.references import Reference, load_reference
+from collector.sources import RawMessage
+from collector.tables import Value
+from collector.windows import Window
+from exporters.store import MetricStore
+
+log = logging.getLogger(__name__)
+
+OTHER = "__other__"
+VersionKey = tuple[str, str]
+
+
+@dataclass
+class PipelineCounts:
+    """What the pipeline did with its input, for summaries and tests."""
+
+    accepted: dict[str, int] = field(
+        default_factory=lambda: {"prediction": 0, "label": 0, "heartbeat": 0}
+    )
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.accepted.values()) + sum(self.rejected.values())
+
+
+class Pipeline:
+    """Turns raw messages into window evaluations and metrics."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: MetricStore,
+        dlq: DeadLetterSink,
+        *,
+        event_time: bool,
+        listeners: Sequence[WindowListener] = (),
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.dlq = dlq
+        self.event_time = event_time
+        self.listeners = tuple(listeners)
+        self.counts = PipelineCounts()
+        self.clock = 0.0
+        self.states: dict[VersionKey, ModelVersionState] = {}
+        self.lock = threading.RLock()
+        self._versions: dict[str, set[str]] = {}
+        self._features: dict[str, set[str]] = {}
+        self._segment_values: dict[tuple[str, str], set[str]] = {}
+        self._deadlines: list[tuple[float, int, VersionKey, Window]] = []
+        self._sequence = 0
+        self.references = self._load_references()
+        for reason in RejectReason:
+            store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
+
+    def process(self, batch: Sequence[RawMessage]) -> None:
+        """Handle one batch of raw messages."""
+        with self.lock:
+            for message in batch:
+                self._process_one(message)
+            if self.event_time:
+                self._retire_idle(self.clock)
+
+    def tick(self, now: float) -> None:
+        """Run the time rules at ``now`` (wall clock in collect; the caller decides)."""
+        with self.lock:
+            self._close_due(now)
+            self._retire_idle(now)
+
+    def finish(self) -> dict[VersionKey, int]:
+        """End of a finite input: the events left in each trailing partial window (not evaluated)."""
+        with self.lock:
+            return {
+                key: state.pending_events()
+                for key, state in self.states.items()
+                if state.pending_events()
+            }
+
+    def status(self) -> list[dict[str, object]]:
+        with self.lock:
+            return [state.status() for state in self.states.values()]
+
+    def _load_references(self) -> dict[VersionKey, Reference]:
+        references = {}
+        for model, model_config in self.config.models.items():
+            for version, reference_file in model_config.references.items():
+                references[(model, version)] = load_reference(
+                    reference_file, model_config.features, model_config.task
+                )
+        return references
+
+    def _process_one(self, message: RawMessage) -> None:
+        try:
+            event = decode(message.value)
+        except SchemaError as error:
+            self._reject(message, error)
+            return
+        timestamp = event.timestamp
+        if self.event_time:
+            when = timestamp if timestamp is not None else self.clock
+            self._advance(when)
+        else:
+            when = message.receive_time
+            if timestamp is not None:
+                self.store.observe(
+                    "driftline_processing_delay_seconds", {}, max(0.0, time.time() - timestamp)
+                )
+        try:
+            if isinstance(event, Prediction):
+                self._prediction(event, when)
+            elif isinstance(event, Label):
+                self._label(event)
+            else:
+                self._heartbeat(event)
+        except SchemaError as error:
+            self._reject(message, error)
+
+    def _reject(self, message: RawMessage, error: SchemaError) -> None:
+        reason = error.reason.value
+        self.counts.rejected[reason] = self.counts.rejected.get(reason, 0) + 1
+        self.store.inc("driftline_events_rejected_total", {"reason": reason})
+        self.dlq.write(message, error)
+
+    def _accept(self, kind: str, model: str, model_version: str) -> None:
+        self.counts.accepted[kind] += 1
+        self.store.inc(
+            "driftline_events_total", {"model": model, "model_version": model_version, "type": kind}
+        )
+
+    def _prediction(self, event: Prediction, when: float) -> None:
+        state = self._state(event.model, event.model_version)
+        features = self._fold_features(event.model, event.features)
+        self._accept("prediction", event.model, event.model_version)
+        labels = {"model": event.model, "model_version": event.model_version}
+        if event.latency_ms is not None:
+            self.store.observe(
+                "driftline_prediction_latency_seconds", labels, event.latency_ms / 1000.0
+            )
+        if event.error is not None:
+            self.store.inc("driftline_prediction_errors_total", labels)
+        for segment, value in (event.segments or {}).items():
+            folded = self._fold_segment(event.model, segment, value)
+            self.store.inc(
+                "driftline_segment_events_total", {**labels, "segment": segment, "value": folded}
+            )
+        window_before = state.window
+        state.add(event, features, when)
+        if self.event_time and state.window is not None and state.window is not window_before:
+            self._schedule(state)
+
+    def _label(self, event: Label) -> None:
+        self._check_model(event.model)
+        self._accept("label", event.model, event.model_version or "unknown")
+
+    def _heartbeat(self, event: Heartbeat) -> None:
+        self._state(event.model, event.model_version)
+        self._accept("heartbeat", event.model, event.model_version)
+
+    def _state(self, model: str, model_version: str) -> ModelVersionState:
+        key = (model, model_version)
+        state = self.states.get(key)
+        if state is not None:
+            return state
+        versions = self._check_model(model)
+        if len(versions) >= self.config.limits.max_model_versions:
+            self.store.inc("driftline_limit_exceeded_total", {"kind": "model_version"})
+            raise SchemaError(
+                RejectReason.LIMIT, "model_version", f"model {model} has too many versions"
+            )
+        versions.add(model_version)
+        state = ModelVersionState(
+            model, model_version, self.config, self.store, self.references.get(key), self.listeners
+        )
+        self.states[key] = state
+        return state
+
+    def _check_model(self, model: str) -> set[str]:
+        versions = self._versions.get(model)
+        if versions is None:
+            if len(self._versions) >= self.config.limits.max_models:
+                self.store.inc("driftline_limit_exceeded_total", {"kind": "model"})
+                raise SchemaError(
+                    RejectReason.LIMIT, "model", f"over {self.config.limits.max_models} models"
+                )
+            versions = self._versions[model] = set()
+        return versions
+
+    def _fold_features(self, model: str, features: Mapping[str, Value]) -> Mapping[str, Value]:
+        """Drop feature names beyond the per-model limit (counted once per event)."""
+        known = self._features.setdefault(model, set())
+        limit = self.config.limits.max_features
+        if len(known) < limit:
+            known.update(list(features)[: limit - len(known)])
+        if all(name in known for name in features):
+            return features
+        self.store.inc("driftline_limit_exceeded_total", {"kind": "feature"})
+        return {name: value for name, value in features.items() if name in known}
+
+    def _fold_segment(self, model: str, segment: str, value: str) -> str:
+        known = self._segment_values.setdefault((model, segment), set())
+        if value in known:
+            return value
+        if len(known) < self.config.limits.max_segment_values:
+            known.add(value)
+            return value
+        self.store.inc("driftline_limit_exceeded_total", {"kind": "segment_value"})
+        return OTHER
+
+    def _advance(self, when: float) -> None:
+        if when > self.clock:
+            self.clock = when
+            self._close_due(when)
+
+    def _schedule(self, state: ModelVersionState) -> None:
+        assert state.window is not None
+        self._sequence += 1
+        deadline = state.window.start + state.window_config.max_seconds
+        key = (state.model, state.model_version)
+        heapq.heappush(self._deadlines, (deadline, self._sequence, key, state.window))
+
+    def _close_due(self, now: float) -> None:
+        if not self.event_time:
+            for state in self.states.values():
+                state.tick(now)
+            return
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, key, window = heapq.heappop(self._deadlines)
+            due = self.states.get(key)
+            if due is not None and due.window is window:
+                due.close_window(now)
+
+    def _retire_idle(self, now: float) -> None:
+        retire_after = self.config.defaults.retire_after_seconds
+        idle = [
+            key
+            for key, state in self.states.items()
+            if state.last_seen and now - state.last_seen > retire_after
+        ]
+        for key in idle:
+            log.info("retiring %s/%s: no traffic for %.0f s", key[0], key[1], retire_after)
+            self.states.pop(key).retire()
+            self._versions.get(key[0], set()).discard(key[1])

@@ -1,0 +1,127 @@
+"""References: the data a model version's windows are compared with.
+
+A reference is either registered (a CSV or Parquet file named in the
+configuration for a model version) or automatic (the first N predictions of
+the version). In a reference file, the columns ``prediction``, ``label`` and
+``proba_<class>`` are the model's outputs and ground truth; every other column
+is a feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from collector.config import ReferenceFile
+from collector.errors import ReferenceDataError
+from collector.tables import ColumnBuffer, Value, build_table, infer_kind
+from collector.windows import Window
+from detectors.base import FeatureKind, FeatureTable
+
+OUTPUT_COLUMNS = ("prediction",)
+LABEL_COLUMN = "label"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference features and outputs of one model version, with where they came from."""
+
+    reference_id: str
+    data_version: str
+    automatic: bool
+    features: FeatureTable
+    outputs: FeatureTable
+    labels: tuple[Value, ...] | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return self.features.n_rows
+
+
+def output_kinds(
+    outputs: ColumnBuffer | Mapping[str, list[Value]], task: str | None
+) -> dict[str, FeatureKind]:
+    """Kinds of the output columns: class probabilities are numbers; the prediction follows the task."""
+    columns = outputs.columns if isinstance(outputs, ColumnBuffer) else outputs
+    kinds: dict[str, FeatureKind] = {}
+    for name, values in columns.items():
+        if name.startswith("proba_") or task == "regression":
+            kinds[name] = "numerical"
+        elif task is not None or any(n.startswith("proba_") for n in columns):
+            kinds[name] = "categorical"
+        else:
+            kinds[name] = infer_kind(values)
+    return kinds
+
+
+def automatic_reference(
+    window: Window, overrides: Mapping[str, FeatureKind], task: str | None, data_version: str
+) -> Reference:
+    """The first predictions of a version, taken as its reference."""
+    kinds = window.features.infer_kinds(overrides)
+    return Reference(
+        reference_id=f"auto-{window.n_events}",
+        data_version=data_version,
+        automatic=True,
+        features=window.features.table(kinds),
+        outputs=window.outputs.table(output_kinds(window.outputs, task)),
+    )
+
+
+def load_reference(
+    reference: ReferenceFile, overrides: Mapping[str, FeatureKind], task: str | None
+) -> Reference:
+    """Read a registered reference file (CSV or Parquet)."""
+    frame = _read_frame(reference.path)
+    if frame.empty:
+        raise ReferenceDataError(f"{reference.path}: the reference has no rows")
+    columns = {name: [_plain(v) for v in frame[name].tolist()] for name in frame.columns}
+    labels = tuple(columns.pop(LABEL_COLUMN)) if LABEL_COLUMN in columns else None
+    outputs = {name: values for name, values in columns.items() if _is_output(name)}
+    features = {name: values for name, values in columns.items() if not _is_output(name)}
+    if not features:
+        raise ReferenceDataError(f"{reference.path}: no feature columns")
+    kinds = {name: overrides.get(name) or infer_kind(values) for name, values in features.items()}
+    return Reference(
+        reference_id=f"{reference.path.stem}-{_digest(reference.path)}",
+        data_version=reference.data_version,
+        automatic=False,
+        features=build_table(features, kinds, len(frame)),
+        outputs=build_table(outputs, output_kinds(outputs, task), len(frame)),
+        labels=labels,
+    )
+
+
+def _is_output(name: str) -> bool:
+    return name in OUTPUT_COLUMNS or name.startswith("proba_")
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ReferenceDataError(f"{path}: cannot read the reference: {exc}") from exc
+    raise ReferenceDataError(f"{path}: a reference must be .csv or .parquet")
+
+
+def _plain(value: object) -> Value:
+    """Pandas/NumPy scalars to plain Python values, NaN to missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]

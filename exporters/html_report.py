@@ -1,0 +1,65 @@
+"""HTML drift reports: Evidently's own report for the latest window of each model version.
+
+The writer only keeps the latest (reference, window) tables per version when a
+window closes, which is cheap; the report is rendered when someone asks for it,
+so Evidently never runs on the hot path. Evidently is imported lazily for the
+same reason.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+
+from collector.model_state import WindowReport
+from collector.references import Reference
+from collector.windows import Window
+from detectors.base import FeatureTable
+
+
+class HtmlReportWriter:
+    """A window listener that renders the latest window of a version as an Evidently report."""
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[str, str], tuple[WindowReport, FeatureTable, FeatureTable]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, report: WindowReport, reference: Reference, window: Window) -> None:
+        current = window.features.table(reference.features.kinds)
+        with self._lock:
+            self._latest[(report.model, report.model_version)] = (
+                report,
+                reference.features,
+                current,
+            )
+
+    def render(self, model: str, model_version: str) -> str | None:
+        """The HTML page for the version's latest evaluated window, or None if it has none."""
+        with self._lock:
+            latest = self._latest.get((model, model_version))
+        if latest is None:
+            return None
+        report, reference, current = latest
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+        definition = DataDefinition(
+            numerical_columns=[n for n, k in reference.kinds.items() if k == "numerical"],
+            categorical_columns=[n for n, k in reference.kinds.items() if k == "categorical"],
+        )
+        snapshot = Report([DataDriftPreset()]).run(
+            Dataset.from_pandas(_frame(current), data_definition=definition),
+            Dataset.from_pandas(_frame(reference), data_definition=definition),
+        )
+        header = (
+            f"<h2>Driftline: {model} / {model_version}, window {report.index} "
+            f"({report.n_events} events, reference {report.reference_id}, "
+            f"data version {report.data_version})</h2>"
+        )
+        page: str = snapshot.get_html_str(as_iframe=False)
+        return page.replace("<body>", "<body>" + header, 1)
+
+
+def _frame(table: FeatureTable) -> pd.DataFrame:
+    return pd.DataFrame({name: table.columns[name] for name in table.kinds})
