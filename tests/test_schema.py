@@ -136,7 +136,7 @@ def test_decoding_then_encoding_keeps_every_field(base: dict[str, Any]) -> None:
 def test_encode_is_compact_utf8_json_with_type_and_version() -> None:
     raw = encode(Label(event_id="é", model="m", label=1))
     assert raw == b'{"type":"label","schema_version":1,"event_id":"\\u00e9","model":"m","label":1}'
-    assert decode(raw.decode("ascii")).event_id == "é"
+    assert decode(raw.decode("ascii")) == Label(event_id="é", model="m", label=1)
 
 
 @pytest.mark.parametrize(
@@ -172,12 +172,10 @@ def test_optional_fields_take_their_defaults() -> None:
 
 
 def test_numpy_scalars_encode_as_plain_json_values() -> None:
+    features: dict[str, Any] = {"a": np.float32(1.5), "b": np.int64(3), "c": np.bool_(True)}
+    prediction: Any = np.int64(1)
     event = Prediction(
-        event_id="e",
-        model="m",
-        model_version="1",
-        features={"a": np.float32(1.5), "b": np.int64(3), "c": np.bool_(True)},
-        prediction=np.int64(1),
+        event_id="e", model="m", model_version="1", features=features, prediction=prediction
     )
     assert json.loads(encode(event))["features"] == {"a": 1.5, "b": 3, "c": True}
 
@@ -196,7 +194,8 @@ def test_encode_rejects_non_finite_and_names_the_field(value: float) -> None:
 
 @pytest.mark.parametrize("value", [object(), np.array([1.0, 2.0]), {1, 2}])
 def test_encode_rejects_values_json_cannot_represent(value: object) -> None:
-    event = Prediction(event_id="e", model="m", model_version="1", features={"x": value},
+    features: dict[str, Any] = {"x": value}
+    event = Prediction(event_id="e", model="m", model_version="1", features=features,
                        prediction=1)
     with pytest.raises(SchemaError) as info:
         encode(event)
