@@ -1,0 +1,140 @@
+"""Pipeline-stage spans: recorded and sent when tracing is on, a no-op when off."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from exporters.store import MetricStore
+from exporters.tracing import STAGES, PipelineTracer
+from tests.conftest import free_port
+
+
+def run_batch(tracer: PipelineTracer) -> None:
+    with tracer.span("batch", messages=2):
+        for stage in STAGES:
+            with tracer.span(stage) as span:
+                span.set_attribute("stage.ok", True)
+
+
+def test_stage_spans_nest_under_the_batch() -> None:
+    memory = InMemorySpanExporter()
+    tracer = PipelineTracer(enabled=True, span_exporter=memory, instance_id="c1")
+    run_batch(tracer)
+    tracer.force_flush()
+    spans = {span.name: span for span in memory.get_finished_spans()}
+    assert set(spans) == {"batch", *STAGES}
+    batch = spans["batch"]
+    assert batch.attributes is not None and batch.attributes["messages"] == 2
+    for stage in STAGES:
+        span = spans[stage]
+        assert span.parent is not None and span.parent.span_id == batch.context.span_id
+        assert span.attributes is not None and span.attributes["stage.ok"] is True
+        assert batch.start_time is not None and span.start_time is not None
+        assert span.start_time >= batch.start_time
+    assert batch.resource.attributes["service.name"] == "driftline-collector"
+    assert batch.resource.attributes["service.instance.id"] == "c1"
+    tracer.shutdown()
+    tracer.shutdown()
+
+
+def test_an_exception_is_recorded_and_reraised() -> None:
+    memory = InMemorySpanExporter()
+    tracer = PipelineTracer(enabled=True, span_exporter=memory)
+    with pytest.raises(RuntimeError, match="bad batch"), tracer.span("detect"):
+        raise RuntimeError("bad batch")
+    tracer.force_flush()
+    (span,) = memory.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert [event.name for event in span.events] == ["exception"]
+    tracer.shutdown()
+
+
+def test_disabled_tracing_records_nothing() -> None:
+    tracer = PipelineTracer(enabled=False, endpoint="http://unused")
+    with tracer.span("poll") as span:
+        span.set_attribute("ignored", 1)
+        assert not span.is_recording()
+    assert tracer.force_flush()
+    tracer.shutdown()
+
+
+def test_enabled_without_endpoint_is_refused() -> None:
+    with pytest.raises(ValueError, match="tracing needs an OTLP endpoint, got None"):
+        PipelineTracer(enabled=True)
+
+
+@pytest.fixture
+def trace_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest], list[int]]]:
+    port = free_port()
+    received: list[ExportTraceServiceRequest] = []
+    status = [200]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            assert self.path == "/v1/traces"
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(request)
+            reply = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(status[0])
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", received, status
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_spans_arrive_over_otlp_http(
+    trace_receiver: tuple[str, list[ExportTraceServiceRequest], list[int]],
+) -> None:
+    url, received, _ = trace_receiver
+    store = MetricStore()
+    tracer = PipelineTracer(enabled=True, endpoint=url, store=store, instance_id="c1")
+    run_batch(tracer)
+    tracer.shutdown()
+    names = [
+        span.name
+        for request in received
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    assert sorted(names) == sorted(["batch", *STAGES])
+    assert store.get("driftline_exporter_failures_total", {"exporter": "otlp_traces"}) == 0.0
+
+
+def test_failed_span_exports_are_counted(
+    trace_receiver: tuple[str, list[ExportTraceServiceRequest], list[int]],
+) -> None:
+    url, received, status = trace_receiver
+    status[0] = 400
+    store = MetricStore()
+    tracer = PipelineTracer(enabled=True, endpoint=url, store=store)
+    run_batch(tracer)
+    tracer.force_flush()
+    tracer.shutdown()
+    assert len(received) >= 1
+    assert store.get("driftline_exporter_failures_total", {"exporter": "otlp_traces"}) == 1.0
