@@ -1,8 +1,22 @@
 """Data drift: per-feature drift against the reference, and the share of drifted features.
 
-Walking-skeleton version: Wasserstein distance normed by the reference
-standard deviation for numerical features, Jensen-Shannon distance for
-categorical ones, both with Evidently's fixed threshold of 0.1.
+Each feature gets a method once, at :meth:`DataDriftDetector.fit`, by
+Evidently's default rules (:mod:`detectors.method_choice`) unless configured,
+and every window reports Evidently's statistic for it
+(:mod:`detectors.drift_methods`). What decides that a feature *drifted* depends
+on the mode:
+
+* ``mode="evidently"``: Evidently's fixed thresholds (p-value 0.05 for ks,
+  chisquare and ztest; 0.1 for wasserstein, psi and jensenshannon).
+* ``mode="calibrated"`` (the default): a robust rank or count statistic with a
+  per-feature threshold from resampling the reference, so that in a window
+  without drift the chance that *any* feature is flagged is at most ``alpha``
+  (:mod:`detectors.drift_calibration`). Thresholds are computed per window
+  size on first use and cached.
+
+``persistence`` k declares drift only after k consecutive drifted windows,
+per feature and for the dataset. Nothing assumes feature names, so the same
+detector serves prediction drift on an outputs table.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -10,19 +24,35 @@ categorical ones, both with Evidently's fixed threshold of 0.1.
 >>> cur = FeatureTable({"x": "numerical"}, {"x": rng.normal(1.0, size=500)}, 500)
 >>> detector = DataDriftDetector()
 >>> detector.fit(ref)
->>> detector.evaluate(cur).detected
-True
+>>> result = detector.evaluate(cur)
+>>> result.detected, result.features[0].method
+(True, 'wasserstein')
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
+import numpy.typing as npt
 
-from detectors.base import FeatureTable
+from detectors import drift_methods
+from detectors.base import FeatureKind, FeatureTable
+from detectors.drift_calibration import Calibrator, Cells, CountCells, RankCells
+from detectors.drift_methods import (
+    EVIDENTLY_THRESHOLDS,
+    P_VALUE_METHODS,
+    CategoricalReference,
+    NumericReference,
+)
+from detectors.method_choice import FEW_VALUES, check_override, choose_method
+
+Mode = Literal["calibrated", "evidently"]
+MODES: tuple[Mode, ...] = ("calibrated", "evidently")
 
 
 @dataclass(frozen=True)
@@ -32,11 +62,20 @@ class FeatureDrift:
     feature: str
     method: str
     score: float
+    """Evidently's statistic for ``method`` (a p-value when ``p_value``)."""
     threshold: float
+    """What ``flag_value`` is compared with: Evidently's threshold, or the calibrated one."""
     drifted: bool
     """This window alone crosses the threshold."""
     detected: bool
     """Drift declared after persistence."""
+    p_value: bool = False
+    """The score is a p-value: small means drift."""
+    flag_value: float = math.nan
+    """The statistic compared with ``threshold``: the score in evidently mode, the robust
+    rank/count statistic in calibrated mode."""
+    size: int = 0
+    """Present (non-missing) values of the feature in the window."""
 
 
 @dataclass(frozen=True)
@@ -46,73 +85,168 @@ class DataDriftResult:
     features: tuple[FeatureDrift, ...]
     share: float
     detected: bool
+    drifted: bool = False
+    """The share crosses ``drift_share`` in this window alone (before persistence)."""
+
+
+@dataclass(frozen=True)
+class _FittedFeature:
+    name: str
+    kind: FeatureKind
+    method: str
+    reference: NumericReference | CategoricalReference
+    cells: Cells
 
 
 class DataDriftDetector:
     """Per-feature drift and dataset drift share against a fitted reference."""
 
-    def __init__(self, drift_share: float = 0.5, threshold: float = 0.1, persistence: int = 1) -> None:
+    def __init__(
+        self,
+        mode: Mode = "calibrated",
+        alpha: float = 0.01,
+        persistence: int = 1,
+        drift_share: float = 0.5,
+        methods: Mapping[str, str] = MappingProxyType({}),
+        seed: int = 0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'calibrated' or 'evidently', got {mode!r}")
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
+            raise ValueError(f"persistence must be an integer >= 1, got {persistence!r}")
         if not 0.0 < drift_share <= 1.0:
             raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
-        if threshold <= 0.0:
-            raise ValueError(f"threshold must be > 0, got {threshold!r}")
-        if persistence < 1:
-            raise ValueError(f"persistence must be >= 1, got {persistence!r}")
-        self.drift_share = drift_share
-        self.threshold = threshold
+        for feature, method in methods.items():
+            if method not in drift_methods.METHODS:
+                raise ValueError(f"unknown drift method {method!r} for feature {feature!r}")
+        self.mode = mode
+        self.alpha = alpha
         self.persistence = persistence
+        self.drift_share = drift_share
+        self.methods = dict(methods)
+        self.seed = seed
         self.reset()
 
     def __repr__(self) -> str:
         return (
-            f"DataDriftDetector(drift_share={self.drift_share}, threshold={self.threshold}, "
-            f"persistence={self.persistence})"
+            f"DataDriftDetector(mode={self.mode!r}, alpha={self.alpha}, persistence={self.persistence}, "
+            f"drift_share={self.drift_share}, methods={self.methods!r}, seed={self.seed})"
         )
 
     def reset(self) -> None:
-        self._reference: FeatureTable | None = None
+        """Forget the reference, the calibrated thresholds and the persistence streaks."""
+        self._features: tuple[_FittedFeature, ...] = ()
+        self._calibrator: Calibrator | None = None
         self._streaks: dict[str, int] = {}
         self._dataset_streak = 0
 
     def fit(self, reference: FeatureTable) -> None:
+        """Choose each feature's method from the reference and prepare it (once)."""
         self.reset()
-        self._reference = reference
+        fitted = []
+        for name, kind in reference.kinds.items():
+            present = reference.present(name)
+            if len(present) == 0:
+                continue
+            fitted.append(self._fit_feature(name, kind, present))
+        self._features = tuple(fitted)
+        if self.mode == "calibrated" and fitted:
+            self._calibrator = Calibrator(alpha=self.alpha, n_features=len(fitted), seed=self.seed)
+
+    def _fit_feature(self, name: str, kind: FeatureKind, present: npt.NDArray[np.generic]) -> _FittedFeature:
+        prepared: NumericReference | CategoricalReference
+        if kind == "numerical":
+            prepared = NumericReference.from_values(_finite(present))
+        else:
+            prepared = CategoricalReference.from_values(present)
+        if name in self.methods:
+            method: str = check_override(name, kind, self.methods[name])
+        else:
+            method = choose_method(kind, reference_size=prepared.size, n_unique=prepared.n_unique)
+        cells: Cells
+        if isinstance(prepared, NumericReference) and prepared.n_unique > FEW_VALUES:
+            cells = RankCells.from_sorted(prepared.sorted_values)
+        else:
+            cells = CountCells.from_counter(prepared.counts)
+        return _FittedFeature(name, kind, method, prepared, cells)
 
     def evaluate(self, window: FeatureTable) -> DataDriftResult:
-        if self._reference is None:
-            raise RuntimeError("DataDriftDetector.evaluate called before fit")
+        """Score every fitted feature present in the window; flag, then apply persistence."""
+        if not self._features:
+            raise RuntimeError("DataDriftDetector.evaluate called before fit (or on an empty reference)")
         drifts = []
-        for name, kind in self._reference.kinds.items():
-            if name not in window.kinds:
+        for feature in self._features:
+            drift = self._evaluate_feature(feature, window)
+            if drift is None:
+                self._streaks[feature.name] = 0
                 continue
-            ref = self._reference.present(name)
-            cur = window.present(name)
-            if len(ref) == 0 or len(cur) == 0:
-                continue
-            if kind == "numerical":
-                score = _wasserstein_normed(ref.astype(float), cur.astype(float))
-                method = "wasserstein"
-            else:
-                score = _jensenshannon(ref, cur)
-                method = "jensenshannon"
-            drifted = score >= self.threshold
-            streak = self._streaks.get(name, 0) + 1 if drifted else 0
-            self._streaks[name] = streak
-            drifts.append(
-                FeatureDrift(name, method, score, self.threshold, drifted, streak >= self.persistence)
-            )
+            drifts.append(drift)
         share = sum(d.drifted for d in drifts) / len(drifts) if drifts else 0.0
-        self._dataset_streak = self._dataset_streak + 1 if share >= self.drift_share else 0
-        return DataDriftResult(tuple(drifts), share, self._dataset_streak >= self.persistence)
+        drifted = bool(drifts) and share >= self.drift_share
+        self._dataset_streak = self._dataset_streak + 1 if drifted else 0
+        return DataDriftResult(tuple(drifts), share, self._dataset_streak >= self.persistence, drifted)
+
+    def _evaluate_feature(self, feature: _FittedFeature, window: FeatureTable) -> FeatureDrift | None:
+        if feature.name not in window.columns:
+            return None
+        values = window.present(feature.name)
+        if feature.kind == "numerical":
+            values = _finite(values)
+        if len(values) == 0:
+            return None
+        score = drift_methods.evaluate(feature.method, feature.reference, values)
+        if self._calibrator is None:
+            threshold = EVIDENTLY_THRESHOLDS[feature.method]
+            flag_value = score
+            drifted = drift_methods.is_drifted(feature.method, score, threshold)
+        else:
+            threshold = self._calibrator.threshold(feature.cells, len(values))
+            flag_value = float(_flag_statistic(feature.cells, values))
+            drifted = flag_value > threshold
+        streak = self._streaks.get(feature.name, 0) + 1 if drifted else 0
+        self._streaks[feature.name] = streak
+        return FeatureDrift(
+            feature=feature.name,
+            method=feature.method,
+            score=score,
+            threshold=threshold,
+            drifted=bool(drifted),
+            detected=streak >= self.persistence,
+            p_value=feature.method in P_VALUE_METHODS,
+            flag_value=flag_value,
+            size=len(values),
+        )
+
+    def thresholds(self) -> Mapping[str, dict[str, Any]]:
+        """Per feature: method, mode and the thresholds in use (per window-size bucket when calibrated)."""
+        report: dict[str, dict[str, Any]] = {}
+        for feature in self._features:
+            entry: dict[str, Any] = {"kind": feature.kind, "method": feature.method, "mode": self.mode}
+            if self._calibrator is None:
+                entry["threshold"] = EVIDENTLY_THRESHOLDS[feature.method]
+            else:
+                entry["flag_statistic"] = "rank" if isinstance(feature.cells, RankCells) else "chi_square"
+                entry["level"] = self._calibrator.level
+                entry["thresholds_by_size"] = self._calibrator.thresholds_for(feature.cells)
+            report[feature.name] = entry
+        return report
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The fitted features, in reference order."""
+        return tuple(feature.name for feature in self._features)
 
 
-def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
-    norm = max(float(np.std(reference)), 0.001)
-    return float(stats.wasserstein_distance(reference, current) / norm)
+def _flag_statistic(cells: Cells, values: npt.NDArray[np.generic]) -> float:
+    if isinstance(cells, RankCells):
+        counts = cells.window_counts(values.astype(np.float64))
+    else:
+        counts = cells.window_counts(values.tolist())
+    return float(cells.statistic(counts, len(values)))
 
 
-def _jensenshannon(reference: np.ndarray, current: np.ndarray) -> float:
-    categories = sorted(set(reference.tolist()) | set(current.tolist()))
-    ref_freq = np.array([np.sum(reference == c) for c in categories], dtype=float) / len(reference)
-    cur_freq = np.array([np.sum(current == c) for c in categories], dtype=float) / len(current)
-    return float(distance.jensenshannon(ref_freq, cur_freq))
+def _finite(values: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
+    numbers = np.asarray(values, dtype=np.float64)
+    return numbers[np.isfinite(numbers)]

@@ -1,0 +1,223 @@
+"""Calibrated drift thresholds: the flagging statistics and their null distribution by resampling.
+
+The score Driftline reports is Evidently's statistic (:mod:`detectors.drift_methods`),
+but in calibrated mode a feature is *flagged* on a robust statistic whose
+distribution under no drift is estimated by resampling from the reference:
+
+* numerical features: the window's values are placed in ``G`` cells cut at the
+  reference's quantiles (ranks, so one or two extreme values move a cell count
+  by one or two and nothing more). Two standardized rank scores are computed
+  from the cell counts: *location* (the mean reference rank of the window's
+  values, a Wilcoxon-Mann-Whitney statistic) and *scale* (the mean squared
+  distance of the ranks from the median, a Mood statistic). The statistic is
+  the larger of their absolute values.
+* categorical features (and numerical ones with at most 5 distinct values): a
+  chi-square statistic of the window's counts per reference category against
+  the reference's shares, divided by ``1 + m/n`` so it barely depends on the
+  window size. Categories expected fewer than 5 times in a window are merged
+  into one cell. Values never seen in the reference count in the window's
+  size but in no cell: a couple of them change nothing, a large share shows as
+  a deficit everywhere else.
+
+Null distribution: the probabilities of the reference's cells are drawn from
+``Dirichlet(reference counts)`` -- the distribution of the true mass between
+the reference's order statistics, which is exactly how the reference's own
+sampling error enters (a pseudo-reference) -- and a pseudo-window of ``m``
+values is drawn from them (``Multinomial(m, p)``). For a continuous feature
+this is the exact null of the statistic whatever the feature's distribution, so
+features whose cells hold the same counts share one simulation.
+
+Family-wise error: each of the ``F`` features is flagged at level
+``alpha / F`` (Bonferroni), so the chance that any feature is falsely flagged
+in a window without drift is at most ``alpha`` whatever the features'
+dependence. Window sizes are bucketed (eighth-octaves, about 9% apart) and
+thresholds cached per (cells, bucket).
+
+>>> import numpy as np
+>>> cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=5000)))
+>>> calibrator = Calibrator(alpha=0.01, n_features=1, seed=0)
+>>> 2.5 < calibrator.threshold(cells, 1000) < 3.2
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+RANK_CELLS = 64
+"""Number of reference-quantile cells of a numerical feature's flagging statistic."""
+MIN_EXPECTED = 5.0
+"""A category expected fewer times than this in a window is merged with the other rare ones."""
+CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class RankCells:
+    """A numerical feature's reference cut at its quantiles, with the rank scores per cell."""
+
+    edges: FloatArray
+    """Cell k holds values in (edges[k-1], edges[k]]; the first and last cells are open."""
+    ref_counts: IntArray
+    location: FloatArray
+    """Centred mid-rank of each cell (reference mean 0)."""
+    scale: FloatArray
+    """Centred squared distance of each cell's mid-rank from 0.5 (reference mean 0)."""
+    location_var: float
+    scale_var: float
+
+    @classmethod
+    def from_sorted(cls, ordered: FloatArray) -> RankCells:
+        n = len(ordered)
+        n_cells = max(2, min(RANK_CELLS, n // 5))
+        cuts = np.quantile(ordered, np.arange(1, n_cells) / n_cells, method="inverted_cdf")
+        edges = np.unique(cuts)
+        edges = edges[edges < ordered[-1]]
+        ref_counts = np.bincount(np.searchsorted(edges, ordered, side="left"), minlength=len(edges) + 1)
+        shares = ref_counts / n
+        mid_rank = np.cumsum(shares) - shares / 2
+        location = mid_rank - 0.5
+        scale = location**2
+        location, scale = location - shares @ location, scale - shares @ scale
+        return cls(
+            edges=edges.astype(np.float64),
+            ref_counts=ref_counts.astype(np.int64),
+            location=location,
+            scale=scale,
+            location_var=float(shares @ location**2),
+            scale_var=float(shares @ scale**2),
+        )
+
+    @property
+    def key(self) -> tuple[str, tuple[int, ...]]:
+        return ("rank", tuple(self.ref_counts.tolist()))
+
+    def window_counts(self, values: FloatArray) -> FloatArray:
+        cells = np.searchsorted(self.edges, values, side="left")
+        return np.bincount(cells, minlength=len(self.ref_counts)).astype(np.float64)
+
+    def statistic(self, counts: FloatArray, size: int) -> FloatArray:
+        """max(|location z|, |scale z|) for window counts of shape (..., cells)."""
+        inflation = 1.0 / size + 1.0 / int(self.ref_counts.sum())
+        z_parts = []
+        for scores, var in ((self.location, self.location_var), (self.scale, self.scale_var)):
+            if var > 1e-15:
+                z_parts.append(np.abs(counts @ scores / size) / math.sqrt(var * inflation))
+        if not z_parts:
+            return np.zeros(counts.shape[:-1])
+        return np.maximum.reduce(z_parts)
+
+
+@dataclass(frozen=True)
+class CountCells:
+    """A categorical feature's reference counts per category, for the chi-square flag."""
+
+    index: dict[Hashable, int]
+    ref_counts: IntArray
+
+    @classmethod
+    def from_counter(cls, counts: Counter[Hashable]) -> CountCells:
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+        return cls(
+            index={value: i for i, (value, _) in enumerate(ordered)},
+            ref_counts=np.array([count for _, count in ordered], dtype=np.int64),
+        )
+
+    @property
+    def key(self) -> tuple[str, tuple[int, ...]]:
+        return ("counts", tuple(self.ref_counts.tolist()))
+
+    def window_counts(self, values: list[Hashable]) -> FloatArray:
+        counts = np.zeros(len(self.ref_counts))
+        for value, count in Counter(values).items():
+            position = self.index.get(value)
+            if position is not None:
+                counts[position] = count
+        return counts
+
+    def merged(self, counts: FloatArray, size: int) -> tuple[FloatArray, FloatArray]:
+        """Counts and reference shares with the categories rare at this window size merged."""
+        shares = self.ref_counts / self.ref_counts.sum()
+        rare = shares * size < MIN_EXPECTED
+        if rare.sum() < 2:
+            return counts, shares
+        keep = ~rare
+        rare_total = counts[..., rare].sum(axis=-1, keepdims=True)
+        merged_counts = np.concatenate((counts[..., keep], rare_total), axis=-1)
+        return merged_counts, np.append(shares[keep], shares[rare].sum())
+
+    def statistic(self, counts: FloatArray, size: int) -> FloatArray:
+        """Chi-square of counts (..., categories) against the reference shares, over 1 + m/n."""
+        merged_counts, shares = self.merged(counts, size)
+        expected = shares * size
+        chi2 = np.sum((merged_counts - expected) ** 2 / expected, axis=-1)
+        return chi2 / (1.0 + size / int(self.ref_counts.sum()))
+
+
+Cells = RankCells | CountCells
+
+
+def size_bucket(size: int) -> int:
+    """The representative window size of ``size``'s eighth-octave bucket."""
+    if size < 1:
+        raise ValueError(f"window size must be >= 1, got {size!r}")
+    return max(1, round(2 ** (round(8 * math.log2(size)) / 8)))
+
+
+@dataclass
+class Calibrator:
+    """Per-feature thresholds at family-wise level ``alpha`` over ``n_features``, cached."""
+
+    alpha: float
+    n_features: int
+    seed: int = 0
+    n_sims: int = 0
+    """Null replicates per (cells, size); 0 means ``clip(20 F / alpha, 10,000, 50,000)``."""
+    _cache: dict[tuple[tuple[str, tuple[int, ...]], int], float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if self.n_features < 1:
+            raise ValueError(f"n_features must be >= 1, got {self.n_features!r}")
+        if self.n_sims == 0:
+            self.n_sims = int(min(50_000, max(10_000, math.ceil(20 * self.n_features / self.alpha))))
+
+    @property
+    def level(self) -> float:
+        """The per-feature false-alarm level."""
+        return self.alpha / self.n_features
+
+    def threshold(self, cells: Cells, size: int) -> float:
+        """The (1 - alpha/F) quantile of the statistic under no drift for windows of ``size``."""
+        bucket = size_bucket(size)
+        key = (cells.key, bucket)
+        if key not in self._cache:
+            null = null_statistics(cells, bucket, self.n_sims, np.random.default_rng([self.seed, bucket]))
+            self._cache[key] = float(np.quantile(null, 1.0 - self.level, method="higher"))
+        return self._cache[key]
+
+    def thresholds_for(self, cells: Cells) -> dict[int, float]:
+        """The thresholds computed so far for ``cells``, by window-size bucket."""
+        return {int(bucket): value for (key, bucket), value in self._cache.items() if key == cells.key}
+
+
+def null_statistics(cells: Cells, size: int, n_sims: int, rng: np.random.Generator) -> FloatArray:
+    """The flagging statistic for ``n_sims`` pseudo-windows of ``size`` under no drift."""
+    alphas = cells.ref_counts.astype(np.float64)
+    parts = []
+    for start in range(0, n_sims, CHUNK):
+        batch = min(CHUNK, n_sims - start)
+        gammas = rng.gamma(alphas, size=(batch, len(alphas)))
+        probabilities = gammas / gammas.sum(axis=1, keepdims=True)
+        counts = rng.multinomial(size, probabilities).astype(np.float64)
+        parts.append(cells.statistic(counts, size))
+    return np.concatenate(parts)
