@@ -14,7 +14,6 @@ Out of range is against ``bounds[feature]`` when configured (inclusive), otherwi
 against the reference's minimum and maximum.
 
 >>> import numpy as np
-import numpy.typing as npt
 >>> ref = FeatureTable({"x": "numerical"}, {"x": np.array([0.0, 1.0, 2.0])}, 3)
 >>> cur = FeatureTable({"x": "numerical"}, {"x": np.array([1.0, 5.0, np.nan, 2.0])}, 4)
 >>> detector = DataQualityDetector()
