@@ -12,6 +12,9 @@ import socket
 
 import pytest
 
+# Session fixtures for real services (the Kafka broker), shared by every test module.
+pytest_plugins = ["tests.kafka_fixture"]
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}

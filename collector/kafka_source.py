@@ -1,0 +1,278 @@
+"""The Kafka source: a consumer group member that hands the pipeline batches of raw messages.
+
+Delivery is at-least-once: offsets are committed by :meth:`KafkaSource.commit`,
+which the runner calls after the pipeline processed a batch, so a crash or a
+rebalance replays at most what was processed but not yet committed. When
+partitions are revoked in a rebalance (or lost when this member was evicted),
+``on_revoke`` is called inside ``next_batch`` so the pipeline can drop or hand
+over the state of those partitions. The callback runs inside kafka-python's
+event loop, so it must be quick and must not call back into the consumer; the
+source does not commit there: the runner commits after every batch, before it
+asks for the next one.
+
+kafka-python's consumer is not thread-safe: use one source from one thread.
+Broker restarts are retried inside kafka-python (``next_batch`` returns empty
+batches meanwhile); only errors that retrying cannot cure raise
+:class:`~collector.errors.SourceError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from collector.errors import SourceError
+from collector.sources import RawMessage
+from exporters.store import MetricStore
+
+logger = logging.getLogger(__name__)
+
+Partition = tuple[str, int]
+PartitionsCallback = Callable[[list[Partition]], None]
+
+LAG_METRIC = "driftline_consumer_lag"
+
+
+class KafkaSource:
+    """Reads the given topics as member ``group_id`` of a consumer group.
+
+    Args:
+        bootstrap_servers: ``host:port[,host:port...]``.
+        topics: the topics to subscribe to (predictions and labels).
+        group_id: the consumer group; collectors sharing it split the partitions.
+        store: where ``driftline_consumer_lag{topic,partition}`` is written (optional).
+        on_revoke: called with the ``(topic, partition)`` pairs taken away in a rebalance.
+        on_assign: called with the pairs newly assigned.
+        auto_offset_reset: where a group without committed offsets starts.
+        max_poll_records: the most records one ``next_batch`` returns.
+        session_timeout_ms: how long the group waits for a silent member before
+            moving its partitions (a killed collector's partitions move after this).
+        commit_timeout_ms: the longest one commit may wait for the coordinator.
+        **consumer_options: any other ``kafka.KafkaConsumer`` option; overrides these.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        store: MetricStore | None = None,
+        on_revoke: PartitionsCallback | None = None,
+        on_assign: PartitionsCallback | None = None,
+        auto_offset_reset: str = "earliest",
+        max_poll_records: int = 2000,
+        session_timeout_ms: int = 10_000,
+        commit_timeout_ms: int = 5_000,
+        **consumer_options: Any,
+    ) -> None:
+        if not topics:
+            raise ValueError("topics must name at least one topic, got none")
+        if max_poll_records < 1:
+            raise ValueError(f"max_poll_records must be >= 1, got {max_poll_records}")
+        if auto_offset_reset not in {"earliest", "latest"}:
+            raise ValueError(
+                f"auto_offset_reset must be earliest or latest, got {auto_offset_reset!r}"
+            )
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.store = store
+        self.on_revoke = on_revoke
+        self.on_assign = on_assign
+        self.max_poll_records = max_poll_records
+        self.commit_timeout_ms = commit_timeout_ms
+        self._returned: dict[TopicPartition, int] = {}
+        """Next offset after the last message handed out, per partition."""
+        self._committed: dict[TopicPartition, int] = {}
+        self._paused = False
+        self._closed = False
+        options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": auto_offset_reset,
+            "max_poll_records": max_poll_records,
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": max(100, session_timeout_ms // 4),
+            "client_id": f"driftline-collector-{group_id}",
+        }
+        options.update(consumer_options)
+        try:
+            self._consumer = KafkaConsumer(**options)
+            self._consumer.subscribe(self.topics, listener=_Listener(self))
+        except KafkaError as exc:
+            raise SourceError(
+                f"cannot start a Kafka consumer at {bootstrap_servers}: {exc}"
+            ) from exc
+
+    def next_batch(self, max_items: int, timeout: float) -> list[RawMessage]:
+        """Up to ``max_items`` messages, waiting at most ``timeout`` seconds."""
+        if self._closed:
+            return []
+        try:
+            records = self._consumer.poll(
+                timeout_ms=max(0, int(timeout * 1000)),
+                max_records=max(1, min(max_items, self.max_poll_records)),
+            )
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                logger.warning("kafka poll failed, retrying: %s", exc)
+                return []
+            raise SourceError(f"kafka poll failed: {exc}") from exc
+        now = time.time()
+        batch: list[RawMessage] = []
+        for tp, messages in records.items():
+            for record in messages:
+                value = record.value if record.value is not None else b""
+                batch.append(RawMessage(value, tp.topic, tp.partition, record.offset, now))
+            if messages:
+                self._returned[tp] = messages[-1].offset + 1
+        self._update_lag()
+        return batch
+
+    def commit(self) -> None:
+        """Commit every message handed out so far (call it after the pipeline processed them).
+
+        A commit that fails because of a rebalance or an unreachable coordinator is
+        logged and retried with the next commit: those messages may be delivered
+        again (at-least-once), never lost.
+        """
+        self._commit(self._returned)
+
+    def snapshot(self) -> dict[str, dict[int, int]]:
+        """The next offset to read, per topic and partition, as handed out so far."""
+        result: dict[str, dict[int, int]] = {}
+        for tp, offset in self._returned.items():
+            result.setdefault(tp.topic, {})[tp.partition] = offset
+        return result
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def assignment(self) -> set[Partition]:
+        """The ``(topic, partition)`` pairs this member owns now."""
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def pause(self) -> None:
+        """Stop fetching (the pipeline is behind); the group membership stays alive.
+
+        Keep calling :meth:`next_batch` while paused: it returns nothing but keeps
+        the member in the group. New partitions assigned while paused start paused.
+        """
+        self._paused = True
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        """Fetch again after :meth:`pause`."""
+        self._paused = False
+        self._consumer.resume(*self._consumer.paused())
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def close(self) -> None:
+        """Commit what was handed out, leave the group and close; safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._commit(self._returned)
+            self._consumer.close(autocommit=False, timeout_ms=self.commit_timeout_ms)
+        except KafkaError as exc:
+            logger.warning("closing the kafka consumer failed: %s", exc)
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        pending = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for tp, offset in offsets.items()
+            if self._committed.get(tp) != offset
+        }
+        if not pending:
+            return
+        try:
+            self._consumer.commit(offsets=pending, timeout_ms=self.commit_timeout_ms)
+        except (CommitFailedError, KafkaTimeoutError) as exc:
+            logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
+            return
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
+                return
+            raise SourceError(f"kafka commit failed: {exc}") from exc
+        self._committed.update({tp: meta.offset for tp, meta in pending.items()})
+
+    def _update_lag(self) -> None:
+        if self.store is None:
+            return
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            position = self._returned.get(tp)
+            if highwater is None:
+                continue
+            if position is None:
+                position = self._position(tp)
+                if position is None:
+                    continue
+            self.store.set(LAG_METRIC, _lag_labels(tp), max(0, highwater - position))
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        try:
+            position = self._consumer.position(tp, timeout_ms=0)
+        except KafkaError:
+            return None
+        return int(position) if position is not None else None
+
+    def _revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        revoked = sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition))
+        if not revoked:
+            return
+        logger.info("kafka partitions revoked: %s", _names(revoked))
+        if self.on_revoke is not None:
+            self.on_revoke([(tp.topic, tp.partition) for tp in revoked])
+        for tp in revoked:
+            self._returned.pop(tp, None)
+            self._committed.pop(tp, None)
+            if self.store is not None:
+                self.store.remove(LAG_METRIC, _lag_labels(tp))
+
+    def _assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        assigned = sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition))
+        if not assigned:
+            return
+        logger.info("kafka partitions assigned: %s", _names(assigned))
+        if self._paused:
+            self._consumer.pause(*assigned)
+        if self.on_assign is not None:
+            self.on_assign([(tp.topic, tp.partition) for tp in assigned])
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Forwards kafka-python's rebalance callbacks to the source (same thread, inside poll)."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.source._revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.source._assigned(assigned)
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.source._revoked(lost)
+
+
+def _lag_labels(tp: TopicPartition) -> dict[str, str]:
+    return {"topic": tp.topic, "partition": str(tp.partition)}
+
+
+def _names(partitions: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)

@@ -1,0 +1,161 @@
+"""Deliver events to Kafka (DESIGN.md contract 1), for :class:`driftline.client.Client`.
+
+Needs the ``kafka`` extra (``pip install 'driftline[kafka]'``, kafka-python).
+Messages are keyed by model name and placed by kafka-python's default murmur2
+partitioner (the Java client's), so one model's events share a partition
+whoever produced them. Labels go to the labels topic; predictions and
+heartbeats to the predictions topic.
+
+The producer is idempotent with ``acks=all`` and batches for ``linger_ms``.
+``send`` runs on the client's sender thread, never on the serving path, and
+never blocks longer than ``max_block_ms``: when the broker is down and the
+topic's metadata is unknown, or the producer's buffer is full, it raises
+:class:`KafkaTransportError` after that long and the client counts the event as
+failed. The producer itself is created on the first ``send``, so building a
+client while the broker is down neither blocks nor fails.
+
+>>> transport = KafkaTransport("localhost:9092")  # connects on the first send
+>>> transport.topic_for(b'{"type":"label","schema_version":1}')
+'driftline.labels'
+>>> transport.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+# schema.encode writes "type" first, so a label's payload starts with this.
+_LABEL_PREFIX = b'{"type":"label"'
+
+
+class KafkaTransportError(Exception):
+    """Kafka refused or could not take a message in time (the client counts it as failed)."""
+
+
+class KafkaTransport:
+    """A :class:`~driftline.transports.Transport` over a kafka-python producer.
+
+    Args:
+        bootstrap_servers: ``host:port[,host:port...]`` of the brokers.
+        topic_predictions: topic for predictions and heartbeats.
+        topic_labels: topic for labels.
+        max_block_ms: the longest one ``send`` may block (metadata, full buffer).
+        linger_ms: how long the producer waits to fill a batch.
+        **producer_options: any other ``kafka.KafkaProducer`` option (security,
+            compression, ``api_version``...); they override the defaults here.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        topic_predictions: str = "driftline.predictions",
+        topic_labels: str = "driftline.labels",
+        *,
+        max_block_ms: int = 1000,
+        linger_ms: int = 20,
+        **producer_options: Any,
+    ) -> None:
+        if max_block_ms < 0:
+            raise ValueError(f"max_block_ms must be >= 0, got {max_block_ms}")
+        if linger_ms < 0:
+            raise ValueError(f"linger_ms must be >= 0, got {linger_ms}")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic_predictions = topic_predictions
+        self.topic_labels = topic_labels
+        self.max_block_ms = max_block_ms
+        self.linger_ms = linger_ms
+        self.producer_options = producer_options
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._failed_since_flush = 0
+        self.failed_total = 0
+        """Messages accepted by ``send`` that Kafka later refused (after its retries)."""
+        self._closed = False
+
+    def topic_for(self, payload: bytes) -> str:
+        """The topic of one encoded event, from its leading ``type`` field."""
+        return self.topic_labels if payload.startswith(_LABEL_PREFIX) else self.topic_predictions
+
+    def send(self, key: str, payload: bytes) -> None:
+        """Hand one message to the producer; raise :class:`KafkaTransportError` if it cannot."""
+        if self._closed:
+            raise KafkaTransportError("the transport is closed")
+        producer = self._connect()
+        with self._lock:
+            self._in_flight += 1
+        try:
+            future = producer.send(self.topic_for(payload), value=payload, key=key.encode("utf-8"))
+        except KafkaError as exc:
+            with self._lock:
+                self._in_flight -= 1
+            raise KafkaTransportError(f"kafka did not take the message: {exc}") from exc
+        future.add_callback(self._delivered)
+        future.add_errback(self._failed)
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds; return how many messages sent since the last flush
+        were not delivered (refused, or still in flight when the time ran out)."""
+        producer = self._producer
+        if producer is not None:
+            # A timeout is not an error here: what is still in flight is counted below.
+            with contextlib.suppress(KafkaError):
+                producer.flush(timeout=max(0.0, timeout))
+        with self._lock:
+            undelivered = self._in_flight + self._failed_since_flush
+            self._failed_since_flush = 0
+        return undelivered
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what the producer holds (up to ``timeout`` seconds), then close; safe twice."""
+        self._closed = True
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=timeout)
+
+    def _connect(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is not None:
+                return self._producer
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self.linger_ms,
+            "batch_size": 64 * 1024,
+            "max_block_ms": self.max_block_ms,
+            "bootstrap_timeout_ms": max(self.max_block_ms, 1),
+            "client_id": "driftline-sdk",
+        }
+        options.update(self.producer_options)
+        try:
+            producer = KafkaProducer(**options)
+        except KafkaError as exc:
+            raise KafkaTransportError(
+                f"cannot reach Kafka at {self.bootstrap_servers}: {exc}"
+            ) from exc
+        with self._lock:
+            if self._producer is None and not self._closed:
+                self._producer = producer
+                return producer
+            existing = self._producer
+        producer.close(timeout=0)
+        if existing is None:
+            raise KafkaTransportError("the transport is closed")
+        return existing
+
+    def _delivered(self, _metadata: object) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _failed(self, _exc: BaseException) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._failed_since_flush += 1
+            self.failed_total += 1

@@ -1,0 +1,118 @@
+"""A real Kafka broker for the integration tests.
+
+The session fixture ``kafka_broker`` uses the broker named by
+``DRIFTLINE_KAFKA_BOOTSTRAP`` if set, otherwise starts one with
+``deploy/kafka/kafka.sh`` on free loopback ports in a temporary folder and
+stops it at the end. Without Java or the Kafka jars the tests skip on a
+laptop and fail under ``CI=true`` (``tests.conftest.require``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from tests.conftest import free_port, require
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+LIB = ROOT / "deploy" / "kafka" / "lib"
+
+
+@dataclass
+class KafkaBroker:
+    """A broker the tests may use; ``managed`` brokers can also be stopped and restarted."""
+
+    bootstrap: str
+    state_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        return self.state_dir is not None
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def _script(self, command: str) -> None:
+        if not self.managed:
+            raise RuntimeError("an external broker (DRIFTLINE_KAFKA_BOOTSTRAP) is not ours to stop")
+        result = subprocess.run(
+            ["bash", str(SCRIPT), command],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"kafka.sh {command} failed: {result.stdout}{result.stderr}")
+
+
+def require_local_kafka() -> None:
+    """Skip (laptop) or fail (CI) when a broker cannot be started here."""
+    require(shutil.which("java") is not None, "java is not on PATH (Kafka needs Java 17+)")
+    require(
+        any(LIB.glob("kafka_2.13-*.jar")),
+        f"the Kafka jars are missing in {LIB}: run deploy/kafka/kafka.sh fetch",
+    )
+
+
+def start_local_broker(state_dir: Path) -> KafkaBroker:
+    """Start a fresh broker on free loopback ports with its state in ``state_dir``."""
+    require_local_kafka()
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    broker = KafkaBroker(
+        bootstrap=f"127.0.0.1:{port}",
+        state_dir=state_dir,
+        env={
+            "KAFKA_PORT": str(port),
+            "KAFKA_CONTROLLER_PORT": str(controller_port),
+            "KAFKA_STATE_DIR": str(state_dir),
+        },
+    )
+    broker.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    external = os.environ.get("DRIFTLINE_KAFKA_BOOTSTRAP")
+    if external:
+        yield KafkaBroker(bootstrap=external)
+        return
+    state_dir = Path(tempfile.mkdtemp(prefix="driftline-kafka-test-"))
+    broker = start_local_broker(state_dir)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def unique_topic(prefix: str) -> str:
+    """A topic name no other test (or earlier run on the same broker) uses."""
+    return f"test.{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
+    """Create topics up front, so partition counts are known and no consumer races auto-creation."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1) for name in names], timeout_ms=30_000)
+    finally:
+        admin.close()
