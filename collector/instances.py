@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from driftline.schema import Heartbeat
 
+from collector.config import Config
 from exporters.store import MetricStore
 
 
@@ -91,6 +92,16 @@ class InstanceTracker:
         self.forget_after_seconds = forget_after_seconds
         self.max_instances = max_instances
         self.reset()
+
+    @classmethod
+    def from_config(cls, store: MetricStore, config: Config) -> InstanceTracker:
+        """The tracker configured under ``instances:`` and ``limits.max_instances``."""
+        return cls(
+            store,
+            timeout_seconds=config.instances.heartbeat_timeout_seconds,
+            forget_after_seconds=config.instances.forget_after_seconds,
+            max_instances=config.limits.max_instances,
+        )
 
     def reset(self) -> None:
         """Forget every instance (their series stay in the store until removed)."""

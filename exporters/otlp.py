@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics.export import (
@@ -54,6 +55,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from exporters.catalog import MetricDef
 from exporters.store import HistogramValue, LabelValues, MetricSnapshot, MetricStore
+
+if TYPE_CHECKING:
+    from collector.config import OtlpConfig
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,20 @@ class OtlpExporter:
         self._thread: threading.Thread | None = None
         self._shut_down = False
         store.inc(FAILURES, {"exporter": "otlp"}, 0.0)  # the series exists at 0 from the start
+
+    @classmethod
+    def from_config(cls, store: MetricStore, config: OtlpConfig) -> OtlpExporter | None:
+        """The exporter configured under ``otlp:``, or None when no endpoint is set."""
+        if not config.endpoint:
+            return None
+        return cls(
+            store,
+            config.endpoint,
+            instance_id=config.service_instance_id,
+            interval_seconds=config.interval_seconds,
+            timeout_seconds=config.timeout_seconds,
+            headers=config.headers,
+        )
 
     def export(self) -> bool:
         """Send the current snapshot once; False (logged and counted) if it failed."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -28,6 +29,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from exporters.otlp import FAILURES, service_resource, signal_url
 from exporters.store import MetricStore
+
+if TYPE_CHECKING:
+    from collector.config import OtlpConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,18 @@ class PipelineTracer:
         processor = BatchSpanProcessor(CountingSpanExporter(span_exporter, store))
         self._provider.add_span_processor(processor)
         self._tracer = self._provider.get_tracer("driftline.collector")
+
+    @classmethod
+    def from_config(cls, store: MetricStore, config: OtlpConfig) -> PipelineTracer:
+        """The tracer configured under ``otlp:`` (disabled unless ``tracing: true``)."""
+        return cls(
+            enabled=config.tracing,
+            endpoint=config.endpoint,
+            instance_id=config.service_instance_id,
+            timeout_seconds=config.timeout_seconds,
+            headers=config.headers,
+            store=store,
+        )
 
     @contextmanager
     def span(self, stage: str, **attributes: AttributeValue) -> Iterator[trace.Span]:

@@ -6,6 +6,7 @@ from driftline.schema import Heartbeat, decode, encode
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.config import parse_config
 from collector.instances import InstanceKey, InstanceTracker
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
@@ -124,3 +125,15 @@ def test_forgetting_a_model_version_frees_its_slots() -> None:
     tracker.forget_model_version("credit", "3")
     assert store.get("driftline_instance_up", labels("a")) is None
     assert tracker.observe(beat("b"), 1.0)
+
+
+def test_built_from_the_configuration() -> None:
+    config = parse_config(
+        {"instances": {"heartbeat_timeout_seconds": 5, "forget_after_seconds": 50},
+         "limits": {"max_instances": 2}}
+    )
+    tracker = InstanceTracker.from_config(MetricStore(), config)
+    assert (tracker.timeout_seconds, tracker.forget_after_seconds, tracker.max_instances) == (
+        5.0, 50.0, 2)
+    defaults = InstanceTracker.from_config(MetricStore(), parse_config({}))
+    assert defaults.timeout_seconds == 30.0

@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.config import parse_config
 from exporters.catalog import CATALOG
 from exporters.otlp import OtlpExporter
 from exporters.prometheus import build_registry
@@ -38,6 +39,7 @@ class Receiver:
     status: int = 200
     requests: list[ExportMetricsServiceRequest] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    tenants: list[str | None] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -49,6 +51,7 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.paths.append(self.path)
+            state.tenants.append(self.headers.get("x-tenant"))
             request = ExportMetricsServiceRequest()
             request.ParseFromString(body)
             state.requests.append(request)
@@ -258,3 +261,19 @@ def test_start_exports_periodically_until_shutdown(receiver: Receiver) -> None:
 def test_invalid_settings_name_the_value() -> None:
     with pytest.raises(ValueError, match="interval_seconds must be > 0, got 0"):
         OtlpExporter(MetricStore(), "http://unused", interval_seconds=0)
+
+
+def test_built_from_the_configuration(receiver: Receiver) -> None:
+    assert OtlpExporter.from_config(MetricStore(), parse_config({}).otlp) is None
+    config = parse_config(
+        {"otlp": {"endpoint": receiver.url, "interval_seconds": 2, "service_instance_id": "c9",
+                  "headers": {"x-tenant": "ml"}}}
+    )
+    store = MetricStore()
+    exporter = OtlpExporter.from_config(store, config.otlp)
+    assert exporter is not None and exporter.interval_seconds == 2.0
+    exporter.shutdown()
+    (resource_metrics,) = receiver.requests[0].resource_metrics
+    resource = {kv.key: kv.value.string_value for kv in resource_metrics.resource.attributes}
+    assert resource["service.instance.id"] == "c9"
+    assert receiver.tenants == ["ml"]

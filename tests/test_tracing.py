@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from collector.config import parse_config
 from exporters.store import MetricStore
 from exporters.tracing import STAGES, PipelineTracer
 from tests.conftest import free_port
@@ -138,3 +139,18 @@ def test_failed_span_exports_are_counted(
     tracer.shutdown()
     assert len(received) >= 1
     assert store.get("driftline_exporter_failures_total", {"exporter": "otlp_traces"}) == 1.0
+
+
+def test_built_from_the_configuration(
+    trace_receiver: tuple[str, list[ExportTraceServiceRequest], list[int]],
+) -> None:
+    off = PipelineTracer.from_config(MetricStore(), parse_config({}).otlp)
+    assert not off.enabled
+    url, received, _ = trace_receiver
+    config = parse_config({"otlp": {"endpoint": url, "tracing": True}})
+    tracer = PipelineTracer.from_config(MetricStore(), config.otlp)
+    with tracer.span("poll"):
+        pass
+    tracer.shutdown()
+    assert [s.name for r in received for rs in r.resource_spans
+            for ss in rs.scope_spans for s in ss.spans] == ["poll"]
