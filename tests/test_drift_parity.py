@@ -1,0 +1,255 @@
+"""Parity with Evidently 0.7.23: every method's value to 1e-9, the automatic choice, the preset.
+
+Evidently is the oracle: its stat tests are called on pandas Series exactly as
+its ``DataDriftPreset`` calls them, and the preset itself is run to check the
+method choice and the per-column scores end to end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors import drift_methods
+from detectors.base import FeatureKind, FeatureTable
+from detectors.data_drift import DataDriftDetector
+from detectors.drift_methods import CategoricalReference, NumericReference
+
+evidently = pytest.importorskip("evidently")
+from evidently import DataDefinition, Dataset, Report  # noqa: E402
+from evidently.legacy.calculations.stattests import (  # noqa: E402
+    chi_stat_test,
+    jensenshannon_stat_test,
+    ks_stat_test,
+    psi_stat_test,
+    wasserstein_stat_test,
+    z_stat_test,
+)
+from evidently.legacy.core import ColumnType  # noqa: E402
+from evidently.presets import DataDriftPreset  # noqa: E402
+
+ORACLES = {
+    "ks": ks_stat_test,
+    "wasserstein": wasserstein_stat_test,
+    "psi": psi_stat_test,
+    "jensenshannon": jensenshannon_stat_test,
+    "chisquare": chi_stat_test,
+    "ztest": z_stat_test,
+}
+DISPLAY_NAMES = {
+    "K-S p_value": "ks",
+    "Wasserstein distance (normed)": "wasserstein",
+    "PSI": "psi",
+    "Jensen-Shannon distance": "jensenshannon",
+    "chi-square p_value": "chisquare",
+    "Z-test p_value": "ztest",
+}
+
+Sampler = Callable[[np.random.Generator, int, bool], np.ndarray]
+
+
+def _normal(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return rng.normal(0.3 if shifted else 0.0, 1.0, n)
+
+
+def _far_from_zero(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return rng.normal(1e6 + (0.5 if shifted else 0.0), 2.0, n)
+
+
+def _lognormal_with_outlier(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    values = rng.lognormal(0.2 if shifted else 0.0, 1.0, n)
+    values[0] = 1e5
+    return values
+
+
+def _rounded(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return np.round(rng.normal(1.0 if shifted else 0.0, 3.0, n))
+
+
+def _twelve_values(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return rng.integers(0, 13 if shifted else 12, n).astype(np.float64)
+
+
+def _four_values(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return rng.choice([0.0, 1.5, 2.0, 7.0], n, p=[0.1, 0.2, 0.3, 0.4] if shifted else [0.25] * 4)
+
+
+def _binary_numbers(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return (rng.random(n) < (0.4 if shifted else 0.3)).astype(np.float64)
+
+
+def _colours(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    names = ["red", "green", "blue", "amber", "violet"] if shifted else ["red", "green", "blue", "amber"]
+    return rng.choice(np.array(names, dtype=object), n)
+
+
+def _yes_no(rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    return rng.choice(np.array(["yes", "no"], dtype=object), n, p=[0.6, 0.4] if shifted else [0.5, 0.5])
+
+
+NUMERIC_SAMPLERS: list[Sampler] = [_normal, _far_from_zero, _lognormal_with_outlier, _rounded, _twelve_values]
+FEW_VALUE_SAMPLERS: list[Sampler] = [_four_values, _binary_numbers]
+CATEGORY_SAMPLERS: list[Sampler] = [_colours, _yes_no]
+SIZES = [(300, 200), (1000, 1000), (5000, 700), (20000, 3000)]
+
+
+def _close(ours: float, theirs: float) -> bool:
+    if math.isnan(theirs) or math.isnan(ours):
+        return math.isnan(theirs) and math.isnan(ours)
+    return math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _oracle(method: str, ref: np.ndarray, cur: np.ndarray, column_type: ColumnType) -> float:
+    with np.errstate(all="ignore"):
+        result = ORACLES[method](pd.Series(ref), pd.Series(cur), column_type, None)
+    return float(result.drift_score)
+
+
+def _cases(samplers: list[Sampler], methods: list[str]) -> list[tuple[str, Sampler, int, int, bool]]:
+    return [
+        (method, sampler, n, m, shifted)
+        for method in methods
+        for sampler in samplers
+        for n, m in SIZES
+        for shifted in (False, True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "sampler", "n", "m", "shifted"),
+    _cases(NUMERIC_SAMPLERS + FEW_VALUE_SAMPLERS, ["ks", "wasserstein", "psi", "jensenshannon"])
+    + _cases(FEW_VALUE_SAMPLERS, ["chisquare", "ztest"]),
+)
+def test_numerical_methods_equal_evidently(
+    method: str, sampler: Sampler, n: int, m: int, shifted: bool
+) -> None:
+    rng = np.random.default_rng([n, m, int(shifted)])
+    ref, cur = sampler(rng, n, False), sampler(rng, m, shifted)
+    ours = drift_methods.evaluate(method, NumericReference.from_values(ref), cur)
+    theirs = _oracle(method, ref, cur, ColumnType.Numerical)
+    assert _close(ours, theirs), (ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("method", "sampler", "n", "m", "shifted"),
+    _cases(CATEGORY_SAMPLERS, ["psi", "jensenshannon", "chisquare", "ztest"]),
+)
+def test_categorical_methods_equal_evidently(
+    method: str, sampler: Sampler, n: int, m: int, shifted: bool
+) -> None:
+    rng = np.random.default_rng([n, m, int(shifted), 7])
+    ref, cur = sampler(rng, n, False), sampler(rng, m, shifted)
+    ours = drift_methods.evaluate(method, CategoricalReference.from_values(ref), cur)
+    theirs = _oracle(method, ref, cur, ColumnType.Categorical)
+    assert _close(ours, theirs), (ours, theirs)
+
+
+def test_numeric_psi_bins_follow_the_window() -> None:
+    """A window far outside the reference widens Evidently's Sturges bins; ours follow."""
+    rng = np.random.default_rng(3)
+    ref, cur = rng.normal(size=4000), rng.normal(50.0, 1.0, 400)
+    prepared = NumericReference.from_values(ref)
+    for method in ("psi", "jensenshannon"):
+        ours = drift_methods.evaluate(method, prepared, cur)
+        assert _close(ours, _oracle(method, ref, cur, ColumnType.Numerical))
+
+
+def _preset_columns(rng: np.random.Generator, n: int) -> tuple[dict[str, FeatureKind], pd.DataFrame]:
+    kinds: dict[str, FeatureKind] = {
+        "num_many": "numerical",
+        "num_four": "numerical",
+        "num_two": "numerical",
+        "cat_two": "categorical",
+        "cat_four": "categorical",
+    }
+    frame = pd.DataFrame(
+        {
+            "num_many": rng.normal(size=n),
+            "num_four": rng.choice([0.0, 1.0, 2.0, 3.0], n),
+            "num_two": rng.choice([0.0, 1.0], n),
+            "cat_two": rng.choice(np.array(["a", "b"], dtype=object), n),
+            "cat_four": rng.choice(np.array(["w", "x", "y", "z"], dtype=object), n),
+        }
+    )
+    return kinds, frame
+
+
+def _table(kinds: dict[str, FeatureKind], frame: pd.DataFrame) -> FeatureTable:
+    columns = {
+        name: frame[name].to_numpy(dtype=np.float64 if kind == "numerical" else object)
+        for name, kind in kinds.items()
+    }
+    return FeatureTable(kinds, columns, len(frame))
+
+
+def _run_preset(
+    kinds: dict[str, FeatureKind], ref: pd.DataFrame, cur: pd.DataFrame
+) -> dict[str, tuple[str, float]]:
+    definition = DataDefinition(
+        numerical_columns=[k for k, v in kinds.items() if v == "numerical"],
+        categorical_columns=[k for k, v in kinds.items() if v == "categorical"],
+    )
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+    )
+    found = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith("ValueDrift"):
+            found[config["column"]] = (DISPLAY_NAMES[config["method"]], float(metric["value"]))
+    return found
+
+
+@pytest.mark.parametrize("n_reference", [800, 3000])
+def test_automatic_choice_and_scores_equal_the_preset(n_reference: int) -> None:
+    rng = np.random.default_rng(n_reference)
+    kinds, ref = _preset_columns(rng, n_reference)
+    _, cur = _preset_columns(rng, 600)
+    cur["num_many"] += 0.2
+    preset = _run_preset(kinds, ref, cur)
+    detector = DataDriftDetector(mode="evidently")
+    detector.fit(_table(kinds, ref))
+    result = detector.evaluate(_table(kinds, cur))
+    assert {d.feature: d.method for d in result.features} == {k: v[0] for k, v in preset.items()}
+    for drift in result.features:
+        assert _close(drift.score, preset[drift.feature][1]), (drift, preset[drift.feature])
+    expected = {
+        800: {
+            "num_many": "ks",
+            "num_four": "chisquare",
+            "num_two": "ztest",
+            "cat_two": "ztest",
+            "cat_four": "chisquare",
+        },
+        3000: {
+            "num_many": "wasserstein",
+            "num_four": "jensenshannon",
+            "num_two": "jensenshannon",
+            "cat_two": "jensenshannon",
+            "cat_four": "jensenshannon",
+        },
+    }[n_reference]
+    assert {d.feature: d.method for d in result.features} == expected
+
+
+def test_choice_departs_from_evidently_only_when_the_window_brings_new_values() -> None:
+    """Evidently counts distinct values over reference and window; Driftline over the reference."""
+    rng = np.random.default_rng(11)
+    kinds: dict[str, FeatureKind] = {"level": "numerical"}
+    ref = pd.DataFrame({"level": rng.choice([1.0, 2.0, 3.0, 4.0], 3000)})
+    cur = pd.DataFrame({"level": rng.choice([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 500)})
+    preset = _run_preset(kinds, ref, cur)
+    detector = DataDriftDetector(mode="evidently")
+    detector.fit(_table(kinds, ref))
+    ours = detector.evaluate(_table(kinds, cur)).features[0]
+    assert preset["level"][0] == "wasserstein"
+    assert ours.method == "jensenshannon"
+    assert _close(
+        ours.score,
+        _oracle("jensenshannon", ref["level"].to_numpy(), cur["level"].to_numpy(), ColumnType.Numerical),
+    )
