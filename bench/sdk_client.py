@@ -1,0 +1,152 @@
+"""Serving-path cost of driftline.Client.log_prediction, against logging synchronously.
+
+The baseline is what a service would do without the client: build the event,
+serialize it with json.dumps and append it to a file, inline in the request.
+The client does the same work (plus schema validation) on its sender thread,
+so the serving thread pays only for building the event and queueing it.
+
+    .venv/bin/python bench/sdk_client.py [--events 20000] [--seed 0]
+
+Prints microseconds per call (mean, p50, p99, max) for each and the ratios
+of the client's mean and p50 to the baseline's, all measured in this run. In
+this tight loop the sender thread competes with the caller for the GIL, so
+the client's mean includes the sender's share (a few calls wait for a GIL
+switch); in a real service the sender mostly runs while requests wait on I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from driftline import Client, FileTransport
+
+
+def make_requests(count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    regions = ["north", "south", "east", "west"]
+    return [
+        {
+            "age": rng.randint(18, 90),
+            "income": rng.lognormvariate(10, 0.5),
+            "region": rng.choice(regions),
+            "vip": rng.random() < 0.1,
+            **{f"f{i}": rng.gauss(0, 1) for i in range(8)},
+        }
+        for _ in range(count)
+    ]
+
+
+def time_calls(
+    requests: list[dict[str, Any]], call: Callable[[dict[str, Any]], None]
+) -> list[float]:
+    timings = []
+    clock = time.perf_counter_ns
+    for features in requests:
+        started = clock()
+        call(features)
+        timings.append((clock() - started) / 1000)
+    return timings
+
+
+def baseline(requests: list[dict[str, Any]], path: Path) -> list[float]:
+    with path.open("ab") as out:
+
+        def call(features: dict[str, Any]) -> None:
+            event = {
+                "type": "prediction",
+                "schema_version": 1,
+                "event_id": uuid.uuid4().hex,
+                "model": "credit-risk",
+                "model_version": "3",
+                "features": features,
+                "prediction": 1,
+                "timestamp": time.time(),
+                "probabilities": {"0": 0.3, "1": 0.7},
+                "latency_ms": 2.5,
+            }
+            out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+        return time_calls(requests, call)
+
+
+def with_client(requests: list[dict[str, Any]], path: Path) -> tuple[list[float], float, Any]:
+    client = Client("credit-risk", "3", FileTransport(path), max_queue=len(requests) + 1)
+
+    def call(features: dict[str, Any]) -> None:
+        client.log_prediction(features, 1, probabilities={"0": 0.3, "1": 0.7}, latency_ms=2.5)
+
+    timings = time_calls(requests, call)
+    started = time.perf_counter()
+    client.close(timeout=60.0)
+    return timings, time.perf_counter() - started, client.stats
+
+
+def dropping(requests: list[dict[str, Any]]) -> list[float]:
+    """The full-queue path: the transport hangs, so every call after the first few drops."""
+    release = threading.Event()
+
+    class Hanging:
+        def send(self, key: str, payload: bytes) -> None:
+            release.wait(60.0)
+
+        def flush(self, timeout: float) -> int:
+            return 0
+
+        def close(self) -> None:
+            return None
+
+    client = Client("credit-risk", "3", Hanging(), max_queue=10)
+
+    def call(features: dict[str, Any]) -> None:
+        client.log_prediction(features, 1, probabilities={"0": 0.3, "1": 0.7}, latency_ms=2.5)
+
+    timings = time_calls(requests, call)
+    release.set()
+    client.close(timeout=10.0)
+    return timings
+
+
+def summary(name: str, timings: list[float]) -> float:
+    ordered = sorted(timings)
+    mean = statistics.fmean(ordered)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[int(len(ordered) * 0.99)]
+    print(
+        f"{name:<34} mean {mean:7.2f} us   p50 {p50:7.2f} us   p99 {p99:8.2f} us"
+        f"   max {ordered[-1]:9.1f} us"
+    )
+    return mean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    requests = make_requests(args.events, args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        base_timings = baseline(requests, Path(folder) / "a")
+        base = summary("baseline: inline json + file write", base_timings)
+        timings, drain, stats = with_client(requests, Path(folder) / "b")
+        client = summary("client.log_prediction (file)", timings)
+        client_p50, base_p50 = (sorted(t)[len(t) // 2] for t in (timings, base_timings))
+        full = summary("client.log_prediction (queue full)", dropping(requests))
+        lines = sum(1 for _ in (Path(folder) / "b").open("rb"))
+    print(f"client: {stats.sent} sent, {lines} lines written, close() drained in {drain:.2f} s")
+    print(f"ratio client/baseline (mean serving-path time): {client / base:.2f}")
+    print(f"ratio client/baseline (p50 serving-path time): {client_p50 / base_p50:.2f}")
+    print(f"ratio queue-full/baseline: {full / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
