@@ -151,15 +151,18 @@ class Client:
         self.instance = instance
 
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Two locks, so that the sender never holds one the serving path waits for:
+        # _lock guards what the serving path counts, _progress what the sender counts.
         self._lock = threading.Lock()
-        self._progress = threading.Condition(self._lock)
-        self._counts = dict.fromkeys(
-            ("enqueued", "processed", "dropped_queue_full", "dropped_closed"), 0
-        ) | {outcome.value: 0 for outcome in _Outcome}
+        self._offered = {"enqueued": 0, "dropped_queue_full": 0, "dropped_closed": 0}
         self._requests_total = 0
         self._errors_total = 0
-        self._sent_at_last_flush = 0
         self._closed = False
+        self._progress = threading.Condition(threading.Lock())
+        self._processed = 0
+        self._outcomes = dict.fromkeys((outcome.value for outcome in _Outcome), 0)
+        self._sent_at_last_flush = 0
+        self._log_lock = threading.Lock()
         self._logged: set[str] = set()
 
         self._sender = threading.Thread(
@@ -235,16 +238,16 @@ class Client:
     @property
     def stats(self) -> ClientStats:
         """A consistent snapshot of the counters (see :class:`ClientStats`)."""
-        with self._lock:
-            counts = dict(self._counts)
+        with self._lock, self._progress:
+            offered, outcomes, processed = dict(self._offered), dict(self._outcomes), self._processed
         return ClientStats(
-            enqueued=counts["enqueued"],
-            sent=counts["sent"],
-            dropped_queue_full=counts["dropped_queue_full"],
-            dropped_closed=counts["dropped_closed"],
-            failed=counts["failed"],
-            invalid=counts["invalid"],
-            pending=counts["enqueued"] - counts["processed"],
+            enqueued=offered["enqueued"],
+            sent=outcomes["sent"],
+            dropped_queue_full=offered["dropped_queue_full"],
+            dropped_closed=offered["dropped_closed"],
+            failed=outcomes["failed"],
+            invalid=outcomes["invalid"],
+            pending=offered["enqueued"] - processed,
         )
 
     def flush(self, timeout: float = 10.0) -> int:
@@ -255,14 +258,15 @@ class Client:
         reports. Events counted as ``failed`` or ``invalid`` are not included.
         """
         deadline = time.monotonic() + timeout
+        with self._lock:
+            target = self._offered["enqueued"]
         with self._progress:
-            target = self._counts["enqueued"]
-            while self._counts["processed"] < target:
+            while self._processed < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return target - self._counts["processed"]
+                    return target - self._processed
                 self._progress.wait(remaining)
-            sent = self._counts["sent"]
+            sent = self._outcomes["sent"]
         return self._flush_transport(sent, max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float = 10.0) -> None:
@@ -316,16 +320,19 @@ class Client:
                 self._requests_total += 1
                 self._errors_total += event.error is not None
             if self._closed:
-                self._counts["dropped_closed"] += 1
-                first = self._first("dropped_closed")
-            elif self._counts["enqueued"] - self._counts["processed"] >= self.max_queue:
-                self._counts["dropped_queue_full"] += 1
-                first = self._first("dropped_queue_full")
+                if isinstance(event, Heartbeat):
+                    return  # a tick that raced with close(): not the caller's event
+                kind = "dropped_closed"
+            # _processed is read without its lock: it only grows, so a stale value can
+            # only make the queue look fuller than it is, never let it overflow.
+            elif self._offered["enqueued"] - self._processed >= self.max_queue:
+                kind = "dropped_queue_full"
             else:
-                self._counts["enqueued"] += 1
+                self._offered["enqueued"] += 1
                 self._queue.put(event)
                 return
-        if first:
+            self._offered[kind] += 1
+        if self._first(kind):
             logger.warning(
                 "driftline client %s: dropping events (%s); further drops are only counted "
                 "in client.stats",
@@ -334,11 +341,14 @@ class Client:
             )
 
     def _first(self, kind: str) -> bool:
-        """True the first time ``kind`` happens (call with the lock held)."""
-        if kind in self._logged:
+        """True the first time ``kind`` happens."""
+        if kind in self._logged:  # the common case, without taking the lock
             return False
-        self._logged.add(kind)
-        return True
+        with self._log_lock:
+            if kind in self._logged:
+                return False
+            self._logged.add(kind)
+            return True
 
     def _send_loop(self) -> None:
         while True:
@@ -347,8 +357,8 @@ class Client:
                 return
             outcome = self._deliver(event)
             with self._progress:
-                self._counts[outcome.value] += 1
-                self._counts["processed"] += 1
+                self._outcomes[outcome.value] += 1
+                self._processed += 1
                 self._progress.notify_all()
 
     def _deliver(self, event: Event) -> _Outcome:
@@ -390,16 +400,14 @@ class Client:
                 self.model,
                 exc_info=True,
             )
-            with self._lock:
+            with self._progress:
                 return sent - self._sent_at_last_flush
-        with self._lock:
+        with self._progress:
             self._sent_at_last_flush = max(self._sent_at_last_flush, sent)
         return undelivered
 
     def _log_once(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
-        with self._lock:
-            first = self._first(kind)
-        if first:
+        if self._first(kind):
             logger.warning(message, *args, exc_info=exc_info)
 
     def _log_summary(self, undelivered: int) -> None:
