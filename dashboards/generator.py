@@ -90,9 +90,7 @@ def _drift_mapping() -> list[Any]:
     ]
 
 
-def _timeseries(
-    title: str, description: str, unit: str, *queries: Query, span: int = 12
-) -> timeseries.Panel:
+def _timeseries(title: str, description: str, unit: str, *queries: Query, span: int = 12) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
         .title(title)
@@ -196,23 +194,20 @@ def _base(uid: str, title: str, description: str) -> Dashboard:
 
 
 def _model_variables(board: Dashboard) -> Dashboard:
-    return (
-        board.with_variable(
-            dashboard.QueryVariable("model")
-            .label("Model")
-            .datasource(DATASOURCE)
-            .query("label_values(driftline_model_info, model)")
-            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(VariableSort.ALPHABETICAL_ASC)
-        )
-        .with_variable(
-            dashboard.QueryVariable("model_version")
-            .label("Model version")
-            .datasource(DATASOURCE)
-            .query('label_values(driftline_model_info{model=~"$model"}, model_version)')
-            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(VariableSort.ALPHABETICAL_DESC)
-        )
+    return board.with_variable(
+        dashboard.QueryVariable("model")
+        .label("Model")
+        .datasource(DATASOURCE)
+        .query("label_values(driftline_model_info, model)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+    ).with_variable(
+        dashboard.QueryVariable("model_version")
+        .label("Model version")
+        .datasource(DATASOURCE)
+        .query('label_values(driftline_model_info{model=~"$model"}, model_version)')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_DESC)
     )
 
 
@@ -658,19 +653,26 @@ def feature_drift() -> Dashboard:
 
 def system_health() -> Dashboard:
     """The collector's own health and the serving instances' heartbeats."""
+    board = _base(
+        "driftline-system-health",
+        "Driftline / System health",
+        "Collector resources, throughput, lag and delay; serving instances' health.",
+    )
+    for build_rows in (_collector_rows, _pipeline_rows, _instance_rows):
+        board = build_rows(board)
+    return board
+
+
+def _collector_rows(board: Dashboard) -> Dashboard:
     return (
-        _base(
-            "driftline-system-health",
-            "Driftline / System health",
-            "Collector resources, throughput, lag and delay; serving instances' health.",
-        )
-        .with_row(dashboard.Row("Collector"))
+        board.with_row(dashboard.Row("Collector resources"))
         .with_panel(
             _timeseries(
                 "Collector CPU",
-                "CPU seconds per second used by the collector process.",
+                "CPU seconds per second used by the collector process, and host CPU use.",
                 "percentunit",
-                _query(f"rate(driftline_process_cpu_seconds_total[{RATE}])", "{{instance}}"),
+                _query(f"rate(driftline_process_cpu_seconds_total[{RATE}])", "process {{instance}}"),
+                _query("driftline_host_cpu_ratio", "host {{instance}}", "B"),
                 span=8,
             )
         )
@@ -683,6 +685,40 @@ def system_health() -> Dashboard:
                 span=8,
             )
         )
+        .with_panel(
+            _timeseries(
+                "Host memory in use",
+                "Share of the host's memory in use (total minus available).",
+                "percentunit",
+                _query("driftline_host_memory_used_ratio", "{{instance}}"),
+                span=8,
+            ).max(1)
+        )
+        .with_panel(
+            _timeseries(
+                "Open files and threads",
+                "File descriptors and threads of the collector process.",
+                "short",
+                _query("driftline_process_open_fds", "open fds {{instance}}"),
+                _query("driftline_process_threads", "threads {{instance}}", "B"),
+                span=12,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Collector uptime",
+                "Time since the collector process started.",
+                "s",
+                _query("time() - driftline_process_start_time_seconds", "{{instance}}", instant=True),
+                span=12,
+            )
+        )
+    )
+
+
+def _pipeline_rows(board: Dashboard) -> Dashboard:
+    return (
+        board.with_row(dashboard.Row("Pipeline"))
         .with_panel(
             _timeseries(
                 "Throughput",
@@ -703,6 +739,21 @@ def system_health() -> Dashboard:
                 "Messages behind the end of each partition.",
                 "short",
                 _query("driftline_consumer_lag", "{{topic}}/{{partition}}"),
+                span=8,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Limits exceeded and export failures",
+                "Input refused or folded by a cardinality limit, and failed exports, per second.",
+                "ops",
+                _query(f"sum by (kind) (rate(driftline_limit_exceeded_total[{RATE}]))", "limit: {{kind}}"),
+                _query(
+                    f"sum by (exporter) (rate(driftline_exporter_failures_total[{RATE}]))",
+                    "export failed: {{exporter}}",
+                    "B",
+                ),
+                span=8,
             )
         )
         .with_panel(
@@ -710,34 +761,35 @@ def system_health() -> Dashboard:
                 "Processing delay",
                 "Delay from event time to processed: median and 95th percentile.",
                 "s",
-                _query(
-                    "histogram_quantile(0.5, sum by (le) "
-                    f"(rate(driftline_processing_delay_seconds_bucket[{RATE}])))",
-                    "p50",
-                ),
-                _query(
-                    "histogram_quantile(0.95, sum by (le) "
-                    f"(rate(driftline_processing_delay_seconds_bucket[{RATE}])))",
-                    "p95",
-                    "B",
-                ),
+                _histogram_quantile(0.5, "driftline_processing_delay_seconds", "p50"),
+                _histogram_quantile(0.95, "driftline_processing_delay_seconds", "p95", "B"),
             )
         )
         .with_panel(
             _timeseries(
-                "Limits exceeded",
-                "Input refused or folded by a cardinality limit, per second.",
-                "ops",
-                _query(f"sum by (kind) (rate(driftline_limit_exceeded_total[{RATE}]))", "{{kind}}"),
-                span=24,
+                "Batch duration",
+                "Time to process one polled batch, decode to export: median and 95th percentile.",
+                "s",
+                _histogram_quantile(0.5, "driftline_batch_duration_seconds", "p50"),
+                _histogram_quantile(0.95, "driftline_batch_duration_seconds", "p95", "B"),
             )
         )
-        .with_row(dashboard.Row("Serving instances"))
+    )
+
+
+def _histogram_quantile(quantile: float, metric: str, legend: str, ref: str = "A") -> Query:
+    return _query(f"histogram_quantile({quantile}, sum by (le) (rate({metric}_bucket[{RATE}])))", legend, ref)
+
+
+def _instance_rows(board: Dashboard) -> Dashboard:
+    instance = "{{model}} {{model_version}} {{instance}}"
+    return (
+        board.with_row(dashboard.Row("Serving instances"))
         .with_panel(
             _timeline(
                 "Instances up",
                 "1 while a serving instance sends heartbeats, 0 after it stops.",
-                _query("driftline_instance_up", "{{model}} {{model_version}} {{instance}}"),
+                _query("driftline_instance_up", instance),
                 span=24,
             )
             .mappings(
@@ -757,8 +809,8 @@ def system_health() -> Dashboard:
                 "Instance CPU",
                 "CPU use of each serving instance from its last heartbeat.",
                 "percentunit",
-                _query("driftline_instance_cpu_ratio", "{{instance}}"),
-                span=6,
+                _query("driftline_instance_cpu_ratio", instance),
+                span=8,
             )
         )
         .with_panel(
@@ -766,8 +818,22 @@ def system_health() -> Dashboard:
                 "Instance memory",
                 "Resident memory of each serving instance from its last heartbeat.",
                 "bytes",
-                _query("driftline_instance_resident_memory_bytes", "{{instance}}"),
-                span=6,
+                _query("driftline_instance_resident_memory_bytes", instance),
+                span=8,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Instance uptime and heartbeat age",
+                "Uptime reported by each instance, and seconds since its last heartbeat.",
+                "s",
+                _query("driftline_instance_uptime_seconds", "uptime " + instance),
+                _query(
+                    "time() - driftline_instance_last_heartbeat_timestamp_seconds",
+                    "heartbeat age " + instance,
+                    "B",
+                ),
+                span=8,
             )
         )
         .with_panel(
@@ -775,17 +841,19 @@ def system_health() -> Dashboard:
                 "Instance requests",
                 "Requests per second served by each instance.",
                 "reqps",
-                _query(f"rate(driftline_instance_requests[{RATE}])", "{{instance}}"),
-                span=6,
+                _query(f"rate(driftline_instance_requests_total[{RATE}])", instance),
             )
         )
         .with_panel(
             _timeseries(
-                "Instance errors",
-                "Failed requests per second of each instance.",
-                "reqps",
-                _query(f"rate(driftline_instance_errors[{RATE}])", "{{instance}}"),
-                span=6,
+                "Instance error ratio",
+                "Failed over served requests of each instance.",
+                "percentunit",
+                _query(
+                    f"rate(driftline_instance_errors_total[{RATE}])"
+                    f" / rate(driftline_instance_requests_total[{RATE}])",
+                    instance,
+                ),
             )
         )
     )

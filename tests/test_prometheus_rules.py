@@ -1,0 +1,140 @@
+"""Prometheus config and alert rules, checked and unit-tested with promtool; Alertmanager
+config checked and its routing tested with amtool (Debian's prometheus 2.42 and
+prometheus-alertmanager 0.25)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+RULES = PROMETHEUS_DIR / "rules" / "driftline.rules.yml"
+RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+RUNBOOK = ROOT / "docs" / "runbook.md"
+ALERTS = (
+    "DriftlineDatasetDrift",
+    "DriftlineFeatureDrift",
+    "DriftlinePredictionDrift",
+    "DriftlinePerformanceDrop",
+    "DriftlineEstimatedPerformanceDrop",
+    "DriftlineConceptDrift",
+    "DriftlineDataQuality",
+    "DriftlineHighLatency",
+    "DriftlineServingErrors",
+    "DriftlineNoTraffic",
+    "DriftlineConsumerLag",
+    "DriftlineEventsRejected",
+    "DriftlineCollectorDown",
+)
+NOT_MODEL_ALERTS = {"DriftlineConsumerLag", "DriftlineEventsRejected", "DriftlineCollectorDown"}
+JOIN = "* on(model, model_version) group_left(data_version) driftline_model_info"
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def _rules() -> list[dict[str, object]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_promtool_check_config_accepts_the_prometheus_config() -> None:
+    result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 13 rules found" in result.stdout + result.stderr
+
+
+def test_promtool_check_rules_accepts_the_rules() -> None:
+    result = _run(require_binary("promtool"), "check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_test_rules_passes() -> None:
+    result = _run(require_binary("promtool"), "test", "rules", *map(str, RULE_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(RULE_TESTS)
+
+
+def test_the_rule_tests_fail_when_a_threshold_changes(tmp_path: Path) -> None:
+    """The unit tests can fail: a copy with a looser error threshold must break them."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "tests").mkdir()
+    loosened = RULES.read_text().replace("> 0.05", "> 0.2")
+    assert loosened != RULES.read_text()
+    (tmp_path / "rules" / RULES.name).write_text(loosened)
+    test_file = tmp_path / "tests" / "serving.test.yml"
+    test_file.write_text((PROMETHEUS_DIR / "tests" / "serving.test.yml").read_text())
+    result = _run(require_binary("promtool"), "test", "rules", str(test_file))
+    assert result.returncode != 0
+    assert "DriftlineServingErrors" in result.stdout + result.stderr
+
+
+def test_the_rules_are_exactly_the_driftline_alerts() -> None:
+    assert tuple(rule["alert"] for rule in _rules()) == ALERTS
+
+
+@pytest.mark.parametrize("alert", ALERTS)
+def test_every_rule_is_unit_tested_firing_and_not_firing(alert: str) -> None:
+    firing, silent = 0, 0
+    for path in RULE_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                if check["alertname"] == alert:
+                    firing += bool(check["exp_alerts"])
+                    silent += not check["exp_alerts"]
+    assert firing >= 1 and silent >= 1, f"{alert}: {firing} firing and {silent} silent checks"
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda rule: str(rule["alert"]))
+def test_every_rule_has_severity_summary_runbook_and_realistic_for(rule: dict[str, object]) -> None:
+    labels, annotations = rule["labels"], rule["annotations"]
+    assert isinstance(labels, dict) and isinstance(annotations, dict)
+    assert labels["severity"] in {"critical", "warning", "info"}
+    assert annotations["summary"]
+    anchor = str(rule["alert"]).lower()
+    assert annotations["runbook_url"] == f"docs/runbook.md#{anchor}"
+    assert f"\n## {rule['alert']}\n" in RUNBOOK.read_text(), f"no runbook section for {anchor}"
+    minutes = {"2m": 2, "5m": 5, "10m": 10, "15m": 15, "30m": 30}
+    assert minutes[str(rule["for"])] >= 2
+    if rule["alert"] not in NOT_MODEL_ALERTS:
+        assert JOIN in " ".join(str(rule["expr"]).split())
+        assert str(annotations["report_url"]).endswith(
+            "/reports/{{ $labels.model }}/{{ $labels.model_version }}/latest"
+        )
+        assert "{{ $labels.data_version }}" in str(annotations["summary"])
+
+
+def test_amtool_check_config_accepts_the_alertmanager_config() -> None:
+    result = _run(require_binary("amtool"), "check-config", str(ALERTMANAGER))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 inhibit rules" in result.stdout
+
+
+MODEL_LABELS = ("model=credit-risk", "model_version=3")
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (("alertname=DriftlineDatasetDrift", "severity=warning", *MODEL_LABELS), "driftline-models"),
+        (("alertname=DriftlineFeatureDrift", "severity=info", *MODEL_LABELS), "driftline-models"),
+        (("alertname=DriftlinePerformanceDrop", "severity=critical", *MODEL_LABELS), "driftline-oncall"),
+        (("alertname=DriftlineCollectorDown", "severity=critical"), "driftline-platform"),
+        (("alertname=DriftlineConsumerLag", "severity=warning"), "driftline-platform"),
+        (("alertname=SomethingElse", "severity=warning"), "driftline-default"),
+    ],
+)
+def test_alertmanager_routes_by_severity_and_model(labels: tuple[str, ...], receiver: str) -> None:
+    result = _run(
+        require_binary("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receiver
