@@ -1,0 +1,83 @@
+"""Builds the Kafka pieces from the configuration, so the CLI only calls these.
+
+``collect`` reads ``config.kafka``: one consumer group member over the
+predictions and labels topics, and a dead-letter producer on the DLQ topic.
+``demo --kafka HOST:PORT`` runs the demo through a broker on topics of its own
+(a fresh pair per run, so an earlier run's events are never read again).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from driftline.kafka_transport import KafkaTransport
+from driftline.transports import Transport
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from collector.config import Config
+from collector.errors import SourceError
+from collector.kafka_dlq import KafkaDeadLetterSink
+from collector.kafka_source import KafkaSource, PartitionsCallback
+from collector.sources import Source
+from exporters.store import MetricStore
+
+
+def build_kafka_source(
+    config: Config,
+    store: MetricStore,
+    on_revoke: PartitionsCallback | None = None,
+    on_assign: PartitionsCallback | None = None,
+) -> KafkaSource:
+    """The collector's consumer: predictions and labels topics, group ``config.kafka.group_id``."""
+    kafka = config.kafka
+    return KafkaSource(
+        kafka.bootstrap_servers,
+        [kafka.predictions_topic, kafka.labels_topic],
+        kafka.group_id,
+        store=store,
+        on_revoke=on_revoke,
+        on_assign=on_assign,
+        auto_offset_reset=kafka.auto_offset_reset,
+        max_poll_records=kafka.max_poll_records,
+    )
+
+
+def build_kafka_dlq(config: Config) -> KafkaDeadLetterSink:
+    """The dead-letter producer on ``config.kafka.dlq_topic``."""
+    return KafkaDeadLetterSink(config.kafka.bootstrap_servers, config.kafka.dlq_topic)
+
+
+def demo_kafka(bootstrap_servers: str) -> tuple[Transport, Callable[[MetricStore], Source]]:
+    """The SDK transport and a source factory for ``driftline demo --kafka HOST:PORT``."""
+    run = uuid.uuid4().hex[:8]
+    predictions, labels = f"driftline.demo-{run}.predictions", f"driftline.demo-{run}.labels"
+    transport = KafkaTransport(bootstrap_servers, predictions, labels)
+
+    def source_factory(store: MetricStore) -> Source:
+        ensure_topics(bootstrap_servers, [predictions, labels])
+        return KafkaSource(
+            bootstrap_servers, [predictions, labels], f"driftline-demo-{run}", store=store
+        )
+
+    return transport, source_factory
+
+
+def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 1) -> None:
+    """Create the topics that do not exist yet (a consumer does not notice new topics quickly)."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
+    except KafkaError as exc:
+        raise SourceError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+        if missing:
+            admin.create_topics(missing, timeout_ms=30_000)
+    except TopicAlreadyExistsError:
+        pass  # another collector created it in between
+    except KafkaError as exc:
+        raise SourceError(f"cannot create topics {names}: {exc}") from exc
+    finally:
+        admin.close()
