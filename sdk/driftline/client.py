@@ -239,7 +239,8 @@ class Client:
     def stats(self) -> ClientStats:
         """A consistent snapshot of the counters (see :class:`ClientStats`)."""
         with self._lock, self._progress:
-            offered, outcomes, processed = dict(self._offered), dict(self._outcomes), self._processed
+            offered, outcomes = dict(self._offered), dict(self._outcomes)
+            processed = self._processed
         return ClientStats(
             enqueued=offered["enqueued"],
             sent=outcomes["sent"],
