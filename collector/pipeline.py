@@ -20,6 +20,7 @@ from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaE
 
 from collector.config import Config
 from collector.dlq import DeadLetterSink
+from collector.instances import InstanceTracker
 from collector.model_state import ModelVersionState, WindowListener
 from collector.references import Reference, load_reference
 from collector.sources import RawMessage
@@ -74,22 +75,28 @@ class Pipeline:
         self._deadlines: list[tuple[float, int, VersionKey, Window]] = []
         self._sequence = 0
         self.references = self._load_references()
+        self.instances = InstanceTracker.from_config(store, config)
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
 
     def process(self, batch: Sequence[RawMessage]) -> None:
         """Handle one batch of raw messages."""
+        started = time.perf_counter()
         with self.lock:
             for message in batch:
                 self._process_one(message)
             if self.event_time:
                 self._retire_idle(self.clock)
+                self.instances.check(self.clock)
+        if batch and not self.event_time:  # wall-clock time would make replays differ
+            self.store.observe("driftline_batch_duration_seconds", {}, time.perf_counter() - started)
 
     def tick(self, now: float) -> None:
         """Run the time rules at ``now`` (wall clock in collect; the caller decides)."""
         with self.lock:
             self._close_due(now)
             self._retire_idle(now)
+            self.instances.check(now)
 
     def finish(self) -> dict[VersionKey, int]:
         """End of a finite input: the events left in each trailing partial window (not evaluated)."""
@@ -135,7 +142,7 @@ class Pipeline:
             elif isinstance(event, Label):
                 self._label(event)
             else:
-                self._heartbeat(event)
+                self._heartbeat(event, when)
         except SchemaError as error:
             self._reject(message, error)
 
@@ -176,9 +183,10 @@ class Pipeline:
         self._check_model(event.model)
         self._accept("label", event.model, event.model_version or "unknown")
 
-    def _heartbeat(self, event: Heartbeat) -> None:
+    def _heartbeat(self, event: Heartbeat, when: float) -> None:
         self._state(event.model, event.model_version)
         self._accept("heartbeat", event.model, event.model_version)
+        self.instances.observe(event, when)
 
     def _state(self, model: str, model_version: str) -> ModelVersionState:
         key = (model, model_version)
@@ -263,4 +271,5 @@ class Pipeline:
         for key in idle:
             log.info("retiring %s/%s: no traffic for %.0f s", key[0], key[1], retire_after)
             self.states.pop(key).retire()
+            self.instances.forget_model_version(*key)
             self._versions.get(key[0], set()).discard(key[1])

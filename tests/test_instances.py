@@ -7,9 +7,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.config import parse_config
+from collector.dlq import MemoryDeadLetterSink
 from collector.instances import InstanceKey, InstanceTracker
+from collector.pipeline import Pipeline
+from collector.sources import RawMessage
 from exporters.prometheus import build_registry
-from exporters.store import MetricStore
+from exporters.store import HistogramValue, MetricStore
 
 
 def beat(instance: str, **numbers: float) -> Heartbeat:
@@ -137,3 +140,42 @@ def test_built_from_the_configuration() -> None:
         5.0, 50.0, 2)
     defaults = InstanceTracker.from_config(MetricStore(), parse_config({}))
     assert defaults.timeout_seconds == 30.0
+
+
+def test_the_pipeline_reports_a_silent_instance_down_on_event_time() -> None:
+    """End to end through the pipeline: replay heartbeats, one instance stops at t=60."""
+    store = MetricStore()
+    config = parse_config({"instances": {"heartbeat_timeout_seconds": 20}})
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
+    payloads = []
+    for second in range(0, 120, 5):
+        for instance in ("a", "b"):
+            if instance == "b" and second > 60:
+                continue
+            sent = Heartbeat(model="credit", model_version="3", instance=instance,
+                             timestamp=1_000.0 + second, requests_total=10.0 * second)
+            payloads.append(encode(sent))
+    batch = [RawMessage(p, "t", 0, i, 0.0) for i, p in enumerate(payloads)]
+    pipeline.process(batch[:10])
+    assert scraped_up(store) == {"a": 1.0, "b": 1.0}
+    pipeline.process(batch[10:])
+    assert scraped_up(store) == {"a": 1.0, "b": 0.0}
+    assert store.get("driftline_instance_requests_total", labels("b")) == 600.0
+    # replay output must not depend on the wall clock, so no batch durations on event time
+    assert store.get("driftline_batch_duration_seconds", {}) is None
+
+
+def test_the_pipeline_times_batches_on_the_wall_clock() -> None:
+    store = MetricStore()
+    pipeline = Pipeline(parse_config({}), store, MemoryDeadLetterSink(), event_time=False)
+    sent = encode(Heartbeat(model="credit", model_version="3", instance="a"))
+    pipeline.process([RawMessage(sent, "t", 0, 0, 1_000.0)])
+    pipeline.process([])
+    pipeline.process([RawMessage(sent, "t", 0, 1, 1_001.0)])
+    histogram = store.get("driftline_batch_duration_seconds", {})
+    assert isinstance(histogram, HistogramValue) and histogram.count == 2
+    assert 0 < histogram.sum < 1.0
+    pipeline.tick(1_001.0 + 29.0)
+    assert store.get("driftline_instance_up", labels("a")) == 1.0
+    pipeline.tick(1_001.0 + 30.0)
+    assert store.get("driftline_instance_up", labels("a")) == 0.0
