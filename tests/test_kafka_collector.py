@@ -56,9 +56,9 @@ class RunningCollector:
         for snapshot in self.store.snapshot():
             if snapshot.metric.name == "driftline_events_total":
                 return sum(
-                    float(value)  # type: ignore[arg-type]
+                    value
                     for (m, _version, k), value in snapshot.samples.items()
-                    if m == model and k == kind
+                    if m == model and k == kind and isinstance(value, float)
                 )
         return 0.0
 
