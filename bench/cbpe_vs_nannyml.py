@@ -1,0 +1,173 @@
+"""Compare Driftline's CBPE estimates with NannyML's CBPE on the same seeded data.
+
+NannyML is not a Driftline dependency; it lives in a separate virtualenv
+(``--nannyml-python``, default ``/tmp/nanny-venv/bin/python``), created with::
+
+    python3.11 -m venv /tmp/nanny-venv
+    /tmp/nanny-venv/bin/pip install nannyml "pandas<3" statsmodels
+
+This script generates a reference and an analysis stream with covariate shift
+(a logistic ground truth; the analysis drifts towards the decision boundary),
+estimates each chunk of 2,000 events with Driftline in this process, runs
+NannyML on the same arrays in a subprocess of that interpreter (this very file
+with ``--worker``, which imports neither Driftline nor anything but numpy,
+pandas and nannyml), and prints per metric the largest difference between the
+two estimates, and each one's mean absolute error against the realized metric
+with their ratio (Driftline / NannyML: under 1 means Driftline is closer).
+
+Two models: ``calibrated`` (the true probabilities) and ``overconfident``
+(logit times 3), where both tools must calibrate on the labelled reference.
+
+Run: ``.venv/bin/python bench/cbpe_vs_nannyml.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+CHUNK = 2000
+WEIGHTS = np.array([2.0, -1.0])
+
+
+def _stream(rng: np.random.Generator, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.normal(np.array([1.5, 0.0]) * (1.0 - shift), 1.0, size=(n, 2))
+    logit = x @ WEIGHTS
+    return logit, rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
+
+
+def _data(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ref_logit, ref_y = _stream(rng, 10_000, 0.0)
+    parts = [_stream(rng, CHUNK, float(s)) for s in np.linspace(0.0, 1.0, 10)]
+    return {
+        "ref_logit": ref_logit,
+        "ref_y": ref_y,
+        "logit": np.concatenate([p[0] for p in parts]),
+        "y": np.concatenate([p[1] for p in parts]),
+    }
+
+
+def _probability(logit: np.ndarray, model: str) -> np.ndarray:
+    scale = 3.0 if model == "overconfident" else 1.0
+    return 1.0 / (1.0 + np.exp(-scale * logit))
+
+
+def _realized(p: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    from sklearn import metrics as skm
+
+    out: dict[str, list[float]] = {m: [] for m in METRICS}
+    for start in range(0, len(p), CHUNK):
+        pc, yc = p[start : start + CHUNK], y[start : start + CHUNK]
+        predicted = pc >= 0.5
+        out["accuracy"].append(skm.accuracy_score(yc, predicted))
+        out["precision"].append(skm.precision_score(yc, predicted))
+        out["recall"].append(skm.recall_score(yc, predicted))
+        out["f1"].append(skm.f1_score(yc, predicted))
+        out["roc_auc"].append(skm.roc_auc_score(yc, pc))
+    return out
+
+
+def _driftline(ref_p: np.ndarray, ref_y: np.ndarray, p: np.ndarray) -> tuple[dict, float, bool]:
+    from detectors.cbpe import CBPE
+
+    cbpe = CBPE()
+    cbpe.fit(ref_p, ref_y)
+    started = time.perf_counter()
+    out: dict[str, list[float]] = {m: [] for m in METRICS}
+    for start in range(0, len(p), CHUNK):
+        estimate = cbpe.estimate(p[start : start + CHUNK])
+        for metric in METRICS:
+            out[metric].append(estimate.metrics[metric])
+    return out, time.perf_counter() - started, cbpe.calibrated
+
+
+def _worker(npz: Path, out: Path) -> None:
+    """Runs inside the NannyML virtualenv: estimate every chunk with nannyml.CBPE."""
+    import nannyml as nml
+    import pandas as pd
+
+    data = np.load(npz)
+    reference = pd.DataFrame(
+        {"p": data["ref_p"], "y_pred": (data["ref_p"] >= 0.5).astype(int), "y": data["ref_y"]}
+    )
+    analysis = pd.DataFrame({"p": data["p"], "y_pred": (data["p"] >= 0.5).astype(int)})
+    estimator = nml.CBPE(
+        problem_type="classification_binary",
+        y_pred_proba="p",
+        y_pred="y_pred",
+        y_true="y",
+        metrics=list(METRICS),
+        chunk_size=CHUNK,
+    )
+    estimator.fit(reference)
+    started = time.perf_counter()
+    frame = estimator.estimate(analysis).filter(period="analysis").to_df()
+    seconds = time.perf_counter() - started
+    result = {m: [float(v) for v in frame[(m, "value")]] for m in METRICS}
+    out.write_text(json.dumps({"estimates": result, "seconds": seconds, "version": nml.__version__}))
+
+
+def _nannyml(python: str, arrays: dict[str, np.ndarray]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        npz, out = Path(tmp) / "data.npz", Path(tmp) / "out.json"
+        np.savez(npz, **arrays)
+        subprocess.run(
+            [python, __file__, "--worker", str(npz), str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=600,
+        )
+        return dict(json.loads(out.read_text()))
+
+
+def _mae(estimates: list[float], realized: list[float]) -> float:
+    return float(np.mean(np.abs(np.array(estimates) - np.array(realized))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nannyml-python", default="/tmp/nanny-venv/bin/python")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--worker", nargs=2, metavar=("NPZ", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(Path(args.worker[0]), Path(args.worker[1]))
+        return
+    if not Path(args.nannyml_python).exists():
+        sys.exit(f"NannyML interpreter not found at {args.nannyml_python}: see the module docstring")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    data = _data(args.seed)
+    print(f"seed {args.seed}: reference 10000 events, analysis 10 chunks of {CHUNK} (covariate shift)")
+    for model in ("calibrated", "overconfident"):
+        ref_p, p = _probability(data["ref_logit"], model), _probability(data["logit"], model)
+        realized = _realized(p, data["y"])
+        ours, our_seconds, calibrated = _driftline(ref_p, data["ref_y"], p)
+        theirs = _nannyml(args.nannyml_python, {"ref_p": ref_p, "ref_y": data["ref_y"], "p": p})
+        print(f"\nmodel {model} (Driftline calibrated: {calibrated}; nannyml {theirs['version']})")
+        print(f"{'metric':10} {'max |dl-nml|':>12} {'MAE dl':>8} {'MAE nml':>8} {'ratio':>6}")
+        for metric in METRICS:
+            difference = np.max(np.abs(np.array(ours[metric]) - np.array(theirs["estimates"][metric])))
+            ours_mae = _mae(ours[metric], realized[metric])
+            theirs_mae = _mae(theirs["estimates"][metric], realized[metric])
+            print(
+                f"{metric:10} {difference:12.1e} {ours_mae:8.4f} {theirs_mae:8.4f} "
+                f"{ours_mae / theirs_mae:6.2f}"
+            )
+        print(
+            f"estimate time for 10 chunks: Driftline {our_seconds * 1000:.1f} ms, "
+            f"NannyML {theirs['seconds'] * 1000:.1f} ms (ratio {our_seconds / theirs['seconds']:.3f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
