@@ -98,7 +98,7 @@ class FairnessEvaluator:
 
     def __repr__(self) -> str:
         return (
-            f"FairnessEvaluator(segments={list(self.segments)!r}, max_values={self.max_values}, "
+            f"FairnessEvaluator(segments={self.segments!r}, max_values={self.max_values}, "
             f"min_events={self.min_events})"
         )
 
