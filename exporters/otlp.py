@@ -88,7 +88,9 @@ def service_resource(instance_id: str | None) -> Resource:
 class OtlpExporter:
     """Exports a :class:`MetricStore`'s snapshots over OTLP/HTTP.
 
-    ``metric_exporter`` replaces the SDK's HTTP exporter (tests use it to
+    ``before_export`` runs before each snapshot (e.g. ``SystemMetrics.update``,
+    so process metrics are fresh even when nobody scrapes ``/metrics``); if it
+    raises, the export still goes out. ``metric_exporter`` replaces the SDK's HTTP exporter (tests use it to
     simulate failures); by default one is built for ``endpoint``.
     """
 
@@ -102,6 +104,7 @@ class OtlpExporter:
         timeout_seconds: float = 5.0,
         headers: Mapping[str, str] | None = None,
         metric_exporter: MetricExporter | None = None,
+        before_export: Callable[[], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if not interval_seconds > 0:
@@ -118,6 +121,7 @@ class OtlpExporter:
             headers=dict(headers or {}),
             timeout=timeout_seconds,
         )
+        self.before_export = before_export
         self.clock = clock
         self.start_time_ns = clock()
         self._export_lock = threading.Lock()
@@ -127,7 +131,12 @@ class OtlpExporter:
         store.inc(FAILURES, {"exporter": "otlp"}, 0.0)  # the series exists at 0 from the start
 
     @classmethod
-    def from_config(cls, store: MetricStore, config: OtlpConfig) -> OtlpExporter | None:
+    def from_config(
+        cls,
+        store: MetricStore,
+        config: OtlpConfig,
+        before_export: Callable[[], None] | None = None,
+    ) -> OtlpExporter | None:
         """The exporter configured under ``otlp:``, or None when no endpoint is set."""
         if not config.endpoint:
             return None
@@ -138,6 +147,7 @@ class OtlpExporter:
             interval_seconds=config.interval_seconds,
             timeout_seconds=config.timeout_seconds,
             headers=config.headers,
+            before_export=before_export,
         )
 
     def export(self) -> bool:
@@ -145,6 +155,7 @@ class OtlpExporter:
         with self._export_lock:
             if self._shut_down:
                 return False
+            self._refresh()
             try:
                 data = to_metrics_data(self.store.snapshot(), self.resource, self.start_time_ns,
                                        self.clock())
@@ -185,6 +196,14 @@ class OtlpExporter:
                 self.metric_exporter.shutdown()
             except Exception:
                 log.exception("closing the OTLP metric exporter raised")
+
+    def _refresh(self) -> None:
+        if self.before_export is None:
+            return
+        try:
+            self.before_export()
+        except Exception:
+            log.exception("refreshing metrics before the OTLP export raised")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):

@@ -277,3 +277,21 @@ def test_built_from_the_configuration(receiver: Receiver) -> None:
     resource = {kv.key: kv.value.string_value for kv in resource_metrics.resource.attributes}
     assert resource["service.instance.id"] == "c9"
     assert receiver.tenants == ["ml"]
+
+
+def test_before_export_refreshes_the_snapshot(receiver: Receiver) -> None:
+    store = MetricStore()
+    refreshed: list[int] = []
+
+    def refresh() -> None:
+        refreshed.append(1)
+        store.set("driftline_process_threads", {}, float(len(refreshed)))
+        if len(refreshed) == 2:
+            raise RuntimeError("psutil hiccup")
+
+    exporter = OtlpExporter(store, receiver.url, before_export=refresh)
+    assert exporter.export()
+    assert exporter.export()  # the refresh raised, the export still went out
+    exporter.shutdown()
+    values = [otlp_series(r)[("driftline_process_threads", frozenset())] for r in receiver.requests]
+    assert values == [1.0, 2.0, 3.0]
