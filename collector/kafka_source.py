@@ -90,6 +90,8 @@ class KafkaSource:
         self._returned: dict[TopicPartition, int] = {}
         """Next offset after the last message handed out, per partition."""
         self._committed: dict[TopicPartition, int] = {}
+        self._owned: frozenset[Partition] = frozenset()
+        """Kept by the rebalance callbacks, so other threads (readiness) may read it."""
         self._paused = False
         self._closed = False
         options: dict[str, Any] = {
@@ -156,9 +158,9 @@ class KafkaSource:
     def exhausted(self) -> bool:
         return False
 
-    def assignment(self) -> set[Partition]:
-        """The ``(topic, partition)`` pairs this member owns now."""
-        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+    def assignment(self) -> frozenset[Partition]:
+        """The ``(topic, partition)`` pairs this member owns now (safe from any thread)."""
+        return self._owned
 
     def pause(self) -> None:
         """Stop fetching (the pipeline is behind); the group membership stays alive.
@@ -235,6 +237,7 @@ class KafkaSource:
         if not revoked:
             return
         logger.info("kafka partitions revoked: %s", _names(revoked))
+        self._owned = self._owned - {(tp.topic, tp.partition) for tp in revoked}
         if self.on_revoke is not None:
             self.on_revoke([(tp.topic, tp.partition) for tp in revoked])
         for tp in revoked:
@@ -248,6 +251,7 @@ class KafkaSource:
         if not assigned:
             return
         logger.info("kafka partitions assigned: %s", _names(assigned))
+        self._owned = self._owned | {(tp.topic, tp.partition) for tp in assigned}
         if self._paused:
             self._consumer.pause(*assigned)
         if self.on_assign is not None:
