@@ -95,6 +95,7 @@ class DemoView:
 
     reports: list[WindowReport] = field(default_factory=list)
     first_detection: WindowReport | None = None
+    printed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, report: WindowReport, reference: Reference, window: Window) -> None:
@@ -186,6 +187,8 @@ def run_demo(
         sent = _stream(client, CreditModel(seed), total, drift_from, duration, view, console)
         client.flush(timeout=30.0)
         _wait_until_processed(pipeline, sent, timeout=60.0)
+        if not console.is_terminal:
+            _print_new_windows(view, console)
     finally:
         client.close()
         stop.set()
@@ -220,7 +223,6 @@ def _stream(
     )
     if live is not None:
         live.start()
-    reported = 0
     try:
         for index in range(total):
             x = model.applicant(drifted=index >= drift_from)
@@ -242,7 +244,7 @@ def _stream(
             if live is not None and index % 100 == 0:
                 live.update(view.table(index + 1, total))
             elif live is None:
-                reported = _print_new_windows(view, console, reported)
+                _print_new_windows(view, console)
     finally:
         if live is not None:
             live.update(view.table(total, total))
@@ -256,16 +258,16 @@ def _pace(started: float, done: int, total: int, duration: float) -> None:
         time.sleep(ahead)
 
 
-def _print_new_windows(view: DemoView, console: Console, reported: int) -> int:
+def _print_new_windows(view: DemoView, console: Console) -> None:
     with view.lock:
-        new = view.reports[reported:]
+        new = view.reports[view.printed :]
+        view.printed += len(new)
     for report in new:
         drifted = [d.feature for d in report.drift.features if d.detected]
         console.print(
             f"window {report.index}: {report.n_events} events, drift share {report.drift.share:.2f}, "
             f"drifted: {', '.join(drifted) or 'none'}"
         )
-    return reported + len(new)
 
 
 def _wait_until_processed(pipeline: Pipeline, sent: int, timeout: float) -> None:

@@ -38,9 +38,7 @@ VersionKey = tuple[str, str]
 class PipelineCounts:
     """What the pipeline did with its input, for summaries and tests."""
 
-    accepted: dict[str, int] = field(
-        default_factory=lambda: {"prediction": 0, "label": 0, "heartbeat": 0}
-    )
+    accepted: dict[str, int] = field(default_factory=lambda: {"prediction": 0, "label": 0, "heartbeat": 0})
     rejected: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -76,6 +74,7 @@ class Pipeline:
         self._sequence = 0
         self.references = self._load_references()
         self.instances = InstanceTracker.from_config(store, config)
+        self._partition_of: dict[str, tuple[str, int]] = {}
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
 
@@ -98,13 +97,24 @@ class Pipeline:
             self._retire_idle(now)
             self.instances.check(now)
 
+    def drop_partitions(self, topic: str, partitions: set[int]) -> None:
+        """Forget the state of models whose events came from partitions this instance lost.
+
+        Events are keyed by model, so the partition's new owner rebuilds those
+        models' state from the committed offsets on (at-least-once).
+        """
+        with self.lock:
+            lost = {m for m, (t, p) in self._partition_of.items() if t == topic and p in partitions}
+            for key in [k for k in self.states if k[0] in lost]:
+                self._retire(key)
+            for model in lost:
+                del self._partition_of[model]
+
     def finish(self) -> dict[VersionKey, int]:
         """End of a finite input: the events left in each trailing partial window (not evaluated)."""
         with self.lock:
             return {
-                key: state.pending_events()
-                for key, state in self.states.items()
-                if state.pending_events()
+                key: state.pending_events() for key, state in self.states.items() if state.pending_events()
             }
 
     def status(self) -> list[dict[str, object]]:
@@ -136,6 +146,7 @@ class Pipeline:
                 self.store.observe(
                     "driftline_processing_delay_seconds", {}, max(0.0, time.time() - timestamp)
                 )
+        self._partition_of[event.model] = (message.topic, message.partition)
         try:
             if isinstance(event, Prediction):
                 self._prediction(event, when)
@@ -164,16 +175,12 @@ class Pipeline:
         self._accept("prediction", event.model, event.model_version)
         labels = {"model": event.model, "model_version": event.model_version}
         if event.latency_ms is not None:
-            self.store.observe(
-                "driftline_prediction_latency_seconds", labels, event.latency_ms / 1000.0
-            )
+            self.store.observe("driftline_prediction_latency_seconds", labels, event.latency_ms / 1000.0)
         if event.error is not None:
             self.store.inc("driftline_prediction_errors_total", labels)
         for segment, value in (event.segments or {}).items():
             folded = self._fold_segment(event.model, segment, value)
-            self.store.inc(
-                "driftline_segment_events_total", {**labels, "segment": segment, "value": folded}
-            )
+            self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": folded})
         window_before = state.window
         state.add(event, features, when)
         if self.event_time and state.window is not None and state.window is not window_before:
@@ -196,9 +203,7 @@ class Pipeline:
         versions = self._check_model(model)
         if len(versions) >= self.config.limits.max_model_versions:
             self.store.inc("driftline_limit_exceeded_total", {"kind": "model_version"})
-            raise SchemaError(
-                RejectReason.LIMIT, "model_version", f"model {model} has too many versions"
-            )
+            raise SchemaError(RejectReason.LIMIT, "model_version", f"model {model} has too many versions")
         versions.add(model_version)
         state = ModelVersionState(
             model, model_version, self.config, self.store, self.references.get(key), self.listeners
@@ -211,9 +216,7 @@ class Pipeline:
         if versions is None:
             if len(self._versions) >= self.config.limits.max_models:
                 self.store.inc("driftline_limit_exceeded_total", {"kind": "model"})
-                raise SchemaError(
-                    RejectReason.LIMIT, "model", f"over {self.config.limits.max_models} models"
-                )
+                raise SchemaError(RejectReason.LIMIT, "model", f"over {self.config.limits.max_models} models")
             versions = self._versions[model] = set()
         return versions
 
@@ -270,6 +273,9 @@ class Pipeline:
         ]
         for key in idle:
             log.info("retiring %s/%s: no traffic for %.0f s", key[0], key[1], retire_after)
-            self.states.pop(key).retire()
-            self.instances.forget_model_version(*key)
-            self._versions.get(key[0], set()).discard(key[1])
+            self._retire(key)
+
+    def _retire(self, key: VersionKey) -> None:
+        self.states.pop(key).retire()
+        self.instances.forget_model_version(*key)
+        self._versions.get(key[0], set()).discard(key[1])

@@ -8,6 +8,7 @@ same reason.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pandas as pd
@@ -16,6 +17,8 @@ from collector.model_state import WindowReport
 from collector.references import Reference
 from collector.windows import Window
 from detectors.base import FeatureTable
+
+_BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
 
 
 class HtmlReportWriter:
@@ -58,7 +61,7 @@ class HtmlReportWriter:
             f"data version {report.data_version})</h2>"
         )
         page: str = snapshot.get_html_str(as_iframe=False)
-        return page.replace("<body>", "<body>" + header, 1)
+        return _BODY.sub(lambda match: match.group(0) + header, page, count=1)
 
 
 def _frame(table: FeatureTable) -> pd.DataFrame:

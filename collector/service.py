@@ -1,0 +1,63 @@
+"""``driftline collect``: the long-running service on Kafka, wired from the configuration."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from rich.console import Console
+
+from collector.config import Config
+from collector.http_server import Endpoints, HttpServer
+from collector.kafka_source import Partition
+from collector.kafka_wiring import build_kafka_dlq, build_kafka_source
+from collector.pipeline import Pipeline
+from collector.runner import run
+from collector.system_metrics import SystemMetrics
+from exporters.html_report import HtmlReportWriter
+from exporters.otlp import OtlpExporter
+from exporters.prometheus import build_registry
+from exporters.store import MetricStore
+
+log = logging.getLogger(__name__)
+
+
+def serve(config: Config, stop: threading.Event, console: Console) -> None:
+    """Consume, evaluate and export until ``stop`` is set; every resource is closed on the way out."""
+    store = MetricStore()
+    reports = HtmlReportWriter()
+    dlq = build_kafka_dlq(config)
+    pipeline = Pipeline(config, store, dlq, event_time=False, listeners=(reports,))
+    predictions_topic = config.kafka.predictions_topic
+    source = build_kafka_source(
+        config, store, on_revoke=lambda parts: _drop(pipeline, parts, predictions_topic)
+    )
+    system = SystemMetrics(store)
+    endpoints = Endpoints(
+        build_registry(store),
+        pipeline.status,
+        lambda: bool(source.assignment()),
+        reports.render,
+        system.update,
+    )
+    server = HttpServer(endpoints, config.http.host, config.http.port).start()
+    otlp = OtlpExporter.from_config(store, config.otlp, before_export=system.update)
+    if otlp is not None:
+        otlp.start()
+    console.print(
+        f"driftline collect: consuming {config.kafka.bootstrap_servers}, serving {server.url}/metrics"
+    )
+    try:
+        run(source, pipeline, stop)
+    finally:
+        source.close()
+        dlq.close()
+        server.stop()
+        if otlp is not None:
+            otlp.shutdown()
+
+
+def _drop(pipeline: Pipeline, partitions: list[Partition], topic: str) -> None:
+    numbers = {number for name, number in partitions if name == topic}
+    if numbers:
+        pipeline.drop_partitions(topic, numbers)

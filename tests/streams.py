@@ -1,0 +1,52 @@
+"""Seeded synthetic event streams for pipeline tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from driftline.schema import Heartbeat, Label, Prediction, encode
+
+NUMERICAL = ("n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7")
+CATEGORICAL = ("c0", "c1", "c2", "c3")
+CATEGORIES = ("a", "b", "c", "d")
+
+
+def predictions(
+    n: int,
+    *,
+    seed: int,
+    start: int = 0,
+    t0: float = 1_700_000_000.0,
+    dt: float = 0.01,
+    shifted: Sequence[str] = (),
+    model: str = "m",
+    model_version: str = "1",
+    data_version: str = "d1",
+) -> Iterator[Prediction]:
+    """``n`` predictions of 8 numerical and 4 categorical features; ``shifted`` ones drift strongly."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        features: dict[str, float | str | None] = {}
+        for name in NUMERICAL:
+            features[name] = float(rng.normal(1.0 if name in shifted else 0.0, 1.0))
+        for name in CATEGORICAL:
+            p = (0.1, 0.2, 0.3, 0.4) if name in shifted else (0.4, 0.3, 0.2, 0.1)
+            features[name] = str(rng.choice(CATEGORIES, p=p))
+        score = 1 / (1 + np.exp(-float(features["n0"] or 0.0)))
+        yield Prediction(
+            event_id=f"{model}-{model_version}-{start + i}",
+            model=model,
+            model_version=model_version,
+            data_version=data_version,
+            features=features,
+            prediction=int(score >= 0.5),
+            probabilities={"0": 1 - score, "1": score},
+            timestamp=t0 + (start + i) * dt,
+            latency_ms=5.0,
+            segments={"region": str(rng.choice(("north", "south")))},
+        )
+
+
+def lines(events: Sequence[Prediction | Label | Heartbeat]) -> list[bytes]:
+    return [encode(event) for event in events]

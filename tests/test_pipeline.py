@@ -1,0 +1,157 @@
+"""The pipeline on seeded streams: counting rules, drift in exactly the shifted features, guards."""
+
+from __future__ import annotations
+
+import json
+
+from driftline.schema import Heartbeat, Label, Prediction, RejectReason, encode
+
+from collector.config import parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.pipeline import Pipeline
+from collector.sources import RawMessage
+from exporters.store import MetricStore
+from tests.streams import predictions
+
+MV = {"model": "m", "model_version": "1"}
+
+
+def _messages(payloads: list[bytes]) -> list[RawMessage]:
+    return [RawMessage(p, "test", 0, i, 0.0) for i, p in enumerate(payloads)]
+
+
+Built = tuple[Pipeline, MetricStore, MemoryDeadLetterSink]
+
+
+def _pipeline(raw_config: dict[str, object] | None = None) -> Built:
+    store, dlq = MetricStore(), MemoryDeadLetterSink()
+    return Pipeline(parse_config(raw_config or {}), store, dlq, event_time=True), store, dlq
+
+
+def _run(pipeline: Pipeline, events: list[Prediction | Label | Heartbeat]) -> None:
+    pipeline.process(_messages([encode(e) for e in events]))
+
+
+def test_reference_then_windows_of_1000_and_trailing_partial_window() -> None:
+    pipeline, store, _ = _pipeline()
+    _run(pipeline, list(predictions(5000 + 2500, seed=1)))
+    state = pipeline.states[("m", "1")]
+    assert state.reference is not None and state.reference.automatic
+    assert state.reference.n_rows == 5000
+    assert state.windows_evaluated == 2
+    assert store.get("driftline_windows_total", MV) == 2.0
+    assert pipeline.finish() == {("m", "1"): 500}
+    assert store.get("driftline_events_total", {**MV, "type": "prediction"}) == 7500.0
+
+
+def test_labels_and_heartbeats_do_not_count_towards_windows() -> None:
+    pipeline, _, _ = _pipeline()
+    events: list[Prediction | Label | Heartbeat] = list(predictions(5999, seed=2))
+    events += [Label(event_id=f"x{i}", model="m", label=1, timestamp=1_700_000_100.0) for i in range(50)]
+    events += [Heartbeat(model="m", model_version="1", instance="i1", timestamp=1_700_000_100.0)]
+    _run(pipeline, events)
+    assert pipeline.states[("m", "1")].windows_evaluated == 0
+    assert pipeline.states[("m", "1")].pending_events() == 999
+    assert pipeline.counts.accepted == {"prediction": 5999, "label": 50, "heartbeat": 1}
+
+
+def test_drift_detected_in_exactly_the_shifted_features() -> None:
+    pipeline, store, _ = _pipeline()
+    shifted = ("n1", "n5", "c2")
+    events = list(predictions(5000 + 3000, seed=3))
+    events += list(predictions(2000, seed=4, start=8000, shifted=shifted))
+    _run(pipeline, events)
+    state = pipeline.states[("m", "1")]
+    assert state.windows_evaluated == 5
+    assert store.get("driftline_dataset_drift_windows_total", MV) == 0.0
+    flagged = {
+        name
+        for name in ("n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "c0", "c1", "c2", "c3")
+        if store.get("driftline_feature_drift_windows_total", {**MV, "feature": name})
+    }
+    assert flagged == set(shifted)
+    for name in shifted:
+        assert store.get("driftline_feature_drift_windows_total", {**MV, "feature": name}) == 2.0
+        assert store.get("driftline_feature_drift_detected", {**MV, "feature": name}) == 1.0
+    assert store.get("driftline_feature_drift_detected", {**MV, "feature": "n0"}) == 0.0
+    assert store.get("driftline_dataset_drift_share", MV) == 3 / 12
+
+
+def test_window_closed_by_age_on_event_time_and_min_events() -> None:
+    pipeline, _, _ = _pipeline({"defaults": {"window": {"events": 1000, "max_seconds": 60}}})
+    # 5000 reference events 0.01 s apart, then 150 events in the next 10 s, then a 2-minute gap.
+    events = list(predictions(5150, seed=5))
+    events += list(predictions(50, seed=6, start=5150, t0=1_700_000_000.0 + 200))
+    events += list(predictions(200, seed=7, start=5200, t0=1_700_000_000.0 + 400))
+    _run(pipeline, events)
+    state = pipeline.states[("m", "1")]
+    # 150 events closed by age (>= min_events 100): evaluated; 50 events closed by age: skipped.
+    assert state.windows_evaluated == 1
+    assert state.windows_skipped == 1
+    assert state.last_report is not None and state.last_report.n_events == 150
+    assert pipeline.finish() == {("m", "1"): 200}
+
+
+def test_rejections_are_counted_and_dead_lettered_and_good_events_around_them_processed() -> None:
+    pipeline, store, dlq = _pipeline()
+    good = [encode(e) for e in predictions(10, seed=8)]
+    bad = [
+        b"not json",
+        b'{"type":"prediction","schema_version":2}',
+        b'{"type":"x","schema_version":1}',
+        b"[1]",
+    ]
+    payloads = [good[0], bad[0], *good[1:5], bad[1], bad[2], *good[5:], bad[3]]
+    pipeline.process(_messages(payloads))
+    assert pipeline.counts.accepted["prediction"] == 10
+    assert pipeline.counts.rejected == {"invalid_json": 2, "unsupported_schema_version": 1, "unknown_type": 1}
+    assert [m.value for m, _ in dlq.rejected] == [bad[0], bad[1], bad[2], bad[3]]
+    assert store.get("driftline_events_rejected_total", {"reason": "invalid_json"}) == 2.0
+    assert store.get("driftline_events_rejected_total", {"reason": "non_finite"}) == 0.0
+
+
+def test_model_info_follows_the_data_version_one_series_per_version() -> None:
+    pipeline, store, _ = _pipeline()
+    _run(pipeline, list(predictions(10, seed=9, data_version="d1")))
+    _run(pipeline, list(predictions(10, seed=9, start=10, data_version="d2")))
+    series = next(s for s in store.snapshot() if s.metric.name == "driftline_model_info").samples
+    assert list(series) == [("m", "1", "d2", "collecting")]
+
+
+def test_limits_on_models_features_and_segment_values() -> None:
+    config = {"limits": {"max_models": 3, "max_features": 5, "max_segment_values": 1}}
+    pipeline, store, dlq = _pipeline(config)
+    events = []
+    for i in range(10):
+        features = {f"f{j}": float(j) for j in range(8)}
+        events.append(
+            Prediction(
+                event_id=f"e{i}",
+                model=f"model{i % 5}",
+                model_version="1",
+                features=features,
+                prediction=1,
+                timestamp=1.0 + i,
+                segments={"region": f"r{i}"},
+            )
+        )
+    _run(pipeline, events)
+    assert len(pipeline.states) == 3
+    assert pipeline.counts.rejected == {"limit": 4}
+    assert {e.reason for _, e in dlq.rejected} == {RejectReason.LIMIT}
+    assert store.get("driftline_limit_exceeded_total", {"kind": "model"}) == 4.0
+    assert store.get("driftline_limit_exceeded_total", {"kind": "feature"}) == 6.0
+    window = pipeline.states[("model0", "1")]._reference_buffer
+    assert window is not None and sorted(window.features.columns) == ["f0", "f1", "f2", "f3", "f4"]
+    values = next(s for s in store.snapshot() if s.metric.name == "driftline_segment_events_total").samples
+    assert sorted({key[3] for key in values}) == ["__other__", "r0", "r1", "r2"]
+    assert store.get("driftline_limit_exceeded_total", {"kind": "segment_value"}) == 3.0
+
+
+def test_api_status_is_json_ready() -> None:
+    pipeline, _, _ = _pipeline()
+    _run(pipeline, list(predictions(6000, seed=10)))
+    status = pipeline.status()
+    text = json.dumps(status)
+    assert '"windows_evaluated": 1' in text
+    assert status[0]["reference"]["automatic"] is True  # type: ignore[index]
