@@ -1,0 +1,339 @@
+"""End to end with the real services: collector -> Prometheus -> rules -> Alertmanager -> webhook.
+
+The harness starts Debian's ``prometheus`` and ``prometheus-alertmanager`` on free
+loopback ports with the project's own configuration files, copied to a temporary
+folder with only addresses, intervals and ``for:`` durations substituted (each
+substitution must match, so a config change cannot slip past). The collector is
+the real one: ``driftline demo --kafka`` (SDK -> a real Kafka broker -> the
+collector's Kafka source -> pipeline -> /metrics) on a stream with drift
+injected part-way. The test asserts that
+
+(a) Prometheus scrapes the collector,
+(b) a drift alert fires,
+(c) Alertmanager delivers it to a webhook receiver run by the test, with the
+    labels model, model_version, data_version and severity, and
+(d) every PromQL query of every dashboard panel (and every variable and
+    annotation query) returns at least one series from that Prometheus.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards import panel_queries
+from tests.conftest import free_port, require_binary
+from tests.kafka_fixture import KafkaBroker
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+JSON_DIR = ROOT / "dashboards" / "json"
+DEMO_SECONDS = 40.0
+DEMO_MODEL = ("credit-risk", "1", "2026-11")  # collector/demo.py: MODEL, MODEL_VERSION, DATA_VERSION
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "30s",
+    "$__range": "10m",
+    "$model_version": DEMO_MODEL[1],
+    "$model": DEMO_MODEL[0],
+}
+
+
+def _substitute(text: str, replacements: list[tuple[str, str]]) -> str:
+    """Apply regex replacements, each of which must match at least once."""
+    for pattern, replacement in replacements:
+        text, count = re.subn(pattern, replacement, text)
+        assert count, f"the shipped config no longer contains {pattern!r}"
+    return text
+
+
+def _get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class Webhook:
+    """Alertmanager's webhook receiver: records every notification it is sent."""
+
+    port: int
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def alerts(self) -> list[tuple[str, dict[str, Any]]]:
+        """(receiver, alert) for every alert of every notification so far."""
+        with self.lock:
+            return [(n["receiver"], a) for n in self.notifications for a in n["alerts"]]
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with hook.lock:
+                hook.notifications.append(body)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hook.port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Processes:
+    """Child processes started by the test, each stopped by its own handle at the end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.logs)
+        self.children.append((name, child))
+        return child
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        for _, child in reversed(self.children):
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait(timeout=10)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    running = Processes(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _alertmanager_config(tmp_path: Path, webhook_port: int) -> Path:
+    text = (ROOT / "deploy/alertmanager/alertmanager.yml").read_text()
+    text = _substitute(
+        text,
+        [
+            (r"alert-receiver:9095", f"127.0.0.1:{webhook_port}"),
+            (r"group_wait: \d+s", "group_wait: 1s"),
+            (r"group_interval: \d+m", "group_interval: 1s"),
+        ],
+    )
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    return path
+
+
+def _prometheus_config(tmp_path: Path, collector_port: int, alertmanager_port: int) -> Path:
+    source = ROOT / "deploy" / "prometheus"
+    text = _substitute(
+        (source / "prometheus.yml").read_text(),
+        [
+            (r"scrape_interval: 15s", "scrape_interval: 1s"),
+            (r"evaluation_interval: 15s", "evaluation_interval: 1s"),
+            (r"collector:9108", f"127.0.0.1:{collector_port}"),
+            (r"alertmanager:9093", f"127.0.0.1:{alertmanager_port}"),
+        ],
+    )
+    (tmp_path / "prometheus").mkdir()
+    (tmp_path / "prometheus" / "rules").mkdir()
+    for rules in (source / "rules").glob("*.yml"):
+        shortened = _substitute(rules.read_text(), [(r"for: \d+m", "for: 1s")])
+        (tmp_path / "prometheus" / "rules" / rules.name).write_text(shortened)
+    path = tmp_path / "prometheus" / "prometheus.yml"
+    path.write_text(text)
+    return path
+
+
+def _query(prometheus: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+    reply = _get_json(f"{prometheus}/api/v1/query?{urllib.parse.urlencode(params)}")
+    assert reply["status"] == "success", reply
+    result: list[dict[str, Any]] = reply["data"]["result"]
+    return result
+
+
+def _dashboard_queries() -> list[tuple[str, str]]:
+    queries = []
+    for path in sorted(JSON_DIR.glob("*.json")):
+        doc = json.loads(path.read_text())
+        queries += [(f"{path.stem} / {title}", expr) for title, expr in panel_queries(doc)]
+        for variable in doc["templating"].get("list", []):
+            if variable["type"] == "query":
+                inner = variable["query"].removeprefix("label_values(").rsplit(",", 1)[0]
+                queries.append((f"{path.stem} / ${variable['name']}", inner))
+        for annotation in doc["annotations"]["list"]:
+            queries.append((f"{path.stem} / annotation {annotation['name']}", annotation["expr"]))
+    return queries
+
+
+def _grafana_expand(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"unexpanded Grafana variable in {expr!r}"
+    return expr
+
+
+def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
+    tmp_path: Path, webhook: Webhook, processes: Processes, kafka_broker: KafkaBroker
+) -> None:
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager")
+    collector_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
+    prometheus = f"http://127.0.0.1:{prometheus_port}"
+    alertmanager = f"http://127.0.0.1:{alertmanager_port}"
+    collector = f"http://127.0.0.1:{collector_port}"
+
+    processes.start(
+        "alertmanager",
+        [
+            alertmanager_bin,
+            f"--config.file={_alertmanager_config(tmp_path, webhook.port)}",
+            f"--storage.path={tmp_path / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+            "--cluster.listen-address=",
+        ],
+    )
+    processes.start(
+        "prometheus",
+        [
+            prometheus_bin,
+            f"--config.file={_prometheus_config(tmp_path, collector_port, alertmanager_port)}",
+            f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ],
+    )
+    for name, url in (("alertmanager", alertmanager), ("prometheus", prometheus)):
+        _wait_for(f"{name} to be ready", functools.partial(_ready, url), timeout=30)
+
+    demo = processes.start(
+        "collector",
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "demo",
+            f"--duration={DEMO_SECONDS}",
+            f"--http-port={collector_port}",
+            f"--kafka={kafka_broker.bootstrap}",
+        ],
+    )
+    _wait_for("the collector's /healthz", lambda: _ready(collector, "/healthz"), timeout=30)
+
+    # (a) Prometheus scrapes the collector.
+    _wait_for(
+        "Prometheus to scrape the collector's driftline_model_info",
+        lambda: bool(_query(prometheus, "driftline_model_info")),
+        timeout=30,
+    )
+    (info,) = _query(prometheus, "driftline_model_info")
+    assert info["metric"]["job"] == "driftline-collector"
+    assert (info["metric"]["model"], info["metric"]["model_version"]) == DEMO_MODEL[:2]
+    assert info["metric"]["data_version"] == DEMO_MODEL[2]
+
+    # (b) and (c): the drift alert fires and Alertmanager delivers it with the labels.
+    last_alive = time.time()
+
+    def delivered() -> bool:
+        nonlocal last_alive
+        if _ready(collector, "/healthz"):
+            last_alive = time.time()
+        return any(_is_drift_alert(alert) for _, alert in webhook.alerts())
+
+    _wait_for("a drift alert at the webhook", delivered, timeout=DEMO_SECONDS + 60)
+    receiver, alert = next((r, a) for r, a in webhook.alerts() if _is_drift_alert(a))
+    labels = alert["labels"]
+    assert (labels["model"], labels["model_version"], labels["data_version"]) == DEMO_MODEL
+    assert labels["severity"] in {"info", "warning"}
+    assert receiver == "driftline-models"
+    assert alert["status"] == "firing"
+    assert alert["annotations"]["report_url"].endswith("/reports/credit-risk/1/latest")
+    assert alert["annotations"]["runbook_url"] == f"docs/runbook.md#{labels['alertname'].lower()}"
+    assert DEMO_MODEL[2] in alert["annotations"]["summary"]
+
+    # Let the demo stream to its end so every window and label join has happened.
+    while demo.poll() is None:
+        if _ready(collector, "/healthz"):
+            last_alive = time.time()
+        time.sleep(0.5)
+        assert time.time() - last_alive < DEMO_SECONDS + 90, processes.log("collector")
+    assert demo.returncode == 0, processes.log("collector")
+
+    # (d) every dashboard query returns at least one series, evaluated while the collector was up.
+    at = last_alive - 2.0
+    queries = _dashboard_queries()
+    assert len(queries) > 60
+    empty = [
+        f"{where}: {expr}"
+        for where, expr in queries
+        if not _query(prometheus, _grafana_expand(expr), at=at)
+    ]
+    assert not empty, "dashboard queries without any series:\n" + "\n".join(empty)
+
+
+def _ready(base: str, path: str = "/-/ready") -> bool:
+    try:
+        with urllib.request.urlopen(base + path, timeout=2) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
+def _is_drift_alert(alert: dict[str, Any]) -> bool:
+    return alert["labels"].get("alertname") in {
+        "DriftlineDatasetDrift",
+        "DriftlineFeatureDrift",
+        "DriftlinePredictionDrift",
+    } and alert.get("status") == "firing"
+
+
+def test_the_harness_substitutions_fail_loudly_on_a_changed_config() -> None:
+    with pytest.raises(AssertionError, match="no longer contains"):
+        _substitute("scrape_interval: 30s\n", [(r"scrape_interval: 15s", "scrape_interval: 1s")])
+    assert os.path.exists(ROOT / "deploy/prometheus/prometheus.yml")
