@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         "--dlq", type=Path, help="write rejected lines with their reasons here (JSON lines)"
     )
     replay.set_defaults(handler=_replay)
+
+    from dashboards.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
