@@ -46,6 +46,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from grafana_foundation_sdk.models.text import TextMode
 
 DATASOURCE_UID = "driftline-prometheus"
+JSON_DIR = Path(__file__).resolve().parent / "json"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 TAGS = ["driftline"]
 RATE = "$__rate_interval"

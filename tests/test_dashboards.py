@@ -16,6 +16,7 @@ from collector.errors import ExportError
 from dashboards import build, panel_queries, push
 from dashboards.generator import DATASOURCE_UID
 from exporters.catalog import CATALOG, CATALOG_BY_NAME
+from tests.conftest import free_port
 from tests.promql_names import PROMETHEUS_BUILTINS, metric_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,9 +218,32 @@ def test_push_uploads_every_dashboard_into_the_driftline_folder(
 
 
 def test_push_reports_an_unreachable_grafana_as_an_export_error(tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
     with pytest.raises(ExportError, match="pushing dashboards"):
         push(f"http://127.0.0.1:{free_port()}", "token", JSON_DIR)
     with pytest.raises(ExportError, match="no dashboard JSON"):
         push("http://127.0.0.1:1", "token", tmp_path)
+
+
+def test_cli_dashboards_build_writes_the_committed_json(tmp_path: Path) -> None:
+    from collector.cli import main
+
+    assert main(["dashboards", "build", "--out", str(tmp_path)]) == 0
+    for path in JSON_DIR.glob("*.json"):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+def test_cli_dashboards_push_uploads_to_grafana(
+    fake_grafana: tuple[str, type[_FakeGrafana]],
+) -> None:
+    """Against the stand-in Grafana above (no Grafana binary exists here)."""
+    from collector.cli import main
+
+    url, grafana = fake_grafana
+    assert main(["dashboards", "push", "--url", url, "--token", "t0ken"]) == 0
+    assert sorted(body["dashboard"]["uid"] for body in grafana.saved) == [
+        "driftline-feature-drift",
+        "driftline-model",
+        "driftline-overview",
+        "driftline-system-health",
+    ]
+    assert main(["dashboards", "push", "--url", f"http://127.0.0.1:{free_port()}", "--token", "t"]) == 2

@@ -1,0 +1,46 @@
+"""``driftline dashboards build`` and ``driftline dashboards push`` (DESIGN.md contract 2)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from dashboards.generator import JSON_DIR, build
+from dashboards.grafana import push
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``dashboards build|push`` on the ``driftline`` subcommand parsers."""
+    parser = commands.add_parser("dashboards", help="regenerate or push the Grafana dashboards")
+    actions = parser.add_subparsers(title="actions", required=True)
+    build_cmd = actions.add_parser("build", help="regenerate the dashboard JSON")
+    build_cmd.add_argument("--out", type=Path, default=JSON_DIR, help=f"default {JSON_DIR}")
+    build_cmd.set_defaults(handler=_build)
+    push_cmd = actions.add_parser("push", help="upload the dashboards to an existing Grafana")
+    push_cmd.add_argument("--url", required=True, help="Grafana base URL")
+    push_cmd.add_argument(
+        "--token",
+        default=os.environ.get("GRAFANA_TOKEN"),
+        help="service-account token (default: $GRAFANA_TOKEN)",
+    )
+    push_cmd.add_argument("--json-dir", type=Path, default=JSON_DIR, help=f"default {JSON_DIR}")
+    push_cmd.set_defaults(handler=_push)
+
+
+def _build(args: argparse.Namespace, console: Console) -> int:
+    for path in build(args.out):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def _push(args: argparse.Namespace, console: Console) -> int:
+    if not args.token:
+        console.print("[bold red]error:[/] --token or GRAFANA_TOKEN is required")
+        return 2
+    for result in push(args.url, args.token, args.json_dir):
+        console.print(f"pushed {result.uid} (version {result.version}): {args.url}{result.url}")
+    return 0
