@@ -166,7 +166,13 @@ def _bars(title: str, description: str, unit: str, query: Query, span: int = 12)
     )
 
 
-def _base(uid: str, title: str, description: str) -> Dashboard:
+def _base(uid: str, title: str, description: str, selector: str = "") -> Dashboard:
+    """A dashboard with the shared tags, links and the version-change annotation.
+
+    A version change is a ``driftline_model_info`` series that did not exist 10 minutes
+    earlier: a new model version, data version or reference.
+    """
+    info = f"driftline_model_info{selector}"
     return (
         Dashboard(title)
         .uid(uid)
@@ -189,7 +195,7 @@ def _base(uid: str, title: str, description: str) -> Dashboard:
             .datasource(DATASOURCE)
             .enable(True)
             .icon_color("purple")
-            .expr("driftline_model_info unless driftline_model_info offset 10m")
+            .expr(f"{info} unless {info} offset 10m")
         )
     )
 
@@ -333,6 +339,7 @@ def model() -> Dashboard:
             "driftline-model",
             "Driftline / Model",
             "One model version: data drift and quality, predictions, performance, fairness.",
+            '{model=~"$model"}',
         )
     )
     board = board.with_variable(
@@ -613,6 +620,7 @@ def feature_drift() -> Dashboard:
             "driftline-feature-drift",
             "Driftline / Feature drift",
             "Per-feature drift scores and flags over time for one model version.",
+            '{model=~"$model"}',
         )
     )
     return (
