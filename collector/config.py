@@ -112,6 +112,13 @@ class OtlpConfig(_Strict):
         return self
 
 
+class LabelsConfig(_Strict):
+    """The label join store, one per model: bounded in entries and in age."""
+
+    max_entries: int = Field(default=100_000, ge=1)
+    max_age_seconds: float = Field(default=86_400.0, gt=0)
+
+
 class Config(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
@@ -120,6 +127,7 @@ class Config(_Strict):
     limits: Limits = Limits()
     instances: InstancesConfig = InstancesConfig()
     otlp: OtlpConfig = OtlpConfig()
+    labels: LabelsConfig = LabelsConfig()
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of one model (defaults where it has none)."""

@@ -13,14 +13,15 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from detectors.data_quality import DataQualityDetector, DataQualityResult
 from driftline.schema import Prediction
 
 from collector.config import Config
+from collector.model_health import ModelHealth
 from collector.references import Reference, automatic_reference
 from collector.tables import Value
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector, DataDriftResult
+from detectors.data_quality import DataQualityDetector, DataQualityResult
 from exporters.store import MetricStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,15 @@ class ModelVersionState:
         self.last_report: WindowReport | None = None
         self._info_labels: dict[str, str] | None = None
         self._reference_buffer: Window | None = None
+        self.health = ModelHealth(
+            store,
+            self.labels,
+            task=self.model_config.task,
+            positive_class=self.model_config.positive_class,
+            segments=self.model_config.segments,
+            max_segment_values=config.limits.max_segment_values,
+            label_window_events=self.window_config.events,
+        )
         if reference is not None:
             self._use_reference(reference)
 
@@ -90,10 +100,7 @@ class ModelVersionState:
         if self.reference is None:
             self._collect_reference(event, features, event_time)
             return
-        if (
-            self.window is not None
-            and self.window.age(event_time) >= self.window_config.max_seconds
-        ):
+        if self.window is not None and self.window.age(event_time) >= self.window_config.max_seconds:
             self.close_window(event_time)
         if self.window is None:
             self.window = Window(event_time)
@@ -149,9 +156,7 @@ class ModelVersionState:
                 "data_version": reference.data_version,
                 "features": dict(reference.features.kinds),
             },
-            "reference_events_collected": self._reference_buffer.n_events
-            if self._reference_buffer
-            else None,
+            "reference_events_collected": self._reference_buffer.n_events if self._reference_buffer else None,
             "windows_evaluated": self.windows_evaluated,
             "windows_skipped": self.windows_skipped,
             "current_window_events": self.pending_events(),
@@ -159,9 +164,7 @@ class ModelVersionState:
             "last_window": _report_summary(self.last_report),
         }
 
-    def _collect_reference(
-        self, event: Prediction, features: Mapping[str, Value], event_time: float
-    ) -> None:
+    def _collect_reference(self, event: Prediction, features: Mapping[str, Value], event_time: float) -> None:
         if self._reference_buffer is None:
             self._reference_buffer = Window(event_time)
         self._reference_buffer.add(event, features, event_time)
@@ -190,6 +193,7 @@ class ModelVersionState:
         self._prediction_drift.fit(reference.outputs)
         self._quality = DataQualityDetector()
         self._quality.fit(reference.features)
+        self.health.fit(reference)
         self._publish_info()
 
     def _set_data_version(self, data_version: str) -> None:
@@ -229,6 +233,7 @@ class ModelVersionState:
             quality=self._quality.evaluate(features),
         )
         self._export(report)
+        self.health.evaluate_predictions(window.predictions)
         self.last_report = report
         return report
 
@@ -236,9 +241,7 @@ class ModelVersionState:
         store, labels = self.store, self.labels
         for drift in report.drift.features:
             feature = {**labels, "feature": drift.feature}
-            store.set(
-                "driftline_feature_drift_score", {**feature, "method": drift.method}, drift.score
-            )
+            store.set("driftline_feature_drift_score", {**feature, "method": drift.method}, drift.score)
             store.set("driftline_feature_drift_detected", feature, float(drift.detected))
             store.inc("driftline_feature_drift_windows_total", feature, float(drift.detected))
         store.set("driftline_dataset_drift_share", labels, report.drift.share)
@@ -246,9 +249,7 @@ class ModelVersionState:
         store.inc("driftline_dataset_drift_windows_total", labels, float(report.drift.detected))
         for drift in report.prediction_drift.features:
             output = {**labels, "output": drift.feature}
-            store.set(
-                "driftline_prediction_drift_score", {**output, "method": drift.method}, drift.score
-            )
+            store.set("driftline_prediction_drift_score", {**output, "method": drift.method}, drift.score)
             store.set("driftline_prediction_drift_detected", output, float(drift.detected))
         for quality in report.quality.features:
             feature = {**labels, "feature": quality.feature}

@@ -21,6 +21,7 @@ from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaE
 from collector.config import Config
 from collector.dlq import DeadLetterSink
 from collector.instances import InstanceTracker
+from collector.label_join import LabelJoinStore, PredictionRecord
 from collector.model_state import ModelVersionState, WindowListener
 from collector.references import Reference, load_reference
 from collector.sources import RawMessage
@@ -75,6 +76,7 @@ class Pipeline:
         self.references = self._load_references()
         self.instances = InstanceTracker.from_config(store, config)
         self._partition_of: dict[str, tuple[str, int]] = {}
+        self.joins: dict[str, LabelJoinStore] = {}
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
 
@@ -151,7 +153,7 @@ class Pipeline:
             if isinstance(event, Prediction):
                 self._prediction(event, when)
             elif isinstance(event, Label):
-                self._label(event)
+                self._label(event, when)
             else:
                 self._heartbeat(event, when)
         except SchemaError as error:
@@ -181,14 +183,45 @@ class Pipeline:
         for segment, value in (event.segments or {}).items():
             folded = self._fold_segment(event.model, segment, value)
             self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": folded})
+        self._join_store(event.model).add(
+            PredictionRecord(
+                event.event_id,
+                event.model_version,
+                when,
+                event.prediction,
+                event.probabilities,
+                event.segments,
+            )
+        )
         window_before = state.window
         state.add(event, features, when)
         if self.event_time and state.window is not None and state.window is not window_before:
             self._schedule(state)
 
-    def _label(self, event: Label) -> None:
+    def _label(self, event: Label, when: float) -> None:
         self._check_model(event.model)
-        self._accept("label", event.model, event.model_version or "unknown")
+        result = self._join_store(event.model).join_event(event, when)
+        self.store.inc("driftline_labels_total", {"model": event.model, "outcome": result.outcome})
+        version = event.model_version or "unknown"
+        if result.prediction is not None:
+            version = result.prediction.model_version
+            if result.delay_seconds is not None:
+                self.store.observe(
+                    "driftline_label_delay_seconds", {"model": event.model}, result.delay_seconds
+                )
+            state = self.states.get((event.model, version))
+            if state is not None:
+                state.health.add_label(result)
+        self._accept("label", event.model, version)
+
+    def _join_store(self, model: str) -> LabelJoinStore:
+        store = self.joins.get(model)
+        if store is None:
+            labels = self.config.labels
+            store = self.joins[model] = LabelJoinStore(labels.max_entries, labels.max_age_seconds)
+            for outcome in ("joined", "unmatched", "expired"):
+                self.store.inc("driftline_labels_total", {"model": model, "outcome": outcome}, 0.0)
+        return store
 
     def _heartbeat(self, event: Heartbeat, when: float) -> None:
         self._state(event.model, event.model_version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, encode
 
 from collector.config import parse_config
@@ -155,3 +156,33 @@ def test_api_status_is_json_ready() -> None:
     text = json.dumps(status)
     assert '"windows_evaluated": 1' in text
     assert status[0]["reference"]["automatic"] is True  # type: ignore[index]
+
+
+def test_model_health_metrics_from_predictions_and_joined_labels() -> None:
+    from sklearn.metrics import accuracy_score
+
+    pipeline, store, _ = _pipeline()
+    events: list[Prediction | Label | Heartbeat] = list(predictions(6000, seed=14))
+    window = events[5000:6000]
+    rng = np.random.default_rng(15)
+    truth = [int(rng.random() < 0.7) for _ in window]
+    events += [
+        Label(event_id=e.event_id, model="m", label=y, timestamp=1_700_000_100.0)
+        for e, y in zip(window, truth, strict=True)
+    ]
+    events += [Label(event_id="never-predicted", model="m", label=1, timestamp=1_700_000_100.0)]
+    _run(pipeline, events)
+    expected = accuracy_score(truth, [e.prediction for e in window])  # type: ignore[union-attr]
+    realized = store.get("driftline_performance", {**MV, "metric": "accuracy", "source": "realized"})
+    assert realized is not None and abs(realized - expected) < 1e-12
+    assert store.get("driftline_labels_total", {"model": "m", "outcome": "joined"}) == 1000.0
+    assert store.get("driftline_labels_total", {"model": "m", "outcome": "unmatched"}) == 1.0
+    assert store.get("driftline_events_total", {**MV, "type": "label"}) == 1000.0
+    unknown = {"model": "m", "model_version": "unknown", "type": "label"}
+    assert store.get("driftline_events_total", unknown) == 1.0
+    confidence = store.get("driftline_prediction_confidence", MV)
+    assert isinstance(confidence, float) and 0.5 <= confidence <= 1.0
+    estimated = store.get("driftline_performance", {**MV, "metric": "accuracy", "source": "estimated"})
+    assert isinstance(estimated, float) and 0.5 <= estimated <= 1.0
+    assert store.get("driftline_fairness_disparate_impact", {**MV, "segment": "region"}) is not None
+    assert store.get("driftline_concept_drift_detected", {**MV, "detector": "adwin"}) in (0.0, 1.0)
