@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -103,6 +104,9 @@ class KafkaSource:
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": max(100, session_timeout_ms // 4),
             "client_id": f"driftline-collector-{group_id}",
+            # Incremental rebalancing: only partitions that really move are revoked,
+            # so a member keeps the state of the partitions it keeps.
+            "partition_assignment_strategy": (CooperativeStickyAssignor,),
         }
         options.update(consumer_options)
         try:
