@@ -14,15 +14,16 @@ distribution under no drift is estimated by resampling from the reference:
 * categorical features (and numerical ones with at most 5 distinct values): a
   chi-square statistic of the window's counts per reference category against
   the reference's shares, divided by ``1 + m/n`` so it barely depends on the
-  window size. Categories expected fewer than 5 times in a window are merged
-  into one cell. Values never seen in the reference count in the window's
+  window size. The least frequent categories are merged into one cell expected
+  at least 5 times in a window. Values never seen in the reference count in the window's
   size but in no cell: a couple of them change nothing, a large share shows as
   a deficit everywhere else.
 
 Null distribution: the probabilities of the reference's cells are drawn from
 ``Dirichlet(reference counts)`` -- the distribution of the true mass between
 the reference's order statistics, which is exactly how the reference's own
-sampling error enters (a pseudo-reference) -- and a pseudo-window of ``m``
+sampling error enters (a pseudo-reference; a numerical reference's n values cut
+the line into n + 1 spacings, so its last cell holds one more) -- and a pseudo-window of ``m``
 values is drawn from them (``Multinomial(m, p)``). For a continuous feature
 this is the exact null of the statistic whatever the feature's distribution, so
 features whose cells hold the same counts share one simulation.
@@ -67,6 +68,9 @@ class RankCells:
     edges: FloatArray
     """Cell k holds values in (edges[k-1], edges[k]]; the first and last cells are open."""
     ref_counts: IntArray
+    null_alphas: FloatArray
+    """Dirichlet parameters of the cells' true masses: n+1 uniform spacings, the last cell
+    holding the spacing above the reference's maximum."""
     location: FloatArray
     """Centred mid-rank of each cell (reference mean 0)."""
     scale: FloatArray
@@ -82,7 +86,9 @@ class RankCells:
         edges = np.unique(cuts)
         edges = edges[edges < ordered[-1]]
         ref_counts = np.bincount(np.searchsorted(edges, ordered, side="left"), minlength=len(edges) + 1)
-        shares = ref_counts / n
+        alphas = ref_counts.astype(np.float64)
+        alphas[-1] += 1.0
+        shares = alphas / alphas.sum()
         mid_rank = np.cumsum(shares) - shares / 2
         location = mid_rank - 0.5
         scale = location**2
@@ -90,6 +96,7 @@ class RankCells:
         return cls(
             edges=edges.astype(np.float64),
             ref_counts=ref_counts.astype(np.int64),
+            null_alphas=alphas,
             location=location,
             scale=scale,
             location_var=float(shares @ location**2),
@@ -135,6 +142,11 @@ class CountCells:
     def key(self) -> tuple[str, tuple[int, ...]]:
         return ("counts", tuple(self.ref_counts.tolist()))
 
+    @property
+    def null_alphas(self) -> FloatArray:
+        """Dirichlet parameters of the categories' probabilities: the reference's counts."""
+        return self.ref_counts.astype(np.float64)
+
     def window_counts(self, values: list[Hashable]) -> FloatArray:
         counts = np.zeros(len(self.ref_counts))
         for value, count in Counter(values).items():
@@ -144,15 +156,19 @@ class CountCells:
         return counts
 
     def merged(self, counts: FloatArray, size: int) -> tuple[FloatArray, FloatArray]:
-        """Counts and reference shares with the categories rare at this window size merged."""
+        """Counts and reference shares with the least frequent categories merged into one cell
+        expected at least ``MIN_EXPECTED`` times in a window of ``size`` (cells are sorted by
+        decreasing reference frequency, so the merged ones are a tail). The most frequent
+        category always keeps its own cell, so a rare class of a binary feature is still seen."""
         shares = self.ref_counts / self.ref_counts.sum()
-        rare = shares * size < MIN_EXPECTED
-        if rare.sum() < 2:
+        start = int(np.count_nonzero(shares * size >= MIN_EXPECTED))
+        if start == len(shares):
             return counts, shares
-        keep = ~rare
-        rare_total = counts[..., rare].sum(axis=-1, keepdims=True)
-        merged_counts = np.concatenate((counts[..., keep], rare_total), axis=-1)
-        return merged_counts, np.append(shares[keep], shares[rare].sum())
+        while start > 1 and shares[start:].sum() * size < MIN_EXPECTED:
+            start -= 1
+        tail_counts = counts[..., start:].sum(axis=-1, keepdims=True)
+        merged_counts = np.concatenate((counts[..., :start], tail_counts), axis=-1)
+        return merged_counts, np.append(shares[:start], shares[start:].sum())
 
     def statistic(self, counts: FloatArray, size: int) -> FloatArray:
         """Chi-square of counts (..., categories) against the reference shares, over 1 + m/n."""
@@ -180,7 +196,8 @@ class Calibrator:
     n_features: int
     seed: int = 0
     n_sims: int = 0
-    """Null replicates per (cells, size); 0 means ``clip(20 F / alpha, 10,000, 50,000)``."""
+    """Null replicates per (cells, size); 0 means ``clip(50 F / alpha, 20,000, 200,000)``, so
+    about 50 replicates lie beyond the threshold and its sampling error stays small."""
     _cache: dict[tuple[tuple[str, tuple[int, ...]], int], float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -189,7 +206,7 @@ class Calibrator:
         if self.n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {self.n_features!r}")
         if self.n_sims == 0:
-            self.n_sims = int(min(50_000, max(10_000, math.ceil(20 * self.n_features / self.alpha))))
+            self.n_sims = int(min(200_000, max(20_000, math.ceil(50 * self.n_features / self.alpha))))
 
     @property
     def level(self) -> float:
@@ -212,7 +229,7 @@ class Calibrator:
 
 def null_statistics(cells: Cells, size: int, n_sims: int, rng: np.random.Generator) -> FloatArray:
     """The flagging statistic for ``n_sims`` pseudo-windows of ``size`` under no drift."""
-    alphas = cells.ref_counts.astype(np.float64)
+    alphas = cells.null_alphas
     parts = []
     for start in range(0, n_sims, CHUNK):
         batch = min(CHUNK, n_sims - start)

@@ -1,0 +1,217 @@
+"""False alarms and detection delay: Evidently's DataDriftPreset defaults vs Driftline's modes.
+
+No-drift windows of 1,000 rows (20 features: 15 numbers, 5 categories) are
+drawn from the same seeded distribution as the reference, with a reference of
+50,000 rows and of 1,000 rows. The reference is redrawn every ``--stream``
+windows, so the rates average over the reference's own sampling error too.
+Printed per reference size, for Evidently's preset, Driftline's
+``mode="evidently"`` (Evidently's rules and thresholds, equal to the preset by
+the parity tests, so it can run on many more windows) and Driftline's
+calibrated mode: the share of windows with any feature flagged (the
+family-wise false-alarm rate) and the share flagged as dataset drift. Then
+shifts are injected (mean shifts of 0.1, 0.25, 0.5 and 1 standard deviation
+in 2 numerical features; a swap of the two most frequent categories in one
+categorical feature) and the share of windows in which a shifted feature is
+flagged, and the windows until the first flag, are printed beside the flag
+rate of an ideal test (a z-test on the mean at the same family-wise alpha).
+
+Run: ``.venv/bin/python bench/false_alarms.py`` (about 3 to 5 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from detectors.base import FeatureKind, FeatureTable
+from detectors.data_drift import DataDriftDetector, DataDriftResult
+
+N_NUMERIC, N_CATEGORICAL, WINDOW = 15, 5, 1000
+SHIFTED = ("n0", "n5")
+SWAPPED = "c0"
+ALPHA = 0.01
+
+
+def _numeric(rng: np.random.Generator, i: int, n: int) -> tuple[np.ndarray, float]:
+    """Column ``i``'s values and its true standard deviation."""
+    family = i % 5
+    if family == 0:
+        return rng.normal(0.0, 1.0, n), 1.0
+    if family == 1:
+        return rng.lognormal(0.0, 0.5, n), math.sqrt((math.exp(0.25) - 1) * math.exp(0.25))
+    if family == 2:
+        return rng.standard_t(5, n), math.sqrt(5 / 3)
+    if family == 3:
+        return rng.uniform(0.0, 1.0, n), math.sqrt(1 / 12)
+    return rng.gamma(2.0, 1.0, n), math.sqrt(2.0)
+
+
+def _category_probabilities(j: int, swap: bool) -> np.ndarray:
+    weights = 1.0 / np.arange(1, 4 + j)
+    weights /= weights.sum()
+    if swap:
+        weights[[0, 1]] = weights[[1, 0]]
+    return weights
+
+
+def make_table(rng: np.random.Generator, n: int, shift: float = 0.0, swap: bool = False) -> FeatureTable:
+    kinds: dict[str, FeatureKind] = {}
+    columns: dict[str, np.ndarray] = {}
+    for i in range(N_NUMERIC):
+        name = f"n{i}"
+        values, sd = _numeric(rng, i, n)
+        kinds[name], columns[name] = "numerical", values + (shift * sd if name in SHIFTED else 0.0)
+    for j in range(N_CATEGORICAL):
+        name = f"c{j}"
+        probabilities = _category_probabilities(j, swap and name == SWAPPED)
+        labels = np.array([f"v{k}" for k in range(len(probabilities))], dtype=object)
+        kinds[name], columns[name] = "categorical", rng.choice(labels, n, p=probabilities)
+    return FeatureTable(kinds, columns, n)
+
+
+@dataclass
+class Tally:
+    windows: int = 0
+    any_flag: int = 0
+    dataset: int = 0
+    target_flags: int = 0
+    target_checks: int = 0
+    delays: list[int] | None = None
+
+    def add(self, result: DataDriftResult, targets: tuple[str, ...]) -> bool:
+        flagged = {d.feature for d in result.features if d.drifted}
+        self.windows += 1
+        self.any_flag += bool(flagged)
+        self.dataset += result.drifted
+        hit = [t in flagged for t in targets]
+        self.target_flags += sum(hit)
+        self.target_checks += len(hit)
+        return any(hit)
+
+
+Evaluator = Callable[[FeatureTable, FeatureTable], Callable[[FeatureTable], DataDriftResult]]
+
+
+def driftline(mode: str) -> Evaluator:
+    def prepare(reference: FeatureTable, _: FeatureTable) -> Callable[[FeatureTable], DataDriftResult]:
+        detector = DataDriftDetector(mode=mode)  # type: ignore[arg-type]
+        detector.fit(reference)
+        return detector.evaluate
+
+    return prepare
+
+
+def evidently_preset(reference: FeatureTable, _: FeatureTable) -> Callable[[FeatureTable], DataDriftResult]:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    from detectors.data_drift import FeatureDrift
+
+    definition = DataDefinition(
+        numerical_columns=[k for k, v in reference.kinds.items() if v == "numerical"],
+        categorical_columns=[k for k, v in reference.kinds.items() if v == "categorical"],
+    )
+    ref_data = Dataset.from_pandas(pd.DataFrame(dict(reference.columns)), data_definition=definition)
+
+    def evaluate(window: FeatureTable) -> DataDriftResult:
+        current = Dataset.from_pandas(pd.DataFrame(dict(window.columns)), data_definition=definition)
+        snapshot = Report([DataDriftPreset()]).run(current, ref_data)
+        drifts, share = [], 0.0
+        for metric in snapshot.dict()["metrics"]:
+            config = metric["config"]
+            if config["type"].endswith("DriftedColumnsCount"):
+                share = float(metric["value"]["share"])
+            elif config["type"].endswith("ValueDrift"):
+                value, threshold = float(metric["value"]), float(config["threshold"])
+                p_value = "p_value" in config["method"]
+                drifted = value < threshold if p_value else value >= threshold
+                drifts.append(
+                    FeatureDrift(config["column"], config["method"], value, threshold, drifted, drifted)
+                )
+        return DataDriftResult(tuple(drifts), share, share >= 0.5, share >= 0.5)
+
+    return evaluate
+
+
+def run(
+    prepare: Evaluator,
+    n_reference: int,
+    windows: int,
+    stream: int,
+    seed: int,
+    shift: float = 0.0,
+    swap: bool = False,
+) -> Tally:
+    rng = np.random.default_rng(seed)
+    tally = Tally(delays=[])
+    targets = (SWAPPED,) if swap else SHIFTED if shift else ()
+    done = 0
+    while done < windows:
+        reference = make_table(rng, n_reference)
+        evaluate = prepare(reference, reference)
+        first: int | None = None
+        for k in range(min(stream, windows - done)):
+            if tally.add(evaluate(make_table(rng, WINDOW, shift, swap)), targets) and first is None:
+                first = k + 1
+            done += 1
+        assert tally.delays is not None
+        tally.delays.append(first if first is not None else stream + 1)
+    return tally
+
+
+def ideal_rate(shift: float, n_reference: int, n_features: int) -> float:
+    """Power of a two-sided z-test on the mean at level alpha / n_features (known variance)."""
+    critical = -special.ndtri(ALPHA / n_features / 2)
+    z = shift / math.sqrt(1 / WINDOW + 1 / n_reference)
+    return float(special.ndtr(z - critical) + special.ndtr(-z - critical))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--windows", type=int, default=1000, help="no-drift windows per Driftline mode")
+    parser.add_argument("--evidently-windows", type=int, default=40, help="no-drift windows for the preset")
+    parser.add_argument("--shift-windows", type=int, default=200, help="windows per shift scenario")
+    parser.add_argument("--stream", type=int, default=20, help="windows per reference draw")
+    args = parser.parse_args()
+    modes: list[tuple[str, Evaluator]] = [("driftline evidently mode", driftline("evidently"))]
+    modes.append(("driftline calibrated", driftline("calibrated")))
+    for n_reference in (50_000, 1_000):
+        started = time.perf_counter()
+        print(f"\n## reference {n_reference:,} rows, windows {WINDOW:,} rows, 20 features")
+        print("\n| detector | no-drift windows | any feature flagged (FWER) | dataset drift flagged |")
+        print("| --- | ---: | ---: | ---: |")
+        preset = run(evidently_preset, n_reference, args.evidently_windows, args.stream, seed=1)
+        rows = [("evidently DataDriftPreset", preset)]
+        rows += [
+            (name, run(prepare, n_reference, args.windows, args.stream, seed=1)) for name, prepare in modes
+        ]
+        for name, tally in rows:
+            print(
+                f"| {name} | {tally.windows} | {tally.any_flag / tally.windows:.3f} | {tally.dataset / tally.windows:.3f} |"
+            )
+        print("\n| shift | detector | shifted feature flagged | mean windows to first flag | ideal z-test |")
+        print("| --- | --- | ---: | ---: | ---: |")
+        for shift in (0.1, 0.25, 0.5, 1.0):
+            ideal = ideal_rate(shift, n_reference, N_NUMERIC + N_CATEGORICAL)
+            for name, prepare in modes:
+                tally = run(prepare, n_reference, args.shift_windows, args.stream, seed=2, shift=shift)
+                assert tally.delays is not None
+                rate = tally.target_flags / tally.target_checks
+                print(f"| {shift} sd | {name} | {rate:.3f} | {np.mean(tally.delays):.2f} | {ideal:.3f} |")
+        for name, prepare in modes:
+            tally = run(prepare, n_reference, args.shift_windows, args.stream, seed=3, swap=True)
+            assert tally.delays is not None
+            rate = tally.target_flags / tally.target_checks
+            print(f"| category swap | {name} | {rate:.3f} | {np.mean(tally.delays):.2f} | |")
+        print(f"\n({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Calibrated mode: the null it simulates, family-wise false alarms, robustness, persistence, golden stream."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from detectors import drift_methods
+from detectors.base import FeatureKind, FeatureTable
+from detectors.data_drift import DataDriftDetector
+from detectors.drift_calibration import Calibrator, CountCells, RankCells, null_statistics, size_bucket
+
+
+def _mixed_table(
+    rng: np.random.Generator,
+    n: int,
+    shifted: tuple[str, ...] = (),
+    n_numeric: int = 8,
+    n_categorical: int = 4,
+) -> FeatureTable:
+    kinds: dict[str, FeatureKind] = {}
+    columns: dict[str, np.ndarray] = {}
+    for i in range(n_numeric):
+        name = f"num{i}"
+        shift = 0.5 if name in shifted else 0.0
+        values = rng.normal(shift, 1.0, n) if i % 2 == 0 else rng.gamma(2.0, 1.0, n) + 2 * shift
+        kinds[name], columns[name] = "numerical", values
+    for j in range(n_categorical):
+        name = f"cat{j}"
+        probabilities = np.array([0.5, 0.3, 0.15, 0.05])
+        if name in shifted:
+            probabilities = probabilities[[1, 0, 2, 3]]
+        labels = np.array(["a", "b", "c", "d"], dtype=object)
+        kinds[name], columns[name] = "categorical", rng.choice(labels, n, p=probabilities)
+    return FeatureTable(kinds, columns, n)
+
+
+def test_simulated_null_matches_real_reference_and_window_draws() -> None:
+    """The Dirichlet-multinomial null equals fresh reference + window draws (continuous data)."""
+    rng = np.random.default_rng(0)
+    n, m = 1000, 400
+    cells = RankCells.from_sorted(np.sort(rng.normal(size=n)))
+    simulated = null_statistics(cells, m, 40_000, np.random.default_rng(1))
+    real = []
+    for _ in range(6000):
+        fresh = RankCells.from_sorted(np.sort(rng.lognormal(size=n)))
+        assert fresh.key == cells.key
+        real.append(float(fresh.statistic(fresh.window_counts(rng.lognormal(size=m)), m)))
+    for level in (0.5, 0.9, 0.99):
+        assert np.quantile(real, level) == pytest.approx(np.quantile(simulated, level), rel=0.05)
+
+
+def test_family_wise_false_alarm_rate_is_at_most_alpha() -> None:
+    """12 features, per-feature flags at alpha / 12: any-feature false alarms stay near alpha.
+
+    Without the multiple-testing correction 12 features at 0.05 each would flag
+    about 46% of windows.
+    """
+    rng = np.random.default_rng(42)
+    flagged = windows = 0
+    for _ in range(8):
+        detector = DataDriftDetector(alpha=0.05, seed=1)
+        detector.fit(_mixed_table(rng, 2000))
+        for _ in range(40):
+            result = detector.evaluate(_mixed_table(rng, 500))
+            flagged += any(d.drifted for d in result.features)
+            windows += 1
+    assert windows == 320
+    assert flagged / windows <= 0.09
+
+
+@pytest.mark.parametrize("kind", ["numerical", "categorical"])
+def test_flag_threshold_accounts_for_the_number_of_features(kind: str) -> None:
+    cells: RankCells | CountCells
+    if kind == "numerical":
+        cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=3000)))
+    else:
+        cells = CountCells.from_counter(Counter({"a": 1500, "b": 1000, "c": 500}))
+    one = Calibrator(alpha=0.01, n_features=1).threshold(cells, 800)
+    twenty = Calibrator(alpha=0.01, n_features=20).threshold(cells, 800)
+    assert twenty > one * 1.1
+
+
+def _heavy_tailed(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Normal body with 0.05% extreme values (scale 10,000)."""
+    values = rng.normal(size=n)
+    extreme = rng.random(n) < 0.0005
+    values[extreme] = rng.normal(0.0, 10_000.0, int(extreme.sum()))
+    return values
+
+
+def test_two_extreme_values_do_not_change_the_calibrated_verdict() -> None:
+    rng = np.random.default_rng(7)
+    kinds: dict[str, FeatureKind] = {"heavy": "numerical"}
+    reference = FeatureTable(kinds, {"heavy": _heavy_tailed(rng, 5000)}, 5000)
+    calibrated, evidently = DataDriftDetector(seed=3), DataDriftDetector(mode="evidently")
+    calibrated.fit(reference)
+    evidently.fit(reference)
+    prepared = drift_methods.NumericReference.from_values(reference.columns["heavy"])
+    evidently_flips = 0
+    for _ in range(30):
+        clean = _heavy_tailed(rng, 1000)
+        dirty = clean.copy()
+        dirty[:2] = [2.5e6, -1.8e6]
+        before = calibrated.evaluate(FeatureTable(kinds, {"heavy": clean}, 1000)).features[0]
+        after = calibrated.evaluate(FeatureTable(kinds, {"heavy": dirty}, 1000)).features[0]
+        assert after.drifted == before.drifted
+        assert abs(after.flag_value - before.flag_value) < 0.2
+        assert after.score == drift_methods.wasserstein(prepared, dirty)
+        assert after.method == "wasserstein"
+        evidently_flips += evidently.evaluate(FeatureTable(kinds, {"heavy": dirty}, 1000)).features[0].drifted
+    assert evidently_flips == 30
+
+
+def test_thresholds_are_cached_per_window_size_bucket() -> None:
+    rng = np.random.default_rng(5)
+    detector = DataDriftDetector()
+    detector.fit(_mixed_table(rng, 3000, n_numeric=2, n_categorical=1))
+    assert detector.thresholds()["num0"]["thresholds_by_size"] == {}
+    for size in (1000, 1010, 1050, 600):
+        detector.evaluate(_mixed_table(rng, size, n_numeric=2, n_categorical=1))
+    by_size = detector.thresholds()["num0"]["thresholds_by_size"]
+    assert sorted(by_size) == [size_bucket(600), size_bucket(1000)]
+    assert size_bucket(1010) == size_bucket(1050) == size_bucket(1000) != size_bucket(980)
+    assert detector.thresholds()["cat0"]["flag_statistic"] == "chi_square"
+    assert detector.thresholds()["num0"]["level"] == pytest.approx(0.01 / 3)
+
+
+def test_size_bucket_rejects_empty_windows() -> None:
+    with pytest.raises(ValueError, match="0"):
+        size_bucket(0)
+
+
+def test_evidently_mode_reports_fixed_thresholds() -> None:
+    rng = np.random.default_rng(5)
+    detector = DataDriftDetector(mode="evidently")
+    detector.fit(_mixed_table(rng, 3000, n_numeric=1, n_categorical=1))
+    assert detector.thresholds() == {
+        "num0": {"kind": "numerical", "method": "wasserstein", "mode": "evidently", "threshold": 0.1},
+        "cat0": {"kind": "categorical", "method": "jensenshannon", "mode": "evidently", "threshold": 0.1},
+    }
+
+
+def test_persistence_declares_drift_after_k_consecutive_windows() -> None:
+    rng = np.random.default_rng(9)
+    detector = DataDriftDetector(persistence=2, drift_share=0.1)
+    detector.fit(_mixed_table(rng, 3000, n_numeric=2, n_categorical=0))
+    states = []
+    for shifted in (True, True, False, True):
+        window = _mixed_table(rng, 1000, ("num0",) if shifted else (), n_numeric=2, n_categorical=0)
+        result = detector.evaluate(window)
+        num0 = next(d for d in result.features if d.feature == "num0")
+        states.append((num0.drifted, num0.detected, result.detected))
+    assert states == [(True, False, False), (True, True, True), (False, False, False), (True, False, False)]
+
+
+def test_golden_stream_flags_exactly_the_shifted_features() -> None:
+    """Reference 5,000 rows, windows of 1,000, 12 mixed features, 3 shifted in one window."""
+    rng = np.random.default_rng(2026)
+    detector = DataDriftDetector()
+    detector.fit(_mixed_table(rng, 5000))
+    for _ in range(6):
+        result = detector.evaluate(_mixed_table(rng, 1000))
+        assert [d.feature for d in result.features if d.drifted] == []
+        assert not result.detected
+    shifted = ("num1", "num4", "cat2")
+    result = detector.evaluate(_mixed_table(rng, 1000, shifted))
+    assert [d.feature for d in result.features if d.drifted] == list(shifted)
+    assert result.share == pytest.approx(3 / 12)
+    assert not result.detected
