@@ -1,4 +1,4 @@
-"""Calibrated mode: the null it simulates, family-wise false alarms, robustness, persistence, golden stream."""
+"""Calibrated mode: simulated null, family-wise false alarms, robustness, persistence, golden stream."""
 
 from __future__ import annotations
 
