@@ -98,7 +98,7 @@ def test_two_extreme_values_do_not_change_the_calibrated_verdict() -> None:
     calibrated, evidently = DataDriftDetector(seed=3), DataDriftDetector(mode="evidently")
     calibrated.fit(reference)
     evidently.fit(reference)
-    prepared = drift_methods.NumericReference.from_values(reference.columns["heavy"])
+    prepared = drift_methods.NumericReference.from_values(reference.numerical("heavy"))
     evidently_flips = 0
     for _ in range(30):
         clean = _heavy_tailed(rng, 1000)
