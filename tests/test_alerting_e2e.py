@@ -67,7 +67,13 @@ def _get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
-def _wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
+def _wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.5,
+    diagnose: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -76,7 +82,15 @@ def _wait_for(what: str, check: Callable[[], bool], timeout: float, interval: fl
         except OSError:
             pass
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{diagnose()}")
+
+
+def _alert_states(prometheus: str, webhook: Webhook) -> str:
+    """What Prometheus evaluated and what the webhook received, for a failure message."""
+    rules = _get_json(f"{prometheus}/api/v1/alerts")["data"]["alerts"]
+    evaluated = sorted(f"{a['labels']['alertname']} {a['state']} {a['labels']}" for a in rules)
+    received = sorted(f"{r}: {a['labels']} {a['status']}" for r, a in webhook.alerts())
+    return "Prometheus alerts:\n" + "\n".join(evaluated) + "\nwebhook:\n" + "\n".join(received)
 
 
 @dataclass
@@ -286,7 +300,12 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
             last_alive = time.time()
         return any(_is_drift_alert(alert) for _, alert in webhook.alerts())
 
-    _wait_for("a drift alert at the webhook", delivered, timeout=DEMO_SECONDS + 60)
+    _wait_for(
+        "a drift alert at the webhook",
+        delivered,
+        timeout=DEMO_SECONDS + 60,
+        diagnose=lambda: _alert_states(prometheus, webhook),
+    )
     receiver, alert = next((r, a) for r, a in webhook.alerts() if _is_drift_alert(a))
     labels = alert["labels"]
     assert (labels["model"], labels["model_version"], labels["data_version"]) == DEMO_MODEL
