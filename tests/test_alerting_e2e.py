@@ -238,22 +238,10 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     tmp_path: Path, webhook: Webhook, processes: Processes, kafka_broker: KafkaBroker
 ) -> None:
     prometheus_bin = require_binary("prometheus")
-    alertmanager_bin = require_binary("prometheus-alertmanager")
-    collector_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
+    collector_port, prometheus_port = free_port(), free_port()
     prometheus = f"http://127.0.0.1:{prometheus_port}"
-    alertmanager = f"http://127.0.0.1:{alertmanager_port}"
     collector = f"http://127.0.0.1:{collector_port}"
-
-    processes.start(
-        "alertmanager",
-        [
-            alertmanager_bin,
-            f"--config.file={_alertmanager_config(tmp_path, webhook.port)}",
-            f"--storage.path={tmp_path / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
-            "--cluster.listen-address=",
-        ],
-    )
+    alertmanager_port = _start_alertmanager(tmp_path, webhook, processes)
     processes.start(
         "prometheus",
         [
@@ -263,8 +251,7 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
             f"--web.listen-address=127.0.0.1:{prometheus_port}",
         ],
     )
-    for name, url in (("alertmanager", alertmanager), ("prometheus", prometheus)):
-        _wait_for(f"{name} to be ready", functools.partial(_ready, url), timeout=30)
+    _wait_for("prometheus to be ready", functools.partial(_ready, prometheus), timeout=30)
 
     demo = processes.start(
         "collector",
@@ -329,11 +316,72 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     queries = _dashboard_queries()
     assert len(queries) > 60
     empty = [
-        f"{where}: {expr}"
-        for where, expr in queries
-        if not _query(prometheus, _grafana_expand(expr), at=at)
+        f"{where}: {expr}" for where, expr in queries if not _query(prometheus, _grafana_expand(expr), at=at)
     ]
     assert not empty, "dashboard queries without any series:\n" + "\n".join(empty)
+
+
+def _start_alertmanager(tmp_path: Path, webhook: Webhook, processes: Processes) -> int:
+    """Start Alertmanager on the shipped config, wait until it is ready, return its port."""
+    binary = require_binary("prometheus-alertmanager")
+    port = free_port()
+    processes.start(
+        "alertmanager",
+        [
+            binary,
+            f"--config.file={_alertmanager_config(tmp_path, webhook.port)}",
+            f"--storage.path={tmp_path / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_for("alertmanager to be ready", functools.partial(_ready, url), timeout=30)
+    return port
+
+
+def _post_alerts(alertmanager: str, alerts: list[dict[str, str]]) -> None:
+    body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+    request = urllib.request.Request(
+        f"{alertmanager}/api/v2/alerts", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_collector_down_inhibits_every_other_driftline_alert(
+    tmp_path: Path, webhook: Webhook, processes: Processes
+) -> None:
+    """The real Alertmanager on the shipped config: routing to the receivers, and the
+    inhibition of every Driftline alert while DriftlineCollectorDown fires."""
+    alertmanager = f"http://127.0.0.1:{_start_alertmanager(tmp_path, webhook, processes)}"
+    model = {"model": "credit-risk", "model_version": "3", "data_version": "2026-05"}
+    drift_age = {"alertname": "DriftlineFeatureDrift", "severity": "info", "feature": "age"} | model
+    _post_alerts(alertmanager, [drift_age])
+    _wait_for("the feature drift alert at the webhook", lambda: bool(webhook.alerts()), timeout=30)
+    assert [(r, a["labels"]["feature"]) for r, a in webhook.alerts()] == [("driftline-models", "age")]
+
+    down = {"alertname": "DriftlineCollectorDown", "severity": "critical", "job": "driftline-collector"}
+    drift_income = drift_age | {"feature": "income"}
+    performance = {"alertname": "DriftlinePerformanceDrop", "severity": "critical"} | model
+    _post_alerts(alertmanager, [down])
+    _wait_for(
+        "the collector-down alert at the webhook",
+        lambda: any(r == "driftline-platform" for r, _ in webhook.alerts()),
+        timeout=30,
+    )
+    _post_alerts(alertmanager, [down, drift_income, performance])
+    by_name: dict[tuple[str, str], dict[str, Any]] = {}
+    for alert in _get_json(f"{alertmanager}/api/v2/alerts"):
+        by_name[(alert["labels"]["alertname"], alert["labels"].get("feature", ""))] = alert
+    assert by_name[("DriftlineCollectorDown", "")]["status"]["state"] == "active"
+    for key in (("DriftlineFeatureDrift", "income"), ("DriftlinePerformanceDrop", "")):
+        status = by_name[key]["status"]
+        assert status["state"] == "suppressed" and status["inhibitedBy"], (key, status)
+    time.sleep(3.0)  # several group_wait/group_interval periods of the test config (1s)
+    delivered = {(a["labels"]["alertname"], a["labels"].get("feature")) for _, a in webhook.alerts()}
+    assert ("DriftlineFeatureDrift", "income") not in delivered
+    assert ("DriftlinePerformanceDrop", None) not in delivered
 
 
 def _ready(base: str, path: str = "/-/ready") -> bool:
@@ -345,11 +393,15 @@ def _ready(base: str, path: str = "/-/ready") -> bool:
 
 
 def _is_drift_alert(alert: dict[str, Any]) -> bool:
-    return alert["labels"].get("alertname") in {
-        "DriftlineDatasetDrift",
-        "DriftlineFeatureDrift",
-        "DriftlinePredictionDrift",
-    } and alert.get("status") == "firing"
+    return (
+        alert["labels"].get("alertname")
+        in {
+            "DriftlineDatasetDrift",
+            "DriftlineFeatureDrift",
+            "DriftlinePredictionDrift",
+        }
+        and alert.get("status") == "firing"
+    )
 
 
 def test_the_harness_substitutions_fail_loudly_on_a_changed_config() -> None:
