@@ -253,3 +253,27 @@ def test_a_source_at_an_unreachable_broker_fails_with_a_source_error() -> None:
     with pytest.raises(SourceError):
         KafkaSource(f"127.0.0.1:{free_port()}", ["t"], "g", request_timeout_ms=1000,
                     bootstrap_timeout_ms=1000)
+
+
+def test_a_dead_letter_over_the_size_limit_is_cut_and_says_how_long_it_was(
+    kafka_broker: KafkaBroker,
+) -> None:
+    dlq_topic = unique_topic("dlq-big")
+    value = b"x" * 1_200_000
+    sink = KafkaDeadLetterSink(kafka_broker.bootstrap, dlq_topic)
+    try:
+        sink.write(RawMessage(value, "p", 0, 7, 0.0), SchemaError(RejectReason.OVERSIZE, "", "big"))
+        sink.flush()
+    finally:
+        sink.close()
+    consumer = KafkaConsumer(dlq_topic, bootstrap_servers=kafka_broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=15_000)
+    try:
+        record = next(iter(consumer))
+    finally:
+        consumer.close()
+    headers = {key: header.decode() for key, header in record.headers}
+    assert record.value == value[:1_000_000]
+    assert headers["driftline.truncated_from"] == "1200000"
+    assert headers["driftline.reason"] == "oversize"
+    assert headers["driftline.source.offset"] == "7"
