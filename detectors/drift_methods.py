@@ -54,6 +54,8 @@ class NumericReference:
     """Subtracted before the prefix sums so Wasserstein keeps its precision far from zero."""
     prefix_sums: FloatArray
     """``prefix_sums[k]`` is the sum of the ``k`` smallest centred values."""
+    cdf_integral: FloatArray
+    """G(t) = integral of F_ref up to t (up to a constant), at each sorted reference value."""
     std: float
     n_unique: int
     counts: Counter[Hashable]
@@ -66,10 +68,12 @@ class NumericReference:
         centre = float(ordered[len(ordered) // 2])
         prefix = np.concatenate(([0.0], np.cumsum(ordered - centre)))
         unique, counts = np.unique(ordered, return_counts=True)
+        ranks = np.searchsorted(ordered, ordered, side="right")
         return cls(
             sorted_values=ordered,
             centre=centre,
             prefix_sums=prefix,
+            cdf_integral=(ranks * (ordered - centre) - prefix[ranks]) / len(ordered),
             std=float(np.std(ordered)),
             n_unique=len(unique),
             counts=Counter(dict(zip(unique.tolist(), counts.tolist(), strict=True))),
@@ -246,7 +250,11 @@ def _wasserstein_distance(reference: NumericReference, current: FloatArray) -> f
     crossing = np.where(crossing_rank > 0, ref[np.maximum(crossing_rank - 1, 0)], -np.inf)
     split = np.clip(crossing, starts, ends)
     level = levels / m
-    g_start, g_split, g_end = (_integral_of_cdf(reference, t) for t in (starts, split, ends))
+    g_cur = _integral_of_cdf(reference, cur)
+    g_lo, g_hi = _integral_of_cdf(reference, np.array([lo, hi]))
+    g_start, g_end = np.concatenate(([g_lo], g_cur)), np.concatenate((g_cur, [g_hi]))
+    g_crossing = reference.cdf_integral[np.maximum(crossing_rank - 1, 0)]
+    g_split = np.where(crossing <= starts, g_start, np.where(crossing >= ends, g_end, g_crossing))
     below = level * (split - starts) - (g_split - g_start)
     above = (g_end - g_split) - level * (ends - split)
     return float(np.sum(below) + np.sum(above))

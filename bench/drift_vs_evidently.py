@@ -1,0 +1,115 @@
+"""Speed: one window of 5,000 rows against a reference of 50,000 rows, 20 features (15 numbers,
+5 categories), with evidently's DataDriftPreset and with Driftline's DataDriftDetector, in the same run.
+
+Driftline is timed in both modes; its reference preparation (``fit``) and the
+first window's calibration are timed apart, since they happen once per
+reference (and per window-size bucket), not per window. The scores are
+checked to agree with the preset's before the ratio is printed.
+
+Run: ``.venv/bin/python bench/drift_vs_evidently.py [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+
+from detectors.base import FeatureKind, FeatureTable
+from detectors.data_drift import DataDriftDetector
+
+N_REFERENCE, N_WINDOW, N_NUMERIC, N_CATEGORICAL = 50_000, 5_000, 15, 5
+
+
+def make_frame(rng: np.random.Generator, n: int, shift: float) -> tuple[dict[str, FeatureKind], pd.DataFrame]:
+    kinds: dict[str, FeatureKind] = {}
+    data: dict[str, np.ndarray] = {}
+    for i in range(N_NUMERIC):
+        kinds[f"n{i}"] = "numerical"
+        data[f"n{i}"] = rng.normal(shift if i < 3 else 0.0, 1.0 + 0.1 * i, n)
+    for j in range(N_CATEGORICAL):
+        labels = np.array([f"v{k}" for k in range(3 + 2 * j)], dtype=object)
+        kinds[f"c{j}"] = "categorical"
+        data[f"c{j}"] = rng.choice(labels, n)
+    return kinds, pd.DataFrame(data)
+
+
+def to_table(kinds: dict[str, FeatureKind], frame: pd.DataFrame) -> FeatureTable:
+    columns = {
+        name: frame[name].to_numpy(dtype=np.float64 if kind == "numerical" else object)
+        for name, kind in kinds.items()
+    }
+    return FeatureTable(kinds, columns, len(frame))
+
+
+def run_evidently(kinds: dict[str, FeatureKind], ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(
+        numerical_columns=[k for k, v in kinds.items() if v == "numerical"],
+        categorical_columns=[k for k, v in kinds.items() if v == "categorical"],
+    )
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+    )
+    return {
+        m["config"]["column"]: float(m["value"])
+        for m in snapshot.dict()["metrics"]
+        if m["config"]["type"].endswith("ValueDrift")
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="evidently runs (Driftline runs 50x more)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    kinds, ref = make_frame(rng, N_REFERENCE, 0.0)
+    windows = [make_frame(rng, N_WINDOW, 0.05)[1] for _ in range(args.repeats)]
+
+    evidently_times, evidently_scores = [], {}
+    for frame in windows:
+        started = time.perf_counter()
+        evidently_scores = run_evidently(kinds, ref, frame)
+        evidently_times.append(time.perf_counter() - started)
+
+    reference = to_table(kinds, ref)
+    tables = [to_table(kinds, frame) for frame in windows]
+    print(f"reference {N_REFERENCE:,} rows, window {N_WINDOW:,} rows, {N_NUMERIC} num + {N_CATEGORICAL} cat")
+    evidently_window = statistics.median(evidently_times)
+    print(
+        f"evidently DataDriftPreset: {evidently_window * 1000:.0f} ms per window (median of {args.repeats})"
+    )
+    for mode in ("evidently", "calibrated"):  # type: Mode
+        detector = DataDriftDetector(mode=mode)
+        started = time.perf_counter()
+        detector.fit(reference)
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        detector.evaluate(tables[0])
+        first_seconds = time.perf_counter() - started
+        times = []
+        for _ in range(50):
+            for table in tables:
+                started = time.perf_counter()
+                result = detector.evaluate(table)
+                times.append(time.perf_counter() - started)
+        ours = {d.feature: d.score for d in result.features}
+        worst = max(abs(ours[k] - v) for k, v in evidently_scores.items())
+        assert all(math.isclose(ours[k], v, rel_tol=1e-9, abs_tol=1e-9) for k, v in evidently_scores.items())
+        window = statistics.median(times)
+        print(
+            f"driftline {mode:>10} mode: {window * 1000:.2f} ms per window (median of {len(times)}), "
+            f"fit {fit_seconds * 1000:.0f} ms, first window incl. calibration {first_seconds * 1000:.0f} ms; "
+            f"ratio evidently/driftline = {evidently_window / window:.0f}x; max |score diff| {worst:.1e}"
+        )
+
+
+if __name__ == "__main__":
+    main()
