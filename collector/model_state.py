@@ -23,6 +23,7 @@ from collector.windows import Window
 from detectors.data_drift import DataDriftDetector, DataDriftResult
 from detectors.data_quality import DataQualityDetector, DataQualityResult
 from exporters.store import MetricStore
+from exporters.tracing import PipelineTracer
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,14 @@ class ModelVersionState:
         store: MetricStore,
         reference: Reference | None,
         listeners: tuple[WindowListener, ...] = (),
+        tracer: PipelineTracer | None = None,
     ) -> None:
         self.model = model
         self.model_version = model_version
         self.config = config
         self.store = store
         self.listeners = listeners
+        self.tracer = tracer or PipelineTracer()
         self.model_config = config.model(model)
         self.window_config = config.window_for(model)
         self.auto_events = config.defaults.reference.auto_events
@@ -127,7 +130,8 @@ class ModelVersionState:
                 window.n_events,
             )
             return None
-        report = self._evaluate(window, now)
+        with self.tracer.span("detect", model=self.model, model_version=self.model_version):
+            report = self._evaluate(window, now)
         for listener in self.listeners:
             listener(report, self.reference, window)
         return report

@@ -28,6 +28,7 @@ from collector.sources import RawMessage
 from collector.tables import Value
 from collector.windows import Window
 from exporters.store import MetricStore
+from exporters.tracing import PipelineTracer
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,14 @@ class Pipeline:
         *,
         event_time: bool,
         listeners: Sequence[WindowListener] = (),
+        tracer: PipelineTracer | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.dlq = dlq
         self.event_time = event_time
         self.listeners = tuple(listeners)
+        self.tracer = tracer or PipelineTracer()
         self.counts = PipelineCounts()
         self.clock = 0.0
         self.states: dict[VersionKey, ModelVersionState] = {}
@@ -239,7 +242,13 @@ class Pipeline:
             raise SchemaError(RejectReason.LIMIT, "model_version", f"model {model} has too many versions")
         versions.add(model_version)
         state = ModelVersionState(
-            model, model_version, self.config, self.store, self.references.get(key), self.listeners
+            model,
+            model_version,
+            self.config,
+            self.store,
+            self.references.get(key),
+            self.listeners,
+            self.tracer,
         )
         self.states[key] = state
         return state

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from collector.pipeline import Pipeline
 from collector.sources import Source
+from exporters.tracing import PipelineTracer
 
 log = logging.getLogger(__name__)
 
@@ -23,20 +24,27 @@ def run(
     tick_interval: float = 1.0,
     on_tick: Callable[[float], None] | None = None,
     on_batch: Callable[[], None] | None = None,
+    tracer: PipelineTracer | None = None,
 ) -> None:
     """Process batches until ``stop`` is set or a finite source is exhausted.
 
     Offsets are committed only after the batch is processed and its dead
     letters are flushed (at-least-once). Time rules run every ``tick_interval``
-    seconds on the wall clock.
+    seconds on the wall clock. With an enabled ``tracer`` each batch gives
+    ``poll``, ``decode`` (decode, route, and ``detect`` spans for the windows
+    it closes) and ``export`` spans.
     """
+    tracer = tracer or PipelineTracer()
     last_tick = time.monotonic()
     while not stop.is_set():
-        batch = source.next_batch(batch_size, poll_timeout)
+        with tracer.span("poll"):
+            batch = source.next_batch(batch_size, poll_timeout)
         if batch:
-            pipeline.process(batch)
-            pipeline.dlq.flush()
-            source.commit()
+            with tracer.span("decode", messages=len(batch)):
+                pipeline.process(batch)
+            with tracer.span("export"):
+                pipeline.dlq.flush()
+                source.commit()
             if on_batch is not None:
                 on_batch()
         if time.monotonic() - last_tick >= tick_interval:

@@ -18,6 +18,7 @@ from exporters.html_report import HtmlReportWriter
 from exporters.otlp import OtlpExporter
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
+from exporters.tracing import PipelineTracer
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     store = MetricStore()
     reports = HtmlReportWriter()
     dlq = build_kafka_dlq(config)
-    pipeline = Pipeline(config, store, dlq, event_time=False, listeners=(reports,))
+    tracer = PipelineTracer.from_config(store, config.otlp)
+    pipeline = Pipeline(config, store, dlq, event_time=False, listeners=(reports,), tracer=tracer)
     predictions_topic = config.kafka.predictions_topic
     source = build_kafka_source(
         config, store, on_revoke=lambda parts: _drop(pipeline, parts, predictions_topic)
@@ -48,8 +50,9 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         f"driftline collect: consuming {config.kafka.bootstrap_servers}, serving {server.url}/metrics"
     )
     try:
-        run(source, pipeline, stop)
+        run(source, pipeline, stop, tracer=tracer)
     finally:
+        tracer.shutdown()
         source.close()
         dlq.close()
         server.stop()

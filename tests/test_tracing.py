@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from driftline import MemoryTransport
+from driftline.schema import encode
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -15,10 +17,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from collector.config import parse_config
+from collector.config import Config, parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.pipeline import Pipeline
+from collector.runner import run
+from collector.sources import MemorySource
 from exporters.store import MetricStore
 from exporters.tracing import STAGES, PipelineTracer
 from tests.conftest import free_port
+from tests.streams import predictions
 
 
 def run_batch(tracer: PipelineTracer) -> None:
@@ -154,3 +161,22 @@ def test_built_from_the_configuration(
     tracer.shutdown()
     assert [s.name for r in received for rs in r.resource_spans
             for ss in rs.scope_spans for s in ss.spans] == ["poll"]
+
+
+def test_the_service_loop_traces_poll_decode_detect_and_export() -> None:
+    memory = InMemorySpanExporter()
+    tracer = PipelineTracer(enabled=True, span_exporter=memory)
+    transport = MemoryTransport()
+    for event in predictions(6000, seed=21):
+        transport.send("m", encode(event))
+    source = MemorySource(transport)
+    source.close()  # finite: the loop ends when the transport is drained
+    pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True, tracer=tracer)
+    run(source, pipeline, threading.Event(), batch_size=2000, poll_timeout=0.0, tracer=tracer)
+    tracer.force_flush()
+    names = [span.name for span in memory.get_finished_spans()]
+    assert names.count("decode") == 3 and names.count("export") == 3
+    assert names.count("detect") == 1 and names.count("poll") >= 3
+    detect = next(s for s in memory.get_finished_spans() if s.name == "detect")
+    assert detect.attributes is not None and detect.attributes["model"] == "m"
+    tracer.shutdown()
