@@ -54,7 +54,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-RANK_CELLS = 64
+RANK_CELLS = 32
 """Number of reference-quantile cells of a numerical feature's flagging statistic."""
 MIN_EXPECTED = 5.0
 """A category expected fewer times than this in a window is merged with the other rare ones."""
