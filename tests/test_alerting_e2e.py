@@ -4,9 +4,10 @@ The harness starts Debian's ``prometheus`` and ``prometheus-alertmanager`` on fr
 loopback ports with the project's own configuration files, copied to a temporary
 folder with only addresses, intervals and ``for:`` durations substituted (each
 substitution must match, so a config change cannot slip past). The collector is
-the real one: ``driftline demo --kafka`` (SDK -> a real Kafka broker -> the
-collector's Kafka source -> pipeline -> /metrics) on a stream with drift
-injected part-way. The test asserts that
+the real service, ``driftline collect --config``, consuming a real Kafka broker;
+the test produces the demo's synthetic credit model through the SDK, with drift
+injected part-way, delayed labels, heartbeats and a few failed requests.
+The test asserts that
 
 (a) Prometheus scrapes the collector,
 (b) a drift alert fires,
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,6 +28,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,22 +37,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from driftline import Client
+from driftline.kafka_transport import KafkaTransport
 
+from collector.demo import DATA_VERSION, LABEL_DELAY_EVENTS, MODEL, MODEL_VERSION, CreditModel
 from dashboards import panel_queries
 from tests.conftest import free_port, require_binary
-from tests.kafka_fixture import KafkaBroker
+from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON_DIR = ROOT / "dashboards" / "json"
-DEMO_SECONDS = 40.0
-DEMO_MODEL = ("credit-risk", "1", "2026-11")  # collector/demo.py: MODEL, MODEL_VERSION, DATA_VERSION
+STREAM_SECONDS = 35.0
+REFERENCE_EVENTS = 5000  # the default automatic reference (DESIGN.md contract 2b)
+WINDOW_EVENTS = 1000  # the default window
+TOTAL_PREDICTIONS = REFERENCE_EVENTS + 10 * WINDOW_EVENTS
+DRIFT_FROM_EVENT = REFERENCE_EVENTS + 4 * WINDOW_EVENTS  # windows 5 to 10 drift
 GRAFANA_VARIABLES = {
     "$__rate_interval": "30s",
     "$__range": "10m",
-    "$model_version": DEMO_MODEL[1],
-    "$model": DEMO_MODEL[0],
+    "$model_version": MODEL_VERSION,
+    "$model": MODEL,
 }
 
 
@@ -205,9 +214,8 @@ def _prometheus_config(tmp_path: Path, collector_port: int, alertmanager_port: i
     return path
 
 
-def _query(prometheus: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-    params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
-    reply = _get_json(f"{prometheus}/api/v1/query?{urllib.parse.urlencode(params)}")
+def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+    reply = _get_json(f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
     assert reply["status"] == "success", reply
     result: list[dict[str, Any]] = reply["data"]["result"]
     return result
@@ -253,72 +261,151 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     )
     _wait_for("prometheus to be ready", functools.partial(_ready, prometheus), timeout=30)
 
-    demo = processes.start(
-        "collector",
-        [
-            sys.executable,
-            "-m",
-            "collector.cli",
-            "demo",
-            f"--duration={DEMO_SECONDS}",
-            f"--http-port={collector_port}",
-            f"--kafka={kafka_broker.bootstrap}",
-        ],
+    topics = Topics.unique()
+    create_topics(kafka_broker.bootstrap, [topics.predictions, topics.labels, topics.dlq])
+    config = _collector_config(tmp_path, kafka_broker.bootstrap, topics, collector_port)
+    processes.start("collector", [sys.executable, "-m", "collector.cli", "collect", "--config", str(config)])
+    _wait_for(
+        "the collector's /readyz (partitions assigned)",
+        lambda: _ready(collector, "/readyz"),
+        timeout=60,
+        diagnose=lambda: processes.log("collector"),
     )
-    _wait_for("the collector's /healthz", lambda: _ready(collector, "/healthz"), timeout=30)
+    producer = threading.Thread(target=_produce, args=(kafka_broker.bootstrap, topics), name="e2e-producer")
+    producer.start()
+    try:
+        _check_alerting(prometheus, webhook)
+    finally:
+        producer.join(timeout=STREAM_SECONDS + 60)
+    assert not producer.is_alive()
 
-    # (a) Prometheus scrapes the collector.
+    # Everything sent has been processed: every window and label join has happened.
+    _wait_for(
+        f"the collector to count all {TOTAL_PREDICTIONS} predictions",
+        lambda: _scalar(prometheus, 'sum(driftline_events_total{type="prediction"})') >= TOTAL_PREDICTIONS,
+        timeout=60,
+        diagnose=lambda: processes.log("collector"),
+    )
+    time.sleep(3.0)  # a few more scrapes, so rates over the last seconds see the final counts
+
+    # (d) every dashboard query returns at least one series.
+    queries = _dashboard_queries()
+    assert len(queries) > 60
+    empty = [f"{where}: {expr}" for where, expr in queries if not _query(prometheus, _grafana_expand(expr))]
+    assert not empty, "dashboard queries without any series:\n" + "\n".join(empty)
+
+
+def _check_alerting(prometheus: str, webhook: Webhook) -> None:
+    """(a) Prometheus scrapes the collector; (b, c) a drift alert reaches the webhook."""
     _wait_for(
         "Prometheus to scrape the collector's driftline_model_info",
         lambda: bool(_query(prometheus, "driftline_model_info")),
-        timeout=30,
+        timeout=STREAM_SECONDS,
     )
     (info,) = _query(prometheus, "driftline_model_info")
     assert info["metric"]["job"] == "driftline-collector"
-    assert (info["metric"]["model"], info["metric"]["model_version"]) == DEMO_MODEL[:2]
-    assert info["metric"]["data_version"] == DEMO_MODEL[2]
-
-    # (b) and (c): the drift alert fires and Alertmanager delivers it with the labels.
-    last_alive = time.time()
-
-    def delivered() -> bool:
-        nonlocal last_alive
-        if _ready(collector, "/healthz"):
-            last_alive = time.time()
-        return any(_is_drift_alert(alert) for _, alert in webhook.alerts())
+    assert (info["metric"]["model"], info["metric"]["model_version"]) == (MODEL, MODEL_VERSION)
+    assert info["metric"]["data_version"] == DATA_VERSION
 
     _wait_for(
         "a drift alert at the webhook",
-        delivered,
-        timeout=DEMO_SECONDS + 60,
+        lambda: any(_is_drift_alert(alert) for _, alert in webhook.alerts()),
+        timeout=STREAM_SECONDS + 60,
         diagnose=lambda: _alert_states(prometheus, webhook),
     )
     receiver, alert = next((r, a) for r, a in webhook.alerts() if _is_drift_alert(a))
-    labels = alert["labels"]
-    assert (labels["model"], labels["model_version"], labels["data_version"]) == DEMO_MODEL
+    labels, annotations = alert["labels"], alert["annotations"]
+    assert (labels["model"], labels["model_version"], labels["data_version"]) == (
+        MODEL,
+        MODEL_VERSION,
+        DATA_VERSION,
+    )
     assert labels["severity"] in {"info", "warning"}
     assert receiver == "driftline-models"
     assert alert["status"] == "firing"
-    assert alert["annotations"]["report_url"].endswith("/reports/credit-risk/1/latest")
-    assert alert["annotations"]["runbook_url"] == f"docs/runbook.md#{labels['alertname'].lower()}"
-    assert DEMO_MODEL[2] in alert["annotations"]["summary"]
+    assert annotations["report_url"].endswith(f"/reports/{MODEL}/{MODEL_VERSION}/latest")
+    assert annotations["runbook_url"] == f"docs/runbook.md#{labels['alertname'].lower()}"
+    assert DATA_VERSION in annotations["summary"]
 
-    # Let the demo stream to its end so every window and label join has happened.
-    while demo.poll() is None:
-        if _ready(collector, "/healthz"):
-            last_alive = time.time()
-        time.sleep(0.5)
-        assert time.time() - last_alive < DEMO_SECONDS + 90, processes.log("collector")
-    assert demo.returncode == 0, processes.log("collector")
 
-    # (d) every dashboard query returns at least one series, evaluated while the collector was up.
-    at = last_alive - 2.0
-    queries = _dashboard_queries()
-    assert len(queries) > 60
-    empty = [
-        f"{where}: {expr}" for where, expr in queries if not _query(prometheus, _grafana_expand(expr), at=at)
-    ]
-    assert not empty, "dashboard queries without any series:\n" + "\n".join(empty)
+@dataclass(frozen=True)
+class Topics:
+    predictions: str
+    labels: str
+    dlq: str
+
+    @classmethod
+    def unique(cls) -> Topics:
+        return cls(unique_topic("e2e-predictions"), unique_topic("e2e-labels"), unique_topic("e2e-dlq"))
+
+
+def _collector_config(tmp_path: Path, bootstrap: str, topics: Topics, port: int) -> Path:
+    """``driftline collect`` on the test's topics, with conditions the dashboards must show:
+    a segment over its value limit (5 regions, limit 4) and an OTLP endpoint that is down."""
+    config = {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_id": f"e2e-{uuid.uuid4().hex[:8]}",
+            "predictions_topic": topics.predictions,
+            "labels_topic": topics.labels,
+            "dlq_topic": topics.dlq,
+        },
+        "http": {"host": "127.0.0.1", "port": port},
+        "otlp": {
+            "endpoint": f"http://127.0.0.1:{free_port()}",
+            "interval_seconds": 1.0,
+            "timeout_seconds": 1.0,
+        },
+        "limits": {"max_segment_values": 4},
+    }
+    path = tmp_path / "driftline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _produce(bootstrap: str, topics: Topics) -> None:
+    """The demo's synthetic credit model through the real SDK over Kafka: a reference, clean
+    windows, then drift; delayed labels, heartbeats, and 2% of requests failing."""
+    model = CreditModel(seed=11)
+    transport = KafkaTransport(bootstrap, topics.predictions, topics.labels)
+    client = Client(
+        MODEL,
+        MODEL_VERSION,
+        transport,
+        data_version=DATA_VERSION,
+        max_queue=TOTAL_PREDICTIONS + 10,
+        heartbeat_interval=1.0,
+    )
+    pending: deque[tuple[int, str, int]] = deque()
+    started = time.monotonic()
+    try:
+        for index in range(TOTAL_PREDICTIONS):
+            x = model.applicant(drifted=index >= DRIFT_FROM_EVENT)
+            p = model.default_probability(x)
+            failed = model.rng.random() < 0.02
+            event_id = client.log_prediction(
+                x,
+                int(p >= 0.5),
+                probabilities={"0": 1.0 - p, "1": p},
+                latency_ms=float(model.rng.lognormal(2.5, 0.4)),
+                segments={"region": str(x["region"])},
+                error="timeout" if failed else None,
+            )
+            pending.append((index + LABEL_DELAY_EVENTS, event_id, int(model.rng.random() < p)))
+            while pending and pending[0][0] <= index:
+                _, label_id, label = pending.popleft()
+                client.log_label(label_id, label)
+            ahead = started + STREAM_SECONDS * (index + 1) / TOTAL_PREDICTIONS - time.monotonic()
+            if ahead > 0.002:
+                time.sleep(ahead)
+        client.flush(timeout=30.0)
+    finally:
+        client.close()
+
+
+def _scalar(prometheus: str, expr: str) -> float:
+    result = _query(prometheus, expr)
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 def _start_alertmanager(tmp_path: Path, webhook: Webhook, processes: Processes) -> int:
@@ -407,4 +494,4 @@ def _is_drift_alert(alert: dict[str, Any]) -> bool:
 def test_the_harness_substitutions_fail_loudly_on_a_changed_config() -> None:
     with pytest.raises(AssertionError, match="no longer contains"):
         _substitute("scrape_interval: 30s\n", [(r"scrape_interval: 15s", "scrape_interval: 1s")])
-    assert os.path.exists(ROOT / "deploy/prometheus/prometheus.yml")
+    assert _substitute("for: 30m\n", [(r"for: \d+m", "for: 1s")]) == "for: 1s\n"
