@@ -274,7 +274,7 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     producer = threading.Thread(target=_produce, args=(kafka_broker.bootstrap, topics), name="e2e-producer")
     producer.start()
     try:
-        _check_alerting(prometheus, webhook)
+        _check_alerting(prometheus, webhook, collector)
     finally:
         producer.join(timeout=STREAM_SECONDS + 60)
     assert not producer.is_alive()
@@ -295,8 +295,9 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     assert not empty, "dashboard queries without any series:\n" + "\n".join(empty)
 
 
-def _check_alerting(prometheus: str, webhook: Webhook) -> None:
-    """(a) Prometheus scrapes the collector; (b, c) a drift alert reaches the webhook."""
+def _check_alerting(prometheus: str, webhook: Webhook, collector: str) -> None:
+    """(a) Prometheus scrapes the collector; (b, c) a drift alert reaches the webhook, and
+    its report link (on the collector's default address) serves the drift report."""
     _wait_for(
         "Prometheus to scrape the collector's driftline_model_info",
         lambda: bool(_query(prometheus, "driftline_model_info")),
@@ -326,6 +327,11 @@ def _check_alerting(prometheus: str, webhook: Webhook) -> None:
     assert annotations["report_url"].endswith(f"/reports/{MODEL}/{MODEL_VERSION}/latest")
     assert annotations["runbook_url"] == f"docs/runbook.md#{labels['alertname'].lower()}"
     assert DATA_VERSION in annotations["summary"]
+    report_path = urllib.parse.urlparse(annotations["report_url"]).path
+    with urllib.request.urlopen(collector + report_path, timeout=10) as response:
+        assert response.status == 200
+        assert "text/html" in response.headers["Content-Type"]
+        assert "income" in response.read().decode()  # a drifted feature of the demo model
 
 
 @dataclass(frozen=True)
