@@ -44,7 +44,9 @@ class KafkaTransport:
         bootstrap_servers: ``host:port[,host:port...]`` of the brokers.
         topic_predictions: topic for predictions and heartbeats.
         topic_labels: topic for labels.
-        max_block_ms: the longest one ``send`` may block (metadata, full buffer).
+        max_block_ms: the longest one ``send`` may block (connecting, metadata, full
+            buffer). Only the client's sender thread waits; a loaded machine needs
+            a few seconds for a new topic's metadata.
         linger_ms: how long the producer waits to fill a batch.
         **producer_options: any other ``kafka.KafkaProducer`` option (security,
             compression, ``api_version``...); they override the defaults here.
@@ -56,7 +58,7 @@ class KafkaTransport:
         topic_predictions: str = "driftline.predictions",
         topic_labels: str = "driftline.labels",
         *,
-        max_block_ms: int = 1000,
+        max_block_ms: int = 5000,
         linger_ms: int = 20,
         **producer_options: Any,
     ) -> None:
