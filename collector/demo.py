@@ -30,6 +30,7 @@ from collector.pipeline import Pipeline
 from collector.references import Reference
 from collector.runner import run
 from collector.sources import MemorySource, Source
+from collector.system_metrics import SystemMetrics
 from collector.windows import Window
 from exporters.html_report import HtmlReportWriter
 from exporters.prometheus import build_registry
@@ -161,7 +162,8 @@ def run_demo(
     )
     memory = MemoryTransport()
     source = source_factory(store) if source_factory is not None else MemorySource(memory)
-    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: True, reports.render)
+    system = SystemMetrics(store)
+    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: True, reports.render, system.update)
     server = HttpServer(endpoints, http_host, http_port).start()
     console.print(
         f"Driftline demo: /metrics on {server.url}/metrics, reports on {server.url}/reports/"

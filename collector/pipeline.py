@@ -27,6 +27,7 @@ from collector.references import Reference, load_reference
 from collector.sources import RawMessage
 from collector.tables import Value
 from collector.windows import Window
+from exporters.catalog import LIMIT_KINDS
 from exporters.store import MetricStore
 from exporters.tracing import PipelineTracer
 
@@ -82,6 +83,8 @@ class Pipeline:
         self.joins: dict[str, LabelJoinStore] = {}
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
+        for kind in LIMIT_KINDS:
+            store.inc("driftline_limit_exceeded_total", {"kind": kind}, 0.0)
 
     def process(self, batch: Sequence[RawMessage]) -> None:
         """Handle one batch of raw messages."""
@@ -251,6 +254,9 @@ class Pipeline:
             self.tracer,
         )
         self.states[key] = state
+        self.store.inc(
+            "driftline_prediction_errors_total", {"model": model, "model_version": model_version}, 0.0
+        )
         return state
 
     def _check_model(self, model: str) -> set[str]:
