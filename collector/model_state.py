@@ -10,7 +10,7 @@ when it is ``max_seconds`` old, and one closed by age with fewer than
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from driftline.schema import Prediction
@@ -18,7 +18,6 @@ from driftline.schema import Prediction
 from collector.config import Config
 from collector.model_health import ModelHealth
 from collector.references import Reference, automatic_reference
-from collector.tables import Value
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector, DataDriftResult
 from detectors.data_quality import DataQualityDetector, DataQualityResult
@@ -91,23 +90,24 @@ class ModelVersionState:
         )
         if reference is not None:
             self._use_reference(reference)
+        self._publish_info()
 
     @property
     def collecting_reference(self) -> bool:
         return self.reference is None
 
-    def add(self, event: Prediction, features: Mapping[str, Value], event_time: float) -> None:
-        """Take one accepted prediction (``features`` already folded by the cardinality limits)."""
+    def add(self, event: Prediction, event_time: float) -> None:
+        """Take one accepted prediction (its features and segments already within the limits)."""
         self.last_seen = max(self.last_seen, event_time)
         self._set_data_version(event.data_version)
         if self.reference is None:
-            self._collect_reference(event, features, event_time)
+            self._collect_reference(event, event_time)
             return
         if self.window is not None and self.window.age(event_time) >= self.window_config.max_seconds:
             self.close_window(event_time)
         if self.window is None:
             self.window = Window(event_time)
-        self.window.add(event, features, event_time)
+        self.window.add(event, event_time)
         if self.window.n_events >= self.window_config.events:
             self.close_window(event_time)
 
@@ -168,10 +168,10 @@ class ModelVersionState:
             "last_window": _report_summary(self.last_report),
         }
 
-    def _collect_reference(self, event: Prediction, features: Mapping[str, Value], event_time: float) -> None:
+    def _collect_reference(self, event: Prediction, event_time: float) -> None:
         if self._reference_buffer is None:
             self._reference_buffer = Window(event_time)
-        self._reference_buffer.add(event, features, event_time)
+        self._reference_buffer.add(event, event_time)
         if self._reference_buffer.n_events >= self.auto_events:
             buffer, self._reference_buffer = self._reference_buffer, None
             self._use_reference(

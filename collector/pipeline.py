@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError, decode
 
@@ -179,7 +179,7 @@ class Pipeline:
 
     def _prediction(self, event: Prediction, when: float) -> None:
         state = self._state(event.model, event.model_version)
-        features = self._fold_features(event.model, event.features)
+        event = self._fold(event)
         self._accept("prediction", event.model, event.model_version)
         labels = {"model": event.model, "model_version": event.model_version}
         if event.latency_ms is not None:
@@ -187,8 +187,7 @@ class Pipeline:
         if event.error is not None:
             self.store.inc("driftline_prediction_errors_total", labels)
         for segment, value in (event.segments or {}).items():
-            folded = self._fold_segment(event.model, segment, value)
-            self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": folded})
+            self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": value})
         self._join_store(event.model).add(
             PredictionRecord(
                 event.event_id,
@@ -200,9 +199,21 @@ class Pipeline:
             )
         )
         window_before = state.window
-        state.add(event, features, when)
+        state.add(event, when)
         if self.event_time and state.window is not None and state.window is not window_before:
             self._schedule(state)
+
+    def _fold(self, event: Prediction) -> Prediction:
+        """The event with its feature names and segment values within the cardinality limits."""
+        features = self._fold_features(event.model, event.features)
+        segments = event.segments
+        if segments:
+            segments = {
+                name: self._fold_segment(event.model, name, value) for name, value in segments.items()
+            }
+        if features is event.features and segments == event.segments:
+            return event
+        return replace(event, features=features, segments=segments)
 
     def _label(self, event: Label, when: float) -> None:
         self._check_model(event.model)

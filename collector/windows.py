@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from driftline.schema import Prediction
 
 from collector.tables import ColumnBuffer, Value
@@ -32,9 +30,9 @@ class Window:
     def n_events(self) -> int:
         return self.features.n_rows
 
-    def add(self, event: Prediction, features: Mapping[str, Value], event_time: float) -> None:
-        """Append one prediction (``features`` may be a folded copy of the event's)."""
-        self.features.append(features)
+    def add(self, event: Prediction, event_time: float) -> None:
+        """Append one prediction."""
+        self.features.append(event.features)
         self.outputs.append(output_row(event))
         self.predictions.append(event)
         self.end = max(self.end, event_time)
