@@ -69,6 +69,14 @@ class ReferenceFile(_Strict):
     data_version: str = "unknown"
 
 
+class ConceptDriftConfig(_Strict):
+    """Concept drift on the error stream of joined labels (see docs/model-health.md)."""
+
+    detector: Literal["adwin", "page_hinkley", "ddm"] = "adwin"
+    alpha: float = Field(default=0.001, gt=0, lt=1)
+    tolerance: float = Field(default=0.01, ge=0)
+
+
 class ModelConfig(_Strict):
     task: Task | None = None
     positive_class: str = "1"
@@ -76,6 +84,9 @@ class ModelConfig(_Strict):
     drift_methods: dict[str, DriftMethod] = {}
     references: dict[str, ReferenceFile] = {}
     segments: list[str] = []
+    concept_drift: ConceptDriftConfig = ConceptDriftConfig()
+    confidence_threshold: float = Field(default=0.6, gt=0, lt=1)
+    reference_labels: int = Field(default=500, ge=1)
     window: WindowConfig | None = None
     drift: DriftConfig | None = None
 

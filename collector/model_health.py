@@ -1,8 +1,12 @@
 """Model health of one model version: proxy metrics, CBPE and fairness per prediction window;
 realized performance, concept drift and segment accuracy per window of joined labels.
 
-The detectors live in ``detectors/``; this module only feeds them the window's
-arrays and writes their results into the metric store.
+The reference performance (what concept drift and CBPE's calibration compare
+with) comes from the labelled reference file when it has a ``label`` column,
+otherwise from the labels joined to the reference period's predictions, once
+``reference_labels`` of them have arrived. The detectors live in
+``detectors/``; this module feeds them the window's arrays and writes their
+results into the metric store.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 from driftline.schema import Prediction, Scalar
 
+from collector.config import ModelConfig
 from collector.label_join import JoinResult, PredictionRecord
 from collector.references import Reference
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector
 from detectors.fairness import FairnessEvaluator, FairnessResult
-from detectors.performance import PerformanceEvaluator, Task, class_key
+from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
 from detectors.proxy_metrics import ProxyMetrics, positive_probability, probability_matrix
 from exporters.store import MetricStore
+
+FloatArray = npt.NDArray[np.float64]
 
 
 class ModelHealth:
@@ -29,47 +37,51 @@ class ModelHealth:
         self,
         store: MetricStore,
         labels: dict[str, str],
+        model_config: ModelConfig,
         *,
-        task: Task | None,
-        positive_class: str,
-        segments: Sequence[str],
         max_segment_values: int,
         label_window_events: int,
     ) -> None:
         self.store = store
         self.labels = labels
-        self.task = task
-        self.positive_class = positive_class
-        self.segments = list(segments)
+        self.task = model_config.task
+        self.positive_class = model_config.positive_class
+        self.segments = list(model_config.segments)
+        self.reference_labels_needed = model_config.reference_labels
         self.label_window_events = label_window_events
         self.max_segment_values = max_segment_values
-        self.performance = PerformanceEvaluator(task, positive_class)
-        self.concept = ConceptDriftDetector()
-        self.proxy = ProxyMetrics()
+        self._fairness_evaluators: dict[tuple[str, ...], FairnessEvaluator] = {}
+        self.performance = PerformanceEvaluator(model_config.task, model_config.positive_class)
+        drift = model_config.concept_drift
+        self.concept = ConceptDriftDetector(drift.detector, alpha=drift.alpha, tolerance=drift.tolerance)
+        self.proxy = ProxyMetrics(model_config.confidence_threshold)
         self.cbpe: CBPE | None = None
-        self.reference_error: float | None = None
+        self.reference_performance: PerformanceResult | None = None
+        self._reference: Reference | None = None
+        self._reference_ids: set[str] | None = None
+        self._reference_joined: list[JoinResult] = []
         self._joined: list[JoinResult] = []
 
-    def fit(self, reference: Reference) -> None:
-        """Fit CBPE on the reference's positive-class probabilities (and labels, when given)."""
-        column = reference.outputs.columns.get(f"proba_{self.positive_class}")
-        if column is None or self.task not in (None, "binary_classification"):
+    def fit(self, reference: Reference, reference_ids: set[str]) -> None:
+        """Prepare CBPE from the reference; ``reference_ids`` are the automatic reference's events."""
+        self._reference = reference
+        self._reference_ids = reference_ids
+        probabilities = self._reference_probabilities()
+        if probabilities is None:
             return
-        probabilities = column.astype(float)
-        labels = None
-        if reference.labels is not None:
-            labels = np.array(
-                [v is not None and class_key(v) == self.positive_class for v in reference.labels], dtype=float
-            )
-        present = ~np.isnan(probabilities)
-        cbpe = CBPE()
-        cbpe.fit(probabilities[present], labels[present] if labels is not None else None)
-        self.cbpe = cbpe
+        predictions = reference.outputs.columns.get("prediction")
+        if reference.labels is not None and predictions is not None:
+            self._fit_reference(list(reference.labels), list(predictions), probabilities)
+        elif len(self._reference_joined) >= self._reference_labels_target():
+            self._fit_from_joined()
+        else:
+            self.cbpe = CBPE()
+            self.cbpe.fit(probabilities[~np.isnan(probabilities)])
 
     def evaluate_predictions(self, predictions: Sequence[Prediction]) -> None:
         """Proxy metrics, estimated performance and fairness of one closed prediction window."""
         mappings = [p.probabilities for p in predictions]
-        if any(m for m in mappings):
+        if any(mappings):
             self._proxy(mappings)
         predicted_positive = np.array([class_key(p.prediction) == self.positive_class for p in predictions])
         if self.cbpe is not None:
@@ -83,16 +95,70 @@ class ModelHealth:
         names = self._segment_names(predictions)
         if names:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
-            self._fairness(
-                FairnessEvaluator(names, self.max_segment_values).evaluate(values, predicted_positive)
-            )
+            self._fairness(self._fairness_for(names).evaluate(values, predicted_positive))
 
     def add_label(self, result: JoinResult) -> None:
-        """Take one joined label; evaluate when a label window is full."""
+        """Take one joined label: into the reference period's labels, or the current label window."""
+        if self._reference_ids is None or result.event_id in self._reference_ids:
+            self._reference_joined.append(result)
+            if self._reference is not None and len(self._reference_joined) == self._reference_labels_target():
+                self._fit_from_joined()
+            return
         self._joined.append(result)
         if len(self._joined) >= self.label_window_events:
             joined, self._joined = self._joined, []
             self._evaluate_labels(joined)
+
+    def status(self) -> dict[str, object]:
+        reference = self.reference_performance
+        return {
+            "reference_labels_joined": len(self._reference_joined),
+            "reference_performance": dict(reference.metrics) if reference is not None else None,
+            "cbpe_calibrated": self.cbpe.calibrated if self.cbpe is not None else None,
+            "labels_in_current_window": len(self._joined),
+        }
+
+    def _reference_labels_target(self) -> int:
+        known = len(self._reference_ids) if self._reference_ids else self.reference_labels_needed
+        return max(1, min(self.reference_labels_needed, known))
+
+    def _reference_probabilities(self) -> FloatArray | None:
+        if self._reference is None or self.task not in (None, "binary_classification"):
+            return None
+        column = self._reference.outputs.columns.get(f"proba_{self.positive_class}")
+        return None if column is None else column.astype(np.float64)
+
+    def _fit_from_joined(self) -> None:
+        records = [r.prediction for r in self._reference_joined if r.prediction is not None]
+        actual = [r.label for r in self._reference_joined if r.prediction is not None]
+        mappings = [r.probabilities for r in records]
+        probabilities = positive_probability(mappings, self.positive_class) if any(mappings) else None
+        self._fit_reference(actual, [r.prediction for r in records], probabilities)
+
+    def _fit_reference(
+        self,
+        actual: Sequence[Scalar | None],
+        predictions: Sequence[Scalar | None],
+        probabilities: FloatArray | None,
+    ) -> None:
+        """Reference performance and, for a binary model with probabilities, CBPE calibrated on it."""
+        pairs = [
+            (i, y, v)
+            for i, (y, v) in enumerate(zip(actual, predictions, strict=True))
+            if y is not None and v is not None
+        ]
+        if not pairs:
+            return
+        rows = [i for i, _, _ in pairs]
+        labels = [y for _, y, _ in pairs]
+        predicted = [v for _, _, v in pairs]
+        p = probabilities[rows] if probabilities is not None else None
+        self.reference_performance = self.performance.evaluate(labels, predicted, p)
+        if p is not None and self.reference_performance.task == "binary_classification":
+            present = ~np.isnan(p)
+            y = np.array([class_key(v) == self.positive_class for v in labels], dtype=np.float64)
+            self.cbpe = CBPE()
+            self.cbpe.fit(p[present], y[present])
 
     def _evaluate_labels(self, joined: list[JoinResult]) -> None:
         records: list[PredictionRecord] = [r.prediction for r in joined if r.prediction is not None]
@@ -108,39 +174,54 @@ class ModelHealth:
             self._set("driftline_class_recall", recall, **{"class": cls})
         for cls, support in result.class_support.items():
             self._set("driftline_class_support", float(support), **{"class": cls})
+        self._concept_drift(result, labels, predictions, p)
         if result.task != "regression":
-            self._concept_drift(labels, predictions, p)
-            correct = np.array(
-                [class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True)]
-            )
-            names = self._segment_names(records)
-            if names:
-                positive = np.array([class_key(v) == self.positive_class for v in predictions])
-                values = {name: [(r.segments or {}).get(name) for r in records] for name in names}
-                evaluator = FairnessEvaluator(names, self.max_segment_values)
-                fairness = evaluator.evaluate(values, positive, correct.astype(float))
-                for segment in fairness.segments.values():
-                    for stats in segment.values:
-                        if stats.accuracy is not None:
-                            self._set(
-                                "driftline_segment_accuracy",
-                                stats.accuracy,
-                                segment=segment.segment,
-                                value=stats.value,
-                            )
+            self._segment_accuracy(records, labels, predictions)
 
-    def _concept_drift(self, labels: list[Scalar], predictions: list[Scalar], p: np.ndarray | None) -> None:
-        errors = np.array([class_key(y) != class_key(v) for y, v in zip(labels, predictions, strict=True)])
-        if self.cbpe is not None and p is not None and not np.isnan(p).any():
-            positive = np.array([class_key(v) == self.positive_class for v in predictions])
-            expected: np.ndarray | float = self.cbpe.expected_errors(p, positive)
+    def _concept_drift(
+        self, result: PerformanceResult, labels: list[Scalar], predictions: list[Scalar], p: FloatArray | None
+    ) -> None:
+        """Errors against what the model was expected to get right: CBPE, else the reference's error rate."""
+        reference = self.reference_performance or result
+        expected: FloatArray | float
+        if result.task == "regression":
+            scale = max(float(reference.metrics.get("mae") or 0.0), 1e-12)
+            errors = (
+                np.abs(np.array(labels, dtype=np.float64) - np.array(predictions, dtype=np.float64)) / scale
+            )
+            expected = 1.0
         else:
-            if self.reference_error is None:
-                self.reference_error = float(errors.mean())
-            expected = self.reference_error
-        drift = self.concept.update(errors.astype(float), expected)
+            errors = np.array(
+                [class_key(y) != class_key(v) for y, v in zip(labels, predictions, strict=True)]
+            )
+            if self.cbpe is not None and p is not None and not np.isnan(p).any():
+                positive = np.array([class_key(v) == self.positive_class for v in predictions])
+                expected = self.cbpe.expected_errors(p, positive)
+            else:
+                expected = 1.0 - float(reference.metrics.get("accuracy") or 0.0)
+        drift = self.concept.update(errors.astype(np.float64), expected)
         self._set("driftline_concept_drift_detected", float(drift.detected), detector=drift.detector)
         self._set("driftline_concept_drift_detected", float(drift.significant), detector=GAP_TEST)
+
+    def _segment_accuracy(
+        self, records: list[PredictionRecord], labels: list[Scalar], predictions: list[Scalar]
+    ) -> None:
+        names = self._segment_names(records)
+        if not names:
+            return
+        correct = np.array([class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True)])
+        positive = np.array([class_key(v) == self.positive_class for v in predictions])
+        values = {name: [(r.segments or {}).get(name) for r in records] for name in names}
+        fairness = self._fairness_for(names).evaluate(values, positive, correct.astype(np.float64))
+        for segment in fairness.segments.values():
+            for stats in segment.values:
+                if stats.accuracy is not None:
+                    self._set(
+                        "driftline_segment_accuracy",
+                        stats.accuracy,
+                        segment=segment.segment,
+                        value=stats.value,
+                    )
 
     def _proxy(self, mappings: list[Mapping[str, float] | None]) -> None:
         classes = sorted({c for m in mappings if m for c in m})
@@ -168,6 +249,14 @@ class ModelHealth:
                 self._set(
                     "driftline_fairness_parity_difference", segment.parity_difference, segment=segment.segment
                 )
+
+    def _fairness_for(self, names: list[str]) -> FairnessEvaluator:
+        """One evaluator per set of segment names, so values fold the same way in every window."""
+        key = tuple(names)
+        evaluator = self._fairness_evaluators.get(key)
+        if evaluator is None:
+            evaluator = self._fairness_evaluators[key] = FairnessEvaluator(names, self.max_segment_values)
+        return evaluator
 
     def _segment_names(self, events: Sequence[Prediction] | Sequence[PredictionRecord]) -> list[str]:
         """The configured segments, or every segment the events carry when none is configured."""

@@ -82,14 +82,12 @@ class ModelVersionState:
         self.health = ModelHealth(
             store,
             self.labels,
-            task=self.model_config.task,
-            positive_class=self.model_config.positive_class,
-            segments=self.model_config.segments,
+            self.model_config,
             max_segment_values=config.limits.max_segment_values,
             label_window_events=self.window_config.events,
         )
         if reference is not None:
-            self._use_reference(reference)
+            self._use_reference(reference, set())
         self._publish_info()
 
     @property
@@ -166,6 +164,7 @@ class ModelVersionState:
             "current_window_events": self.pending_events(),
             "thresholds": self._drift.thresholds() if self.reference is not None else {},
             "last_window": _report_summary(self.last_report),
+            "model_health": self.health.status(),
         }
 
     def _collect_reference(self, event: Prediction, event_time: float) -> None:
@@ -174,13 +173,12 @@ class ModelVersionState:
         self._reference_buffer.add(event, event_time)
         if self._reference_buffer.n_events >= self.auto_events:
             buffer, self._reference_buffer = self._reference_buffer, None
-            self._use_reference(
-                automatic_reference(
-                    buffer, self.model_config.features, self.model_config.task, self.data_version
-                )
+            reference = automatic_reference(
+                buffer, self.model_config.features, self.model_config.task, self.data_version
             )
+            self._use_reference(reference, {p.event_id for p in buffer.predictions})
 
-    def _use_reference(self, reference: Reference) -> None:
+    def _use_reference(self, reference: Reference, reference_ids: set[str]) -> None:
         drift = self.config.drift_for(self.model)
         self.reference = reference
         self._drift = DataDriftDetector(
@@ -197,7 +195,7 @@ class ModelVersionState:
         self._prediction_drift.fit(reference.outputs)
         self._quality = DataQualityDetector()
         self._quality.fit(reference.features)
-        self.health.fit(reference)
+        self.health.fit(reference, reference_ids)
         self._publish_info()
 
     def _set_data_version(self, data_version: str) -> None:
