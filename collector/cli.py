@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args, console)
     except DriftlineError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -76,9 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(handler=_replay)
 
-    from dashboards.cli import add_commands
+    from collector.reference_cli import add_commands as add_reference_commands
+    from dashboards.cli import add_commands as add_dashboard_commands
 
-    add_commands(commands)
+    add_reference_commands(commands)
+    add_dashboard_commands(commands)
     return parser
 
 

@@ -139,6 +139,7 @@ class Config(_Strict):
     instances: InstancesConfig = InstancesConfig()
     otlp: OtlpConfig = OtlpConfig()
     labels: LabelsConfig = LabelsConfig()
+    reference_registry: Path | None = None
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of one model (defaults where it has none)."""
@@ -196,4 +197,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             for version, reference in model.references.items()
         }
         models[name] = model.model_copy(update={"references": references})
-    return config.model_copy(update={"models": models})
+    registry = config.reference_registry
+    if registry is not None and not registry.is_absolute():
+        registry = base / registry
+    return config.model_copy(update={"models": models, "reference_registry": registry})

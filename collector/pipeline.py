@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError, decode
 
-from collector.config import Config
+from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
 from collector.instances import InstanceTracker
 from collector.label_join import LabelJoinStore, PredictionRecord
 from collector.model_state import ModelVersionState, WindowListener
+from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
 from collector.sources import RawMessage
 from collector.tables import Value
@@ -130,12 +131,19 @@ class Pipeline:
             return [state.status() for state in self.states.values()]
 
     def _load_references(self) -> dict[VersionKey, Reference]:
-        references = {}
+        """Registered references: the configuration's files first, then the registry's newest."""
+        files: dict[VersionKey, ReferenceFile] = {}
+        if self.config.reference_registry is not None:
+            files.update(ReferenceRegistry(self.config.reference_registry).reference_files())
         for model, model_config in self.config.models.items():
             for version, reference_file in model_config.references.items():
-                references[(model, version)] = load_reference(
-                    reference_file, model_config.features, model_config.task
-                )
+                files[(model, version)] = reference_file
+        references = {}
+        for (model, version), reference_file in files.items():
+            model_config = self.config.model(model)
+            references[(model, version)] = load_reference(
+                reference_file, model_config.features, model_config.task
+            )
         return references
 
     def _process_one(self, message: RawMessage) -> None:
