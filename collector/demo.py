@@ -119,15 +119,21 @@ class DemoView:
         title = f"Driftline demo: {MODEL}/{MODEL_VERSION}  events {events_sent}/{total}  windows {windows}"
         if first is not None:
             title += f"  [bold red]drift first detected in window {first.index}[/]"
-        table = Table(title=title)
-        for column in ("feature", "method", "score", "threshold", "drift"):
+        table = Table(
+            title=title,
+            caption="score: Evidently's statistic, as exported; "
+            "drift: the flag statistic against its calibrated threshold (docs/drift.md)",
+        )
+        for column in ("feature", "method", "score", "flag statistic", "threshold", "drift"):
             table.add_column(column)
         if last is None:
-            table.add_row("(collecting the reference)", "", "", "", "")
+            table.add_row("(collecting the reference)", "", "", "", "", "")
             return table
         for d in last.drift.features:
             flag = "[bold red]DRIFT[/]" if d.detected else "ok"
-            table.add_row(d.feature, d.method, f"{d.score:.4f}", f"{d.threshold:.4f}", flag)
+            table.add_row(
+                d.feature, d.method, f"{d.score:.4f}", f"{d.flag_value:.4f}", f"{d.threshold:.4f}", flag
+            )
         return table
 
 
@@ -157,24 +163,16 @@ def run_demo(
     drift_from = config.defaults.reference.auto_events + (DRIFT_FROM_WINDOW - 1) * events_per_window
     store = MetricStore()
     view, reports = DemoView(), HtmlReportWriter()
-    pipeline = Pipeline(
-        config, store, MemoryDeadLetterSink(), event_time=False, listeners=(view, reports)
-    )
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=False, listeners=(view, reports))
     memory = MemoryTransport()
     source = source_factory(store) if source_factory is not None else MemorySource(memory)
     system = SystemMetrics(store)
     endpoints = Endpoints(build_registry(store), pipeline.status, lambda: True, reports.render, system.update)
     server = HttpServer(endpoints, http_host, http_port).start()
-    console.print(
-        f"Driftline demo: /metrics on {server.url}/metrics, reports on {server.url}/reports/"
-    )
-    console.print(
-        f"{total} events over {duration:.0f} s; drift injected from window {DRIFT_FROM_WINDOW} on"
-    )
+    console.print(f"Driftline demo: /metrics on {server.url}/metrics, reports on {server.url}/reports/")
+    console.print(f"{total} events over {duration:.0f} s; drift injected from window {DRIFT_FROM_WINDOW} on")
     stop = threading.Event()
-    collector = threading.Thread(
-        target=run, args=(source, pipeline, stop), kwargs={"poll_timeout": 0.05}
-    )
+    collector = threading.Thread(target=run, args=(source, pipeline, stop), kwargs={"poll_timeout": 0.05})
     collector.start()
     client = Client(
         MODEL,
@@ -218,11 +216,7 @@ def _stream(
 ) -> int:
     pending_labels: deque[tuple[int, str, int]] = deque()
     started = time.monotonic()
-    live = (
-        Live(view.table(0, total), console=console, refresh_per_second=4)
-        if console.is_terminal
-        else None
-    )
+    live = Live(view.table(0, total), console=console, refresh_per_second=4) if console.is_terminal else None
     if live is not None:
         live.start()
     try:
@@ -236,9 +230,7 @@ def _stream(
                 latency_ms=float(model.rng.lognormal(2.5, 0.4)),
                 segments={"region": str(x["region"])},
             )
-            pending_labels.append(
-                (index + LABEL_DELAY_EVENTS, event_id, int(model.rng.random() < p))
-            )
+            pending_labels.append((index + LABEL_DELAY_EVENTS, event_id, int(model.rng.random() < p)))
             while pending_labels and pending_labels[0][0] <= index:
                 _, label_id, label = pending_labels.popleft()
                 client.log_label(label_id, label)
@@ -292,7 +284,5 @@ def print_result(result: DemoResult, console: Console) -> None:
             f"Drift first detected in window {result.first_detection_window} "
             f"(injected from window {DRIFT_FROM_WINDOW})."
         )
-    console.print(
-        f"Drifted features reported by the collector: {', '.join(result.detected) or 'none'}"
-    )
+    console.print(f"Drifted features reported by the collector: {', '.join(result.detected) or 'none'}")
     console.print(f"Features the demo injected drift into: {', '.join(INJECTED)}")
