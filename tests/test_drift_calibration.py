@@ -170,3 +170,42 @@ def test_golden_stream_flags_exactly_the_shifted_features() -> None:
     assert [d.feature for d in result.features if d.drifted] == list(shifted)
     assert result.share == pytest.approx(3 / 12)
     assert not result.detected
+
+
+def test_a_change_of_spread_is_flagged() -> None:
+    rng = np.random.default_rng(12)
+    kinds: dict[str, FeatureKind] = {"x": "numerical"}
+    detector = DataDriftDetector()
+    detector.fit(FeatureTable(kinds, {"x": rng.normal(size=5000)}, 5000))
+    same = detector.evaluate(FeatureTable(kinds, {"x": rng.normal(size=1000)}, 1000)).features[0]
+    wider = detector.evaluate(FeatureTable(kinds, {"x": rng.normal(0.0, 1.4, 1000)}, 1000)).features[0]
+    assert not same.drifted
+    assert wider.drifted and wider.flag_value > wider.threshold
+
+
+def test_new_categories_flag_only_in_bulk() -> None:
+    rng = np.random.default_rng(13)
+    kinds: dict[str, FeatureKind] = {"colour": "categorical"}
+    labels = np.array(["red", "green", "blue"], dtype=object)
+    detector = DataDriftDetector()
+    detector.fit(FeatureTable(kinds, {"colour": rng.choice(labels, 5000)}, 5000))
+    window = rng.choice(labels, 1000)
+    clean = detector.evaluate(FeatureTable(kinds, {"colour": window}, 1000)).features[0]
+    window[:2] = "violet"
+    few = detector.evaluate(FeatureTable(kinds, {"colour": window}, 1000)).features[0]
+    window[:300] = "violet"
+    flood = detector.evaluate(FeatureTable(kinds, {"colour": window}, 1000)).features[0]
+    assert not clean.drifted and not few.drifted
+    assert abs(few.flag_value - clean.flag_value) < 1.0
+    assert flood.drifted
+
+
+def test_calibrated_mode_reports_the_same_scores_as_evidently_mode() -> None:
+    rng = np.random.default_rng(14)
+    reference, window = _mixed_table(rng, 3000), _mixed_table(rng, 800, ("num0",))
+    scores = []
+    for mode in ("calibrated", "evidently"):
+        detector = DataDriftDetector(mode=mode)
+        detector.fit(reference)
+        scores.append([(d.feature, d.method, d.score) for d in detector.evaluate(window).features])
+    assert scores[0] == scores[1]
