@@ -4,11 +4,8 @@ carries the same values that the Prometheus exposition shows for the same store.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,53 +24,15 @@ from exporters.otlp import OtlpExporter
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 from tests.conftest import free_port
+from tests.otlp_receiver import Receiver, otlp_receiver
 
 Series = dict[tuple[str, frozenset[tuple[str, Any]]], float]
 
 
-@dataclass
-class Receiver:
-    """A minimal OTLP/HTTP metrics endpoint: stores every request it decodes."""
-
-    url: str
-    status: int = 200
-    requests: list[ExportMetricsServiceRequest] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    tenants: list[str | None] = field(default_factory=list)
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    port = free_port()
-    state = Receiver(url=f"http://127.0.0.1:{port}")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.paths.append(self.path)
-            state.tenants.append(self.headers.get("x-tenant"))
-            request = ExportMetricsServiceRequest()
-            request.ParseFromString(body)
-            state.requests.append(request)
-            reply = ExportMetricsServiceResponse().SerializeToString()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def receiver() -> Iterator[Receiver[ExportMetricsServiceRequest]]:
+    with otlp_receiver(ExportMetricsServiceRequest, ExportMetricsServiceResponse) as state:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def filled_store(seed: int = 7) -> MetricStore:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from driftline import MemoryTransport
@@ -24,7 +22,7 @@ from collector.runner import run
 from collector.sources import MemorySource
 from exporters.store import MetricStore
 from exporters.tracing import STAGES, PipelineTracer
-from tests.conftest import free_port
+from tests.otlp_receiver import Receiver, otlp_receiver
 from tests.streams import predictions
 
 
@@ -83,42 +81,15 @@ def test_enabled_without_endpoint_is_refused() -> None:
 
 
 @pytest.fixture
-def trace_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest], list[int]]]:
-    port = free_port()
-    received: list[ExportTraceServiceRequest] = []
-    status = [200]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            assert self.path == "/v1/traces"
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append(request)
-            reply = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(status[0])
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}", received, status
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def trace_receiver() -> Iterator[Receiver[ExportTraceServiceRequest]]:
+    with otlp_receiver(ExportTraceServiceRequest, ExportTraceServiceResponse) as state:
+        yield state
 
 
 def test_spans_arrive_over_otlp_http(
-    trace_receiver: tuple[str, list[ExportTraceServiceRequest], list[int]],
+    trace_receiver: Receiver[ExportTraceServiceRequest],
 ) -> None:
-    url, received, _ = trace_receiver
+    url, received = trace_receiver.url, trace_receiver.requests
     store = MetricStore()
     tracer = PipelineTracer(enabled=True, endpoint=url, store=store, instance_id="c1")
     run_batch(tracer)
@@ -131,14 +102,15 @@ def test_spans_arrive_over_otlp_http(
         for span in scope_spans.spans
     ]
     assert sorted(names) == sorted(["batch", *STAGES])
+    assert set(trace_receiver.paths) == {"/v1/traces"}
     assert store.get("driftline_exporter_failures_total", {"exporter": "otlp_traces"}) == 0.0
 
 
 def test_failed_span_exports_are_counted(
-    trace_receiver: tuple[str, list[ExportTraceServiceRequest], list[int]],
+    trace_receiver: Receiver[ExportTraceServiceRequest],
 ) -> None:
-    url, received, status = trace_receiver
-    status[0] = 400
+    url, received = trace_receiver.url, trace_receiver.requests
+    trace_receiver.status = 400
     store = MetricStore()
     tracer = PipelineTracer(enabled=True, endpoint=url, store=store)
     run_batch(tracer)
@@ -149,11 +121,11 @@ def test_failed_span_exports_are_counted(
 
 
 def test_built_from_the_configuration(
-    trace_receiver: tuple[str, list[ExportTraceServiceRequest], list[int]],
+    trace_receiver: Receiver[ExportTraceServiceRequest],
 ) -> None:
     off = PipelineTracer.from_config(MetricStore(), parse_config({}).otlp)
     assert not off.enabled
-    url, received, _ = trace_receiver
+    url, received = trace_receiver.url, trace_receiver.requests
     config = parse_config({"otlp": {"endpoint": url, "tracing": True}})
     tracer = PipelineTracer.from_config(MetricStore(), config.otlp)
     with tracer.span("poll"):
