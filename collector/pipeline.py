@@ -107,10 +107,12 @@ class Pipeline:
             self.instances.check(now)
 
     def drop_partitions(self, topic: str, partitions: set[int]) -> None:
-        """Forget the state of models whose events came from partitions this instance lost.
+        """Forget the state of models whose predictions came from partitions this instance lost.
 
         Events are keyed by model, so the partition's new owner rebuilds those
-        models' state from the committed offsets on (at-least-once).
+        models' state (windows, label join store) from the committed offsets on
+        (at-least-once). Labels go to the same partition number of the labels
+        topic when both topics have the same partition count.
         """
         with self.lock:
             lost = {m for m, (t, p) in self._partition_of.items() if t == topic and p in partitions}
@@ -118,6 +120,7 @@ class Pipeline:
                 self._retire(key)
             for model in lost:
                 del self._partition_of[model]
+                self.joins.pop(model, None)
 
     def finish(self) -> dict[VersionKey, int]:
         """End of a finite input: the events left in each trailing partial window (not evaluated)."""
@@ -162,7 +165,8 @@ class Pipeline:
                 self.store.observe(
                     "driftline_processing_delay_seconds", {}, max(0.0, time.time() - timestamp)
                 )
-        self._partition_of[event.model] = (message.topic, message.partition)
+        if not isinstance(event, Label):
+            self._partition_of[event.model] = (message.topic, message.partition)
         try:
             if isinstance(event, Prediction):
                 self._prediction(event, when)

@@ -186,3 +186,22 @@ def test_model_health_metrics_from_predictions_and_joined_labels() -> None:
     assert isinstance(estimated, float) and 0.5 <= estimated <= 1.0
     assert store.get("driftline_fairness_disparate_impact", {**MV, "segment": "region"}) is not None
     assert store.get("driftline_concept_drift_detected", {**MV, "detector": "adwin"}) in (0.0, 1.0)
+
+
+def test_dropping_a_lost_partition_forgets_its_models_and_their_series() -> None:
+    pipeline, store, _ = _pipeline()
+    first = [RawMessage(encode(e), "predictions", 0, i, 0.0) for i, e in enumerate(predictions(10, seed=16))]
+    other = predictions(10, seed=17, model="other")
+    second = [RawMessage(encode(e), "predictions", 1, i, 0.0) for i, e in enumerate(other)]
+    label = Label(event_id="other-1-0", model="other", label=1, timestamp=1_700_000_001.0)
+    pipeline.process([*first, *second, RawMessage(encode(label), "labels", 0, 0, 0.0)])
+    pipeline.drop_partitions("predictions", {1})
+    assert set(pipeline.states) == {("m", "1")} and set(pipeline.joins) == {"m"}
+    assert (
+        store.get(
+            "driftline_model_info",
+            {"model": "other", "model_version": "1", "data_version": "d1", "reference_id": "collecting"},
+        )
+        is None
+    )
+    assert store.get("driftline_events_total", {**MV, "type": "prediction"}) == 10.0
