@@ -7,11 +7,12 @@ path to the bad key and what was expected.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.errors import ConfigError
 from detectors.base import FeatureKind
@@ -55,6 +56,7 @@ class DriftConfig(_Strict):
     alpha: float = Field(default=0.01, gt=0, lt=1)
     persistence: int = Field(default=1, ge=1)
     drift_share: float = Field(default=0.5, gt=0, le=1)
+    seed: int = 0
 
 
 class Defaults(_Strict):
@@ -82,6 +84,15 @@ class ModelConfig(_Strict):
     positive_class: str = "1"
     features: dict[str, FeatureKind] = {}
     drift_methods: dict[str, DriftMethod] = {}
+    bounds: dict[str, tuple[float, float]] = {}
+
+    @field_validator("bounds")
+    @classmethod
+    def _low_before_high(cls, bounds: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for feature, (low, high) in bounds.items():
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"bounds of {feature!r} must be finite [low, high] with low <= high")
+        return bounds
     references: dict[str, ReferenceFile] = {}
     segments: list[str] = []
     concept_drift: ConceptDriftConfig = ConceptDriftConfig()

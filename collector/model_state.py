@@ -10,6 +10,7 @@ when it is ``max_seconds`` old, and one closed by age with fewer than
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -187,13 +188,18 @@ class ModelVersionState:
             persistence=drift.persistence,
             drift_share=drift.drift_share,
             methods=self.model_config.drift_methods,
+            seed=drift.seed,
         )
         self._drift.fit(reference.features)
         self._prediction_drift = DataDriftDetector(
-            mode=drift.mode, alpha=drift.alpha, persistence=drift.persistence, drift_share=1.0
+            mode=drift.mode,
+            alpha=drift.alpha,
+            persistence=drift.persistence,
+            drift_share=1.0,
+            seed=drift.seed,
         )
         self._prediction_drift.fit(reference.outputs)
-        self._quality = DataQualityDetector()
+        self._quality = DataQualityDetector(bounds=dict(self.model_config.bounds))
         self._quality.fit(reference.features)
         self.health.fit(reference, reference_ids)
         self._publish_info()
@@ -255,10 +261,17 @@ class ModelVersionState:
             store.set("driftline_prediction_drift_detected", output, float(drift.detected))
         for quality in report.quality.features:
             feature = {**labels, "feature": quality.feature}
-            store.set("driftline_feature_missing_ratio", feature, quality.missing_ratio)
-            store.set("driftline_feature_type_error_ratio", feature, quality.type_error_ratio)
-            store.set("driftline_feature_out_of_range_ratio", feature, quality.out_of_range_ratio)
-            store.set("driftline_feature_new_category_ratio", feature, quality.new_category_ratio)
+            ratios = {
+                "driftline_feature_missing_ratio": quality.missing_ratio,
+                "driftline_feature_type_error_ratio": quality.type_error_ratio,
+                "driftline_feature_out_of_range_ratio": quality.out_of_range_ratio,
+                "driftline_feature_new_category_ratio": quality.new_category_ratio,
+            }
+            for name, ratio in ratios.items():
+                if not math.isnan(
+                    ratio
+                ):  # out of range has no meaning for categories, nor new categories for numbers
+                    store.set(name, feature, ratio)
         store.set("driftline_window_end_timestamp_seconds", labels, report.end)
         store.inc("driftline_windows_total", labels)
 

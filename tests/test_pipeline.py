@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, encode
 
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.errors import ConfigError
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from exporters.store import MetricStore
@@ -205,3 +207,18 @@ def test_dropping_a_lost_partition_forgets_its_models_and_their_series() -> None
         is None
     )
     assert store.get("driftline_events_total", {**MV, "type": "prediction"}) == 10.0
+
+
+def test_quality_ratios_only_where_they_mean_something_and_configured_bounds() -> None:
+    pipeline, store, _ = _pipeline({"models": {"m": {"bounds": {"n0": [-1.0, 1.0]}}}})
+    _run(pipeline, list(predictions(6000, seed=18)))
+    assert store.get("driftline_feature_out_of_range_ratio", {**MV, "feature": "c0"}) is None
+    assert store.get("driftline_feature_new_category_ratio", {**MV, "feature": "n0"}) is None
+    assert store.get("driftline_feature_new_category_ratio", {**MV, "feature": "c0"}) == 0.0
+    outside = store.get("driftline_feature_out_of_range_ratio", {**MV, "feature": "n0"})
+    assert isinstance(outside, float) and 0.25 < outside < 0.40  # P(|N(0,1)| > 1) = 0.317
+
+
+def test_bounds_with_low_above_high_fail_at_load_with_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"models\.m\.bounds"):
+        parse_config({"models": {"m": {"bounds": {"n0": [2.0, 1.0]}}}})
