@@ -23,5 +23,9 @@ class SourceError(DriftlineError):
     """A source (Kafka, file) failed in a way the pipeline cannot recover from."""
 
 
+class DeadLetterBacklog(SourceError):
+    """Dead letters were not acknowledged in time; they are still buffered and may be flushed again."""
+
+
 class ExportError(DriftlineError):
     """An exporter failed; logged and counted, never fatal to the pipeline."""

@@ -19,7 +19,7 @@ from driftline.schema import SchemaError
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from collector.errors import SourceError
+from collector.errors import DeadLetterBacklog, SourceError
 from collector.sources import RawMessage
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class KafkaDeadLetterSink:
                 break
             except KafkaError as exc:
                 if time.monotonic() >= deadline:
-                    raise SourceError(
+                    raise DeadLetterBacklog(
                         f"dead letters not acknowledged within {self.flush_timeout:g}s: {exc}"
                     ) from exc
                 logger.warning("waiting for the broker to acknowledge dead letters: %s", exc)

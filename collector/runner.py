@@ -6,7 +6,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
+from collector.errors import DeadLetterBacklog
 from collector.pipeline import Pipeline
 from collector.sources import Source
 from exporters.tracing import PipelineTracer
@@ -29,7 +31,9 @@ def run(
     """Process batches until ``stop`` is set or a finite source is exhausted.
 
     Offsets are committed only after the batch is processed and its dead
-    letters are flushed (at-least-once). Time rules run every ``tick_interval``
+    letters are flushed (at-least-once). When the dead letters cannot be
+    delivered in time, the source is paused (it keeps its group membership),
+    the flush is retried, and consumption resumes once it succeeds. Time rules run every ``tick_interval``
     seconds on the wall clock. With an enabled ``tracer`` each batch gives
     ``poll``, ``decode`` (decode, route, and ``detect`` spans for the windows
     it closes) and ``export`` spans.
@@ -43,7 +47,7 @@ def run(
             with tracer.span("decode", messages=len(batch)):
                 pipeline.process(batch)
             with tracer.span("export"):
-                pipeline.dlq.flush()
+                _flush_dead_letters(source, pipeline, stop, poll_timeout)
                 source.commit()
             if on_batch is not None:
                 on_batch()
@@ -55,3 +59,39 @@ def run(
                 on_tick(now)
         if not batch and source.exhausted:
             break
+
+
+@runtime_checkable
+class PausableSource(Protocol):
+    """A source that can stop fetching while staying in its consumer group (Kafka)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+def _flush_dead_letters(
+    source: Source, pipeline: Pipeline, stop: threading.Event, poll_timeout: float
+) -> None:
+    """Flush the dead letters, pausing the source while their destination is behind."""
+    paused = False
+    while True:
+        try:
+            pipeline.dlq.flush()
+            break
+        except DeadLetterBacklog as exc:
+            if stop.is_set():
+                raise
+            if not paused and isinstance(source, PausableSource):
+                log.warning("dead letters are not being acknowledged; pausing consumption: %s", exc)
+                source.pause()
+                paused = True
+            if paused:
+                # Keeps the consumer in its group; a paused source returns nothing, and
+                # anything it still returns is processed and committed with this batch.
+                pipeline.process(source.next_batch(1, poll_timeout))
+            else:
+                time.sleep(poll_timeout)
+    if paused and isinstance(source, PausableSource):
+        log.warning("dead letters acknowledged; resuming consumption")
+        source.resume()
