@@ -192,7 +192,8 @@ CATALOG: tuple[MetricDef, ...] = (
     _g(
         "driftline_concept_drift_detected",
         (*MV, "detector"),
-        "1 if the detector flags concept drift.",
+        "1 if the detector flags concept drift in the last label window: detector is the sequential "
+        "detector (adwin, page_hinkley or ddm) or gap_test (realized error above expected error).",
         "model_health",
     ),
     _g(
