@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
-    console = Console(stderr=False)
+    console = Console(soft_wrap=not sys.stdout.isatty())  # no hard line breaks in logs and pipes
     try:
         code: int = args.handler(args, console)
     except DriftlineError as exc:

@@ -143,6 +143,9 @@ class DemoResult:
     windows: int
     first_detection_window: int | None
     events_sent: int
+    events_processed: int
+    undelivered: int
+    """Events the SDK could not hand to the collector (failed or dropped), from ``client.stats``."""
     rejected: int
 
 
@@ -201,8 +204,15 @@ def run_demo(
         windows=len(view.reports),
         first_detection_window=first.index if first else None,
         events_sent=sent,
+        events_processed=pipeline.counts.accepted["prediction"],
+        undelivered=_undelivered(client),
         rejected=sum(pipeline.counts.rejected.values()),
     )
+
+
+def _undelivered(client: Client) -> int:
+    stats = client.stats
+    return stats.failed + stats.invalid + stats.dropped_queue_full + stats.dropped_closed + stats.pending
 
 
 def _stream(
@@ -276,9 +286,14 @@ def _wait_until_processed(pipeline: Pipeline, sent: int, timeout: float) -> None
 def print_result(result: DemoResult, console: Console) -> None:
     console.print()
     console.print(
-        f"[bold]Summary[/]: {result.events_sent} predictions sent, {result.windows} windows evaluated, "
-        f"{result.rejected} events rejected"
+        f"[bold]Summary[/]: {result.events_sent} predictions sent, {result.events_processed} processed, "
+        f"{result.windows} windows evaluated, {result.rejected} events rejected"
     )
+    if result.undelivered:
+        console.print(
+            f"[bold yellow]warning:[/] {result.undelivered} events were not delivered to the collector "
+            "(see the SDK's client.stats: failed, dropped)"
+        )
     if result.first_detection_window is not None:
         console.print(
             f"Drift first detected in window {result.first_detection_window} "

@@ -53,7 +53,8 @@ def demo_kafka(bootstrap_servers: str) -> tuple[Transport, Callable[[MetricStore
     """The SDK transport and a source factory for ``driftline demo --kafka HOST:PORT``."""
     run = uuid.uuid4().hex[:8]
     predictions, labels = f"driftline.demo-{run}.predictions", f"driftline.demo-{run}.labels"
-    transport = KafkaTransport(bootstrap_servers, predictions, labels)
+    # The demo's sender thread may wait for a new topic's metadata on a loaded machine.
+    transport = KafkaTransport(bootstrap_servers, predictions, labels, max_block_ms=30_000)
 
     def source_factory(store: MetricStore) -> Source:
         ensure_topics(bootstrap_servers, [predictions, labels])

@@ -91,3 +91,5 @@ def test_demo_detects_exactly_the_injected_features() -> None:
     assert reported == ["Drifted features reported by the collector: income, purpose, utilization"]
     assert "Drift first detected in window 5 (injected from window 5)." in lines
     assert "window 10: 1000 events" in result.stdout
+    assert "15000 predictions sent, 15000 processed, 10 windows evaluated, 0 events rejected" in result.stdout
+    assert "not delivered" not in result.stdout

@@ -23,11 +23,14 @@ def test_demo_over_kafka_finds_the_injected_drift(kafka_broker: KafkaBroker) -> 
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = re.search(r"(\d+) predictions sent, (\d+) windows evaluated, (\d+) events rejected",
-                        result.stdout)
+    summary = re.search(
+        r"(\d+) predictions sent, (\d+) processed, (\d+) windows evaluated, (\d+) events rejected",
+        result.stdout,
+    )
     assert summary is not None, result.stdout
-    sent, windows, rejected = (int(group) for group in summary.groups())
-    assert sent > 5000 and windows > 0 and rejected == 0
+    sent, processed, windows, rejected = (int(group) for group in summary.groups())
+    assert (sent, processed, windows, rejected) == (15000, 15000, 10, 0), result.stdout + result.stderr
+    assert "not delivered" not in result.stdout
     detection = re.search(r"Drift first detected in window (\d+) \(injected from window (\d+)\)",
                           result.stdout)
     assert detection is not None, result.stdout
