@@ -8,6 +8,8 @@ predictions and labels topics, and a dead-letter producer on the DLQ topic.
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from collections.abc import Callable
 
@@ -75,10 +77,32 @@ def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 1)
         existing = set(admin.list_topics())
         missing = [NewTopic(name, partitions, 1) for name in names if name not in existing]
         if missing:
-            admin.create_topics(missing, timeout_ms=30_000)
-    except TopicAlreadyExistsError:
-        pass  # another collector created it in between
+            with contextlib.suppress(TopicAlreadyExistsError):  # another collector was faster
+                admin.create_topics(missing, timeout_ms=30_000)
+        _wait_for_leaders(admin, names, timeout=30.0)
     except KafkaError as exc:
         raise SourceError(f"cannot create topics {names}: {exc}") from exc
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout: float) -> None:
+    """Wait until every partition of the topics has a leader.
+
+    A consumer that joins its group before a new topic's partitions have leaders
+    gets no partition of it from the assignor and is not reassigned later.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        described = admin.describe_topics(names)
+        ready = all(
+            topic.get("error_code", 0) == 0
+            and topic.get("partitions")
+            and all(p.get("leader_id", -1) >= 0 for p in topic["partitions"])
+            for topic in described
+        )
+        if ready and len(described) == len(names):
+            return
+        if time.monotonic() >= deadline:
+            raise SourceError(f"topics {names} have no leader after {timeout:g} s")
+        time.sleep(0.2)

@@ -15,12 +15,13 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 
+from collector.kafka_wiring import ensure_topics
 from tests.conftest import free_port, require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,19 +90,26 @@ def start_local_broker(state_dir: Path) -> KafkaBroker:
     return broker
 
 
-@pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[KafkaBroker]:
-    external = os.environ.get("DRIFTLINE_KAFKA_BOOTSTRAP")
-    if external:
-        yield KafkaBroker(bootstrap=external)
-        return
-    state_dir = Path(tempfile.mkdtemp(prefix="driftline-kafka-test-"))
+@contextmanager
+def local_broker(prefix: str) -> Iterator[KafkaBroker]:
+    """A broker of its own in a fresh temporary folder, stopped and removed afterwards."""
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
     broker = start_local_broker(state_dir)
     try:
         yield broker
     finally:
         broker.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    external = os.environ.get("DRIFTLINE_KAFKA_BOOTSTRAP")
+    if external:
+        yield KafkaBroker(bootstrap=external)
+        return
+    with local_broker("driftline-kafka-test-") as broker:
+        yield broker
 
 
 def unique_topic(prefix: str) -> str:
@@ -111,8 +119,4 @@ def unique_topic(prefix: str) -> str:
 
 def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
     """Create topics up front, so partition counts are known and no consumer races auto-creation."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1) for name in names], timeout_ms=30_000)
-    finally:
-        admin.close()
+    ensure_topics(bootstrap, names, partitions)

@@ -5,32 +5,24 @@ Uses its own broker (started and stopped here), never the shared session one.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from driftline.kafka_transport import KafkaTransport
 
 from collector.kafka_source import KafkaSource
 from collector.sources import RawMessage
-from tests.kafka_fixture import KafkaBroker, create_topics, start_local_broker, unique_topic
+from tests.kafka_fixture import KafkaBroker, create_topics, local_broker, unique_topic
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def own_broker() -> Iterator[KafkaBroker]:
-    state_dir = Path(tempfile.mkdtemp(prefix="driftline-kafka-restart-"))
-    broker = start_local_broker(state_dir)
-    try:
+    with local_broker("driftline-kafka-restart-") as broker:
         yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def read_until(source: KafkaSource, count: int, timeout: float) -> list[RawMessage]:
