@@ -21,6 +21,7 @@ import pandas as pd
 
 from detectors.base import FeatureKind, FeatureTable
 from detectors.data_drift import DataDriftDetector
+from exporters.evidently_preset import run_data_drift_preset, value_drift_metrics
 
 N_REFERENCE, N_WINDOW, N_NUMERIC, N_CATEGORICAL = 50_000, 5_000, 15, 5
 
@@ -47,22 +48,8 @@ def to_table(kinds: dict[str, FeatureKind], frame: pd.DataFrame) -> FeatureTable
 
 
 def run_evidently(kinds: dict[str, FeatureKind], ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    definition = DataDefinition(
-        numerical_columns=[k for k, v in kinds.items() if v == "numerical"],
-        categorical_columns=[k for k, v in kinds.items() if v == "categorical"],
-    )
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
-    )
-    return {
-        m["config"]["column"]: float(m["value"])
-        for m in snapshot.dict()["metrics"]
-        if m["config"]["type"].endswith("ValueDrift")
-    }
+    snapshot = run_data_drift_preset(kinds, ref, cur)
+    return {m["config"]["column"]: float(m["value"]) for m in value_drift_metrics(snapshot)}
 
 
 def main() -> None:

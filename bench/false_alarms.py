@@ -109,15 +109,13 @@ def driftline(mode: str) -> Evaluator:
 
 
 def evidently_preset(reference: FeatureTable, _: FeatureTable) -> Callable[[FeatureTable], DataDriftResult]:
-    from evidently import DataDefinition, Dataset, Report
+    from evidently import Dataset, Report
     from evidently.presets import DataDriftPreset
 
     from detectors.data_drift import FeatureDrift
+    from exporters.evidently_preset import data_definition
 
-    definition = DataDefinition(
-        numerical_columns=[k for k, v in reference.kinds.items() if v == "numerical"],
-        categorical_columns=[k for k, v in reference.kinds.items() if v == "categorical"],
-    )
+    definition = data_definition(reference.kinds)
     ref_data = Dataset.from_pandas(pd.DataFrame(dict(reference.columns)), data_definition=definition)
 
     def evaluate(window: FeatureTable) -> DataDriftResult:

@@ -17,6 +17,7 @@ from collector.model_state import WindowReport
 from collector.references import Reference
 from collector.windows import Window
 from detectors.base import FeatureTable
+from exporters.evidently_preset import run_data_drift_preset
 
 _BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
 
@@ -44,17 +45,7 @@ class HtmlReportWriter:
         if latest is None:
             return None
         report, reference, current = latest
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.presets import DataDriftPreset
-
-        definition = DataDefinition(
-            numerical_columns=[n for n, k in reference.kinds.items() if k == "numerical"],
-            categorical_columns=[n for n, k in reference.kinds.items() if k == "categorical"],
-        )
-        snapshot = Report([DataDriftPreset()]).run(
-            Dataset.from_pandas(_frame(current), data_definition=definition),
-            Dataset.from_pandas(_frame(reference), data_definition=definition),
-        )
+        snapshot = run_data_drift_preset(reference.kinds, _frame(reference), _frame(current))
         header = (
             f"<h2>Driftline: {model} / {model_version}, window {report.index} "
             f"({report.n_events} events, reference {report.reference_id}, "

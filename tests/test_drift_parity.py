@@ -18,9 +18,9 @@ from detectors import drift_methods
 from detectors.base import FeatureKind, FeatureTable
 from detectors.data_drift import DataDriftDetector
 from detectors.drift_methods import CategoricalReference, NumericReference
+from exporters.evidently_preset import run_data_drift_preset, value_drift_metrics
 
 evidently = pytest.importorskip("evidently")
-from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.legacy.calculations.stattests import (  # noqa: E402
     chi_stat_test,
     jensenshannon_stat_test,
@@ -30,7 +30,6 @@ from evidently.legacy.calculations.stattests import (  # noqa: E402
     z_stat_test,
 )
 from evidently.legacy.core import ColumnType  # noqa: E402
-from evidently.presets import DataDriftPreset  # noqa: E402
 
 ORACLES = {
     "ks": ks_stat_test,
@@ -189,20 +188,11 @@ def _table(kinds: dict[str, FeatureKind], frame: pd.DataFrame) -> FeatureTable:
 def _run_preset(
     kinds: dict[str, FeatureKind], ref: pd.DataFrame, cur: pd.DataFrame
 ) -> dict[str, tuple[str, float]]:
-    definition = DataDefinition(
-        numerical_columns=[k for k, v in kinds.items() if v == "numerical"],
-        categorical_columns=[k for k, v in kinds.items() if v == "categorical"],
-    )
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
-    )
-    found = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("ValueDrift"):
-            found[config["column"]] = (DISPLAY_NAMES[config["method"]], float(metric["value"]))
-    return found
+    snapshot = run_data_drift_preset(kinds, ref, cur)
+    return {
+        m["config"]["column"]: (DISPLAY_NAMES[m["config"]["method"]], float(m["value"]))
+        for m in value_drift_metrics(snapshot)
+    }
 
 
 @pytest.mark.parametrize("n_reference", [800, 3000])
