@@ -20,6 +20,7 @@ from collector.config import Config
 from collector.model_health import ModelHealth
 from collector.references import Reference, automatic_reference
 from collector.windows import Window
+from detectors.base import FeatureTable
 from detectors.data_drift import DataDriftDetector, DataDriftResult
 from detectors.data_quality import DataQualityDetector, DataQualityResult
 from exporters.store import MetricStore
@@ -43,6 +44,8 @@ class WindowReport:
     drift: DataDriftResult
     prediction_drift: DataDriftResult
     quality: DataQualityResult
+    features: FeatureTable
+    """The window's feature columns, typed by the reference's kinds (what the detectors read)."""
 
 
 WindowListener = Callable[[WindowReport, Reference, Window], None]
@@ -239,6 +242,7 @@ class ModelVersionState:
             drift=self._drift.evaluate(features),
             prediction_drift=self._prediction_drift.evaluate(outputs),
             quality=self._quality.evaluate(features),
+            features=features,
         )
         self._export(report)
         self.health.evaluate_predictions(window.predictions)

@@ -26,17 +26,12 @@ class HtmlReportWriter:
     """A window listener that renders the latest window of a version as an Evidently report."""
 
     def __init__(self) -> None:
-        self._latest: dict[tuple[str, str], tuple[WindowReport, FeatureTable, FeatureTable]] = {}
+        self._latest: dict[tuple[str, str], tuple[WindowReport, FeatureTable]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, report: WindowReport, reference: Reference, window: Window) -> None:
-        current = window.features.table(reference.features.kinds)
         with self._lock:
-            self._latest[(report.model, report.model_version)] = (
-                report,
-                reference.features,
-                current,
-            )
+            self._latest[(report.model, report.model_version)] = (report, reference.features)
 
     def render(self, model: str, model_version: str) -> str | None:
         """The HTML page for the version's latest evaluated window, or None if it has none."""
@@ -44,8 +39,8 @@ class HtmlReportWriter:
             latest = self._latest.get((model, model_version))
         if latest is None:
             return None
-        report, reference, current = latest
-        snapshot = run_data_drift_preset(reference.kinds, _frame(reference), _frame(current))
+        report, reference = latest
+        snapshot = run_data_drift_preset(reference.kinds, _frame(reference), _frame(report.features))
         header = (
             f"<h2>Driftline: {model} / {model_version}, window {report.index} "
             f"({report.n_events} events, reference {report.reference_id}, "
