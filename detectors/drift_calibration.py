@@ -28,10 +28,12 @@ values is drawn from them (``Multinomial(m, p)``). For a continuous feature
 this is the exact null of the statistic whatever the feature's distribution, so
 features whose cells hold the same counts share one simulation.
 
-Family-wise error: each of the ``F`` features is flagged at level
-``alpha / F`` (Bonferroni), so the chance that any feature is falsely flagged
-in a window without drift is at most ``alpha`` whatever the features'
-dependence. The threshold is the simulated ``1 - alpha/F`` quantile taken one
+Family-wise error: each of the ``F`` features is tested ``T`` times per window
+(once on the window alone and, when windows are pooled, once on the window
+pooled with the previous ones), each test at level ``alpha / (F T)``
+(Bonferroni), so the chance that any feature is falsely flagged in a window
+without drift is at most ``alpha`` whatever the dependence between features
+and between the tests. The threshold is the simulated ``1 - alpha/F`` quantile taken one
 standard error to the safe side (:func:`upper_quantile`). Window sizes are
 bucketed (eighth-octaves, about 9% apart) and thresholds cached per (cells, bucket).
 
@@ -197,14 +199,16 @@ def size_bucket(size: int) -> int:
 
 @dataclass
 class Calibrator:
-    """Per-feature thresholds at family-wise level ``alpha`` over ``n_features``, cached."""
+    """Thresholds at family-wise level ``alpha`` over ``n_features`` features tested
+    ``tests_per_feature`` times each per window, cached per (cells, window-size bucket)."""
 
     alpha: float
     n_features: int
     seed: int = 0
     n_sims: int = 0
-    """Null replicates per (cells, size); 0 means ``clip(50 F / alpha, 20,000, 200,000)``, so
+    """Null replicates per (cells, size); 0 means ``clip(50 F T / alpha, 20,000, 200,000)``, so
     about 50 replicates lie beyond the threshold and its sampling error stays small."""
+    tests_per_feature: int = 1
     _cache: dict[tuple[tuple[str, tuple[int, ...]], int], float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,16 +216,18 @@ class Calibrator:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
         if self.n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {self.n_features!r}")
+        if self.tests_per_feature < 1:
+            raise ValueError(f"tests_per_feature must be >= 1, got {self.tests_per_feature!r}")
         if self.n_sims == 0:
-            self.n_sims = int(min(200_000, max(20_000, math.ceil(50 * self.n_features / self.alpha))))
+            self.n_sims = int(min(200_000, max(20_000, math.ceil(50 / self.level))))
 
     @property
     def level(self) -> float:
-        """The per-feature false-alarm level."""
-        return self.alpha / self.n_features
+        """The false-alarm level of one test of one feature."""
+        return self.alpha / (self.n_features * self.tests_per_feature)
 
     def threshold(self, cells: Cells, size: int) -> float:
-        """The (1 - alpha/F) quantile of the statistic under no drift for windows of ``size``."""
+        """The ``1 - level`` quantile of the statistic under no drift for windows of ``size``."""
         bucket = size_bucket(size)
         key = (cells.key, bucket)
         if key not in self._cache:

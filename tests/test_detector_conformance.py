@@ -108,6 +108,7 @@ CASES: tuple[ConformanceCase, ...] = (
             "drift_share": 0.5,
             "methods": {"y": "psi"},
             "seed": 4,
+            "pooled_windows": 2,
         },
         (
             bad("mode", "strict"),
@@ -115,6 +116,7 @@ CASES: tuple[ConformanceCase, ...] = (
             bad("persistence", 0),
             bad("drift_share", 0.0),
             bad("methods", {"x": "tvd"}, "tvd"),
+            bad("pooled_windows", 0),
         ),
         _drive_table_detector,
     ),

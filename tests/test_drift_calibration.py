@@ -53,7 +53,8 @@ def test_simulated_null_matches_real_reference_and_window_draws() -> None:
 
 
 def test_family_wise_false_alarm_rate_is_at_most_alpha() -> None:
-    """12 features, per-feature flags at alpha / 12: any-feature false alarms stay near alpha.
+    """12 features, each tested on the window and (from the 4th window) on 4 pooled windows,
+    at alpha / 24 per test: any-feature false alarms stay near alpha.
 
     Without the multiple-testing correction 12 features at 0.05 each would flag
     about 46% of windows.
@@ -122,10 +123,12 @@ def test_thresholds_are_cached_per_window_size_bucket() -> None:
     for size in (1000, 1010, 1050, 600):
         detector.evaluate(_mixed_table(rng, size, n_numeric=2, n_categorical=1))
     by_size = detector.thresholds()["num0"]["thresholds_by_size"]
-    assert sorted(by_size) == [size_bucket(600), size_bucket(1000)]
+    pooled = 1000 + 1010 + 1050 + 600
+    assert sorted(by_size) == [size_bucket(600), size_bucket(1000), size_bucket(pooled)]
     assert size_bucket(1010) == size_bucket(1050) == size_bucket(1000) != size_bucket(980)
     assert detector.thresholds()["cat0"]["flag_statistic"] == "chi_square"
-    assert detector.thresholds()["num0"]["level"] == pytest.approx(0.01 / 3)
+    assert detector.thresholds()["num0"]["level"] == pytest.approx(0.01 / (3 * 2))
+    assert detector.thresholds()["num0"]["pooled_windows"] == 4
 
 
 def test_size_bucket_rejects_empty_windows() -> None:
@@ -209,3 +212,55 @@ def test_calibrated_mode_reports_the_same_scores_as_evidently_mode() -> None:
         detector.fit(reference)
         scores.append([(d.feature, d.method, d.score) for d in detector.evaluate(window).features])
     assert scores[0] == scores[1]
+
+
+def _one_feature(rng: np.random.Generator, n: int, shift: float = 0.0) -> FeatureTable:
+    kinds: dict[str, FeatureKind] = {"x": "numerical", "y": "numerical"}
+    return FeatureTable(kinds, {"x": rng.normal(shift, 1.0, n), "y": rng.gamma(2.0, 1.0, n)}, n)
+
+
+def _flags(detector: DataDriftDetector, rng: np.random.Generator, shifts: list[float]) -> list[bool]:
+    results = [detector.evaluate(_one_feature(rng, 1000, shift)) for shift in shifts]
+    return [next(d for d in r.features if d.feature == "x").drifted for r in results]
+
+
+def test_pooled_windows_catch_a_small_persistent_shift_one_window_misses() -> None:
+    """0.08 sd in windows of 1,000 against 20,000 rows: one window sees it about a third of the
+    time at alpha 0.01 over 2 features; four pooled windows (z about 4.5) nearly always."""
+    flag_rates = {}
+    for pooled_windows in (1, 4):
+        rng = np.random.default_rng(31)
+        detector = DataDriftDetector(pooled_windows=pooled_windows, seed=2)
+        detector.fit(_one_feature(rng, 20_000))
+        flags = _flags(detector, rng, [0.08] * 40)
+        flag_rates[pooled_windows] = sum(flags[3:]) / len(flags[3:])
+    assert flag_rates[1] < 0.6
+    assert flag_rates[4] >= 0.9
+
+
+def test_pooled_test_starts_after_k_windows_and_forgets_an_ended_drift() -> None:
+    """A 1 sd drift in windows 5-6 keeps the pooled flag up for at most k - 1 = 3 windows after."""
+    rng = np.random.default_rng(33)
+    detector = DataDriftDetector(pooled_windows=4, seed=2)
+    detector.fit(_one_feature(rng, 20_000))
+    results = [detector.evaluate(_one_feature(rng, 1000, s)) for s in [0.0] * 4 + [1.0] * 2 + [0.0] * 6]
+    x = [next(d for d in r.features if d.feature == "x") for r in results]
+    assert [d.pooled_size for d in x[:4]] == [0, 0, 0, 4000]
+    assert all(np.isnan(d.pooled_flag_value) for d in x[:3])
+    assert [d.drifted for d in x] == [False] * 4 + [True] * 5 + [False] * 3
+    assert [d.flag_value > d.threshold for d in x[4:9]] == [True, True, False, False, False]
+    assert all(d.pooled_flag_value > d.pooled_threshold for d in x[6:9])
+    detector.fit(_one_feature(rng, 20_000))
+    again = detector.evaluate(_one_feature(rng, 1000)).features[0]
+    assert again.pooled_size == 0
+
+
+def test_pooled_and_single_tests_share_alpha() -> None:
+    rng = np.random.default_rng(35)
+    reference = _one_feature(rng, 5000)
+    levels = {}
+    for pooled_windows in (1, 4):
+        detector = DataDriftDetector(alpha=0.02, pooled_windows=pooled_windows)
+        detector.fit(reference)
+        levels[pooled_windows] = detector.thresholds()["x"]["level"]
+    assert levels == {1: pytest.approx(0.01), 4: pytest.approx(0.005)}
