@@ -57,6 +57,7 @@ class DriftConfig(_Strict):
     persistence: int = Field(default=1, ge=1)
     drift_share: float = Field(default=0.5, gt=0, le=1)
     seed: int = 0
+    pooled_windows: int = Field(default=4, ge=1)
 
 
 class Defaults(_Strict):

@@ -122,17 +122,34 @@ class DemoView:
         table = Table(
             title=title,
             caption="score: Evidently's statistic, as exported; "
-            "drift: the flag statistic against its calibrated threshold (docs/drift.md)",
+            "drift: the flag statistic against its calibrated threshold, for the window and for the "
+            "window pooled with the previous ones (docs/drift.md)",
         )
-        for column in ("feature", "method", "score", "flag statistic", "threshold", "drift"):
+        columns = (
+            "feature",
+            "method",
+            "score",
+            "flag statistic",
+            "threshold",
+            "pooled flag / threshold",
+            "drift",
+        )
+        for column in columns:
             table.add_column(column)
         if last is None:
-            table.add_row("(collecting the reference)", "", "", "", "", "")
+            table.add_row("(collecting the reference)", *[""] * (len(columns) - 1))
             return table
         for d in last.drift.features:
             flag = "[bold red]DRIFT[/]" if d.detected else "ok"
+            pooled = "-" if d.pooled_size == 0 else f"{d.pooled_flag_value:.4f} / {d.pooled_threshold:.4f}"
             table.add_row(
-                d.feature, d.method, f"{d.score:.4f}", f"{d.flag_value:.4f}", f"{d.threshold:.4f}", flag
+                d.feature,
+                d.method,
+                f"{d.score:.4f}",
+                f"{d.flag_value:.4f}",
+                f"{d.threshold:.4f}",
+                pooled,
+                flag,
             )
         return table
 

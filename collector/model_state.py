@@ -192,6 +192,7 @@ class ModelVersionState:
             drift_share=drift.drift_share,
             methods=self.model_config.drift_methods,
             seed=drift.seed,
+            pooled_windows=drift.pooled_windows,
         )
         self._drift.fit(reference.features)
         self._prediction_drift = DataDriftDetector(
@@ -200,6 +201,7 @@ class ModelVersionState:
             persistence=drift.persistence,
             drift_share=1.0,
             seed=drift.seed,
+            pooled_windows=drift.pooled_windows,
         )
         self._prediction_drift.fit(reference.outputs)
         self._quality = DataQualityDetector(bounds=dict(self.model_config.bounds))
@@ -295,9 +297,18 @@ def _report_summary(report: WindowReport | None) -> dict[str, object] | None:
             d.feature: {
                 "method": d.method,
                 "score": d.score,
+                "flag_value": _finite_or_none(d.flag_value),
                 "threshold": d.threshold,
+                "pooled_flag_value": _finite_or_none(d.pooled_flag_value),
+                "pooled_threshold": _finite_or_none(d.pooled_threshold),
+                "drifted": d.drifted,
                 "detected": d.detected,
             }
             for d in report.drift.features
         },
     }
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a test that did not run is reported as null."""
+    return value if math.isfinite(value) else None

@@ -49,6 +49,10 @@ def test_endpoints_serve_metrics_health_models_and_reports() -> None:
         assert 'driftline_windows_total{model="m",model_version="1"} 1.0' in body
         models = json.loads(_get(server.url + "/api/v1/models")[2])["models"]
         assert models[0]["model"] == "m" and models[0]["windows_evaluated"] == 1
+        n3 = models[0]["last_window"]["features"]["n3"]
+        assert n3["flag_value"] >= 0.0 and n3["threshold"] > 0.0 and isinstance(n3["drifted"], bool)
+        assert n3["pooled_flag_value"] is None and n3["pooled_threshold"] is None  # one window, no pool yet
+        assert models[0]["thresholds"]["n3"]["pooled_windows"] == 4
         index = _get(server.url + "/reports/")[2]
         assert 'href="/reports/m/1/latest"' in index
         status, content_type, page = _get(server.url + "/reports/m/1/latest")

@@ -222,3 +222,20 @@ def test_quality_ratios_only_where_they_mean_something_and_configured_bounds() -
 def test_bounds_with_low_above_high_fail_at_load_with_the_key() -> None:
     with pytest.raises(ConfigError, match=r"models\.m\.bounds"):
         parse_config({"models": {"m": {"bounds": {"n0": [2.0, 1.0]}}}})
+
+
+def test_configured_pooled_windows_reach_the_detector_and_the_status() -> None:
+    pipeline, _, _ = _pipeline({"defaults": {"drift": {"pooled_windows": 2}}})
+    _run(pipeline, list(predictions(5000 + 3000, seed=21)))
+    state = pipeline.states[("m", "1")]
+    assert state.last_report is not None and state.windows_evaluated == 3
+    assert {d.pooled_size for d in state.last_report.drift.features} == {2000}
+    status = state.status()
+    assert status["thresholds"]["n0"]["pooled_windows"] == 2  # type: ignore[index]
+    features = status["last_window"]["features"]  # type: ignore[index]
+    assert features["n0"]["pooled_threshold"] > 0.0
+
+
+def test_pooled_windows_below_one_fail_at_load_with_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"defaults\.drift\.pooled_windows"):
+        parse_config({"defaults": {"drift": {"pooled_windows": 0}}})
