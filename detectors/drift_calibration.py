@@ -33,9 +33,10 @@ Family-wise error: each of the ``F`` features is tested ``T`` times per window
 pooled with the previous ones), each test at level ``alpha / (F T)``
 (Bonferroni), so the chance that any feature is falsely flagged in a window
 without drift is at most ``alpha`` whatever the dependence between features
-and between the tests. The threshold is the simulated ``1 - alpha/F`` quantile taken one
-standard error to the safe side (:func:`upper_quantile`). Window sizes are
-bucketed (eighth-octaves, about 9% apart) and thresholds cached per (cells, bucket).
+and between the tests. The threshold is the simulated ``1 - alpha/(F T)``
+quantile taken one standard error to the safe side (:func:`upper_quantile`).
+Window sizes are bucketed (eighth-octaves, about 9% apart) and thresholds cached
+per (cells, bucket).
 
 >>> import numpy as np
 >>> cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=5000)))
