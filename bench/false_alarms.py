@@ -13,9 +13,15 @@ shifts are injected (mean shifts of 0.1, 0.25, 0.5 and 1 standard deviation
 in 2 numerical features; a swap of the two most frequent categories in one
 categorical feature) and the share of windows in which a shifted feature is
 flagged, and the windows until the first flag, are printed beside the flag
-rate of an ideal test (a z-test on the mean at the same family-wise alpha).
+rate of an ideal test (a z-test on the mean at the same family-wise alpha):
+on one window at alpha / 20, and on the pooled windows at alpha / 40 (the
+level of calibrated mode's pooled test). Calibrated mode runs three times:
+with its defaults (alpha 0.01, 4 pooled windows), on each window alone
+(``pooled_windows=1``), and with its alpha set to the false-alarm rate just
+measured for evidently mode, so that the two detect at the same false-alarm
+budget. The ideal columns are at the row's alpha (0.01 for evidently mode).
 
-Run: ``.venv/bin/python bench/false_alarms.py`` (about 3 to 5 minutes on 2 cores).
+Run: ``.venv/bin/python bench/false_alarms.py`` (about 20 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ N_NUMERIC, N_CATEGORICAL, WINDOW = 15, 5, 1000
 SHIFTED = ("n0", "n5")
 SWAPPED = "c0"
 ALPHA = 0.01
+POOLED = 4
+"""Calibrated mode's default ``pooled_windows``."""
 
 
 def _numeric(rng: np.random.Generator, i: int, n: int) -> tuple[np.ndarray, float]:
@@ -99,9 +107,21 @@ class Tally:
 Evaluator = Callable[[FeatureTable, FeatureTable], Callable[[FeatureTable], DataDriftResult]]
 
 
-def driftline(mode: str) -> Evaluator:
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    prepare: Evaluator
+    alpha: float = ALPHA
+    """Family-wise alpha the ideal test is computed at."""
+
+
+def driftline(mode: str, pooled_windows: int = POOLED, alpha: float = ALPHA) -> Evaluator:
     def prepare(reference: FeatureTable, _: FeatureTable) -> Callable[[FeatureTable], DataDriftResult]:
-        detector = DataDriftDetector(mode=mode)  # type: ignore[arg-type]
+        detector = DataDriftDetector(
+            mode=mode,  # type: ignore[arg-type]
+            alpha=alpha,
+            pooled_windows=pooled_windows,
+        )
         detector.fit(reference)
         return detector.evaluate
 
@@ -164,10 +184,11 @@ def run(
     return tally
 
 
-def ideal_rate(shift: float, n_reference: int, n_features: int) -> float:
-    """Power of a two-sided z-test on the mean at level alpha / n_features (known variance)."""
-    critical = -special.ndtri(ALPHA / n_features / 2)
-    z = shift / math.sqrt(1 / WINDOW + 1 / n_reference)
+def ideal_rate(shift: float, n_reference: int, alpha: float, n_tests: int, rows: int = WINDOW) -> float:
+    """Power of a two-sided z-test on the mean of ``rows`` rows at level alpha / n_tests
+    (known variance)."""
+    critical = -special.ndtri(alpha / n_tests / 2)
+    z = shift / math.sqrt(1 / rows + 1 / n_reference)
     return float(special.ndtr(z - critical) + special.ndtr(-z - critical))
 
 
@@ -178,8 +199,11 @@ def main() -> None:
     parser.add_argument("--shift-windows", type=int, default=200, help="windows per shift scenario")
     parser.add_argument("--stream", type=int, default=20, help="windows per reference draw")
     args = parser.parse_args()
-    modes: list[tuple[str, Evaluator]] = [("driftline evidently mode", driftline("evidently"))]
-    modes.append(("driftline calibrated", driftline("calibrated")))
+    base = [
+        Mode("driftline evidently mode", driftline("evidently")),
+        Mode("driftline calibrated, one window", driftline("calibrated", pooled_windows=1)),
+        Mode(f"driftline calibrated (default, {POOLED} pooled windows)", driftline("calibrated")),
+    ]
     for n_reference in (50_000, 1_000):
         started = time.perf_counter()
         print(f"\n## reference {n_reference:,} rows, windows {WINDOW:,} rows, 20 features")
@@ -187,26 +211,40 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: |")
         preset = run(evidently_preset, n_reference, args.evidently_windows, args.stream, seed=1)
         rows = [("evidently DataDriftPreset", preset)]
-        rows += [
-            (name, run(prepare, n_reference, args.windows, args.stream, seed=1)) for name, prepare in modes
-        ]
+        rows += [(m.name, run(m.prepare, n_reference, args.windows, args.stream, seed=1)) for m in base]
+        evidently_fwer = round(rows[1][1].any_flag / rows[1][1].windows, 3)
+        matched = Mode(
+            f"driftline calibrated, alpha {evidently_fwer} (evidently mode's FWER)",
+            driftline("calibrated", alpha=evidently_fwer),
+            evidently_fwer,
+        )
+        rows.append((matched.name, run(matched.prepare, n_reference, args.windows, args.stream, seed=1)))
+        modes = [*base, matched]
         for name, tally in rows:
             fwer, dataset = tally.any_flag / tally.windows, tally.dataset / tally.windows
             print(f"| {name} | {tally.windows} | {fwer:.3f} | {dataset:.3f} |")
-        print("\n| shift | detector | shifted feature flagged | mean windows to first flag | ideal z-test |")
-        print("| --- | --- | ---: | ---: | ---: |")
+        print(
+            "\n| shift | detector | shifted feature flagged | mean windows to first flag "
+            f"| ideal z-test, one window | ideal z-test, {POOLED} windows |"
+        )
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
+        features = N_NUMERIC + N_CATEGORICAL
         for shift in (0.1, 0.25, 0.5, 1.0):
-            ideal = ideal_rate(shift, n_reference, N_NUMERIC + N_CATEGORICAL)
-            for name, prepare in modes:
-                tally = run(prepare, n_reference, args.shift_windows, args.stream, seed=2, shift=shift)
+            for mode in modes:
+                ideal = ideal_rate(shift, n_reference, mode.alpha, features)
+                pooled = ideal_rate(shift, n_reference, mode.alpha, 2 * features, POOLED * WINDOW)
+                tally = run(mode.prepare, n_reference, args.shift_windows, args.stream, seed=2, shift=shift)
                 assert tally.delays is not None
                 rate = tally.target_flags / tally.target_checks
-                print(f"| {shift} sd | {name} | {rate:.3f} | {np.mean(tally.delays):.2f} | {ideal:.3f} |")
-        for name, prepare in modes:
-            tally = run(prepare, n_reference, args.shift_windows, args.stream, seed=3, swap=True)
+                print(
+                    f"| {shift} sd | {mode.name} | {rate:.3f} | {np.mean(tally.delays):.2f} "
+                    f"| {ideal:.3f} | {pooled:.3f} |"
+                )
+        for mode in modes:
+            tally = run(mode.prepare, n_reference, args.shift_windows, args.stream, seed=3, swap=True)
             assert tally.delays is not None
             rate = tally.target_flags / tally.target_checks
-            print(f"| category swap | {name} | {rate:.3f} | {np.mean(tally.delays):.2f} | |")
+            print(f"| category swap | {mode.name} | {rate:.3f} | {np.mean(tally.delays):.2f} | | |")
         print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
