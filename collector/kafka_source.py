@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from collector.copartitioned_assignor import CopartitionedAssignor
 from collector.errors import SourceError
 from collector.sources import RawMessage
 from exporters.store import MetricStore
@@ -105,17 +105,29 @@ class KafkaSource:
             "heartbeat_interval_ms": max(100, session_timeout_ms // 4),
             "client_id": f"driftline-collector-{group_id}",
             # Incremental rebalancing: only partitions that really move are revoked,
-            # so a member keeps the state of the partitions it keeps.
-            "partition_assignment_strategy": (CooperativeStickyAssignor,),
+            # so a member keeps the state of the partitions it keeps; a model's
+            # predictions and labels partitions stay on one member.
+            "partition_assignment_strategy": (CopartitionedAssignor,),
         }
         options.update(consumer_options)
         try:
             self._consumer = KafkaConsumer(**options)
+            self._load_topic_metadata()
             self._consumer.subscribe(self.topics, listener=_Listener(self))
         except KafkaError as exc:
             raise SourceError(
                 f"cannot start a Kafka consumer at {bootstrap_servers}: {exc}"
             ) from exc
+
+    def _load_topic_metadata(self) -> None:
+        """Fetch the cluster's topic metadata before the first group join.
+
+        A member that joins while its metadata lacks the subscribed topics is
+        assigned no partitions, and kafka-python may not rejoin when the metadata
+        arrives (dpkp/kafka-python#2377): the demo, on topics created a moment
+        before, once read nothing for a whole run.
+        """
+        self._consumer.topics()
 
     def next_batch(self, max_items: int, timeout: float) -> list[RawMessage]:
         """Up to ``max_items`` messages, waiting at most ``timeout`` seconds."""

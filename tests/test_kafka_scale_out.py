@@ -126,7 +126,13 @@ def test_two_collectors_split_partitions_and_one_takes_over_when_the_other_dies(
         mine, theirs = lag_partitions(first_port, predictions), lag_partitions(second_port, predictions)
         return len(mine) == len(theirs) == PARTITIONS // 2 and not mine & theirs
 
-    eventually(split, 60, "the two collectors to split the partitions 2/2")
+    def copartitioned() -> bool:
+        """Each collector reads the labels partitions matching its predictions partitions."""
+        return all(lag_partitions(port, labels) == lag_partitions(port, predictions)
+                   for port in (first_port, second_port))
+
+    eventually(lambda: split() and copartitioned(), 60,
+               "the two collectors to split the partitions 2/2, labels with their predictions")
     # Sent once the split is settled: a revoked partition's state (and its series)
     # is dropped by its old owner, so counts made before a rebalance move away.
     send(kafka_broker.bootstrap, predictions, labels, per_model=50)
