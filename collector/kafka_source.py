@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from collector.copartitioned_assignor import CopartitionedAssignor
@@ -217,7 +217,9 @@ class KafkaSource:
             return
         try:
             self._consumer.commit(offsets=pending, timeout_ms=self.commit_timeout_ms)
-        except (CommitFailedError, KafkaTimeoutError) as exc:
+        except (CommitFailedError, KafkaTimeoutError, RebalanceInProgressError) as exc:
+            # RebalanceInProgressError is not marked retriable by kafka-python, but the
+            # commit only has to wait for the rebalance (as the Java client treats it).
             logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
             return
         except KafkaError as exc:

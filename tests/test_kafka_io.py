@@ -6,6 +6,7 @@ Every test uses its own topics and consumer group, so they share one broker.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import time
 import uuid
@@ -14,7 +15,9 @@ import pytest
 from driftline import Client, Label, Prediction, RejectReason, SchemaError, decode
 from driftline.kafka_transport import KafkaTransport, KafkaTransportError
 from kafka import KafkaConsumer
+from kafka.errors import RebalanceInProgressError
 from kafka.partitioner.default import murmur2
+from kafka.structs import TopicPartition
 
 from collector.errors import SourceError
 from collector.kafka_dlq import KafkaDeadLetterSink
@@ -172,6 +175,43 @@ def test_commit_makes_a_restarted_member_resume_after_the_processed_messages(
     assert [m.offset for m in batch] == list(range(10))
     assert [m.offset for m in rest] == list(range(10, 30))
     assert json.loads(rest[0].value) == {"n": 10}
+
+
+def test_a_commit_during_a_rebalance_is_retried_with_the_next_commit(
+    kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The broker answers REBALANCE_IN_PROGRESS to a commit sent while the group rebalances
+    (a collector died on it in the scale-out test). No test can time a real rebalance to the
+    commit, so the consumer's commit raises that error once; the broker is real otherwise."""
+    topic = unique_topic("rebalancing")
+    create_topics(kafka_broker.bootstrap, [topic])
+    group = f"test-group-{uuid.uuid4().hex[:8]}"
+    transport = KafkaTransport(kafka_broker.bootstrap, topic, topic)
+    for i in range(10):
+        transport.send("m", f'{{"n":{i}}}'.encode())
+    assert transport.flush(20.0) == 0
+    transport.close()
+    source = KafkaSource(kafka_broker.bootstrap, [topic], group)
+    try:
+        read_all(source, 10)
+        real_commit = source._consumer.commit
+        answers = iter([RebalanceInProgressError("the group is rebalancing")])
+
+        def commit_during_rebalance(**kwargs: object) -> None:
+            error = next(answers, None)
+            if error is not None:
+                raise error
+            real_commit(**kwargs)
+
+        monkeypatch.setattr(source._consumer, "commit", commit_during_rebalance)
+        with caplog.at_level(logging.WARNING, logger="collector.kafka_source"):
+            source.commit()
+        assert "will retry with the next batch" in caplog.text
+        assert source._consumer.committed(TopicPartition(topic, 0)) is None
+        source.commit()
+        assert source._consumer.committed(TopicPartition(topic, 0)) == 10
+    finally:
+        source.close()
 
 
 def test_lag_is_exported_per_partition_and_pause_stops_fetching(kafka_broker: KafkaBroker) -> None:
