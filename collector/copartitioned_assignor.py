@@ -74,8 +74,10 @@ class CopartitionedAssignor(CooperativeStickyAssignor):
 
     def assign(self, cluster: Any, members: Sequence[Any]) -> dict[str, Any]:
         topics = sorted({t for member in members for t in member.metadata.topics})
+        if not topics:
+            return dict(super().assign(cluster, members))
         counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in topics}
-        if not topics or len(set(counts.values())) != 1:
+        if len(set(counts.values())) != 1:
             log.warning(
                 "topics %s have different partition counts %s: predictions and labels of one "
                 "model may be read by different collectors",
@@ -92,7 +94,7 @@ class CopartitionedAssignor(CooperativeStickyAssignor):
         for member in members:
             numbers = [tp.partition for tp in lead_assignment[member.member_id].partitions()]
             by_topic: dict[str, list[int]] = defaultdict(list)
-            for topic in topics:
+            for topic in sorted(set(member.metadata.topics)):
                 for number in numbers:
                     owner = owners.get(TopicPartition(topic, number))
                     if owner is None or owner == member.member_id:
