@@ -89,7 +89,9 @@ class CopartitionedAssignor(CooperativeStickyAssignor):
         lead_assignment = super().assign(
             _OneTopicCluster(cluster, lead), [_OneTopicMember(m, lead) for m in members]
         )
-        owners = _current_owners(members)
+        owners = {
+            tp: m.member_id for m in members for tp in self.parse_member_metadata(m.metadata).partitions
+        }
         assignment = {}
         for member in members:
             numbers = [tp.partition for tp in lead_assignment[member.member_id].partitions()]
@@ -103,12 +105,3 @@ class CopartitionedAssignor(CooperativeStickyAssignor):
                 self.version, sorted((t, sorted(ps)) for t, ps in by_topic.items()), b""
             )
         return assignment
-
-
-def _current_owners(members: Sequence[Any]) -> dict[TopicPartition, str]:
-    owners: dict[TopicPartition, str] = {}
-    for member in members:
-        for owned in getattr(member.metadata, "owned_partitions", None) or ():
-            for partition in owned.partitions:
-                owners[TopicPartition(owned.topic, partition)] = member.member_id
-    return owners
