@@ -44,6 +44,20 @@ def new_source(bootstrap: str, topics: list[str], **options: object) -> KafkaSou
     return KafkaSource(bootstrap, topics, f"test-group-{uuid.uuid4().hex[:8]}", **options)  # type: ignore[arg-type]
 
 
+def topic_with_numbered_messages(bootstrap: str, name: str, count: int) -> str:
+    """A new one-partition topic holding ``count`` messages ``{"n": 0}``, ``{"n": 1}``, ..."""
+    topic = unique_topic(name)
+    create_topics(bootstrap, [topic])
+    transport = KafkaTransport(bootstrap, topic, topic)
+    try:
+        for i in range(count):
+            transport.send("m", f'{{"n":{i}}}'.encode())
+        assert transport.flush(20.0) == 0
+    finally:
+        transport.close()
+    return topic
+
+
 def partition_for(model: str, partitions: int) -> int:
     """Where the Java client (and kafka-python by default) puts a key: toPositive(murmur2) % n."""
     return int(murmur2(model.encode()) & 0x7FFFFFFF) % partitions
@@ -150,13 +164,8 @@ def test_dead_letters_carry_the_original_bytes_and_the_contract_headers(
 def test_commit_makes_a_restarted_member_resume_after_the_processed_messages(
     kafka_broker: KafkaBroker,
 ) -> None:
-    topic = unique_topic("commit")
-    create_topics(kafka_broker.bootstrap, [topic])
+    topic = topic_with_numbered_messages(kafka_broker.bootstrap, "commit", 30)
     group = f"test-group-{uuid.uuid4().hex[:8]}"
-    transport = KafkaTransport(kafka_broker.bootstrap, topic, topic)
-    for i in range(30):
-        transport.send("m", f'{{"n":{i}}}'.encode())
-    assert transport.flush(20.0) == 0
     first = KafkaSource(kafka_broker.bootstrap, [topic], group, max_poll_records=10)
     try:
         batch = read_all(first, 10)
@@ -171,7 +180,6 @@ def test_commit_makes_a_restarted_member_resume_after_the_processed_messages(
         rest = read_all(second, 20)
     finally:
         second.close()
-    transport.close()
     assert [m.offset for m in batch] == list(range(10))
     assert [m.offset for m in rest] == list(range(10, 30))
     assert json.loads(rest[0].value) == {"n": 10}
@@ -183,14 +191,8 @@ def test_a_commit_during_a_rebalance_is_retried_with_the_next_commit(
     """The broker answers REBALANCE_IN_PROGRESS to a commit sent while the group rebalances
     (a collector died on it in the scale-out test). No test can time a real rebalance to the
     commit, so the consumer's commit raises that error once; the broker is real otherwise."""
-    topic = unique_topic("rebalancing")
-    create_topics(kafka_broker.bootstrap, [topic])
+    topic = topic_with_numbered_messages(kafka_broker.bootstrap, "rebalancing", 10)
     group = f"test-group-{uuid.uuid4().hex[:8]}"
-    transport = KafkaTransport(kafka_broker.bootstrap, topic, topic)
-    for i in range(10):
-        transport.send("m", f'{{"n":{i}}}'.encode())
-    assert transport.flush(20.0) == 0
-    transport.close()
     source = KafkaSource(kafka_broker.bootstrap, [topic], group)
     try:
         read_all(source, 10)
@@ -215,12 +217,7 @@ def test_a_commit_during_a_rebalance_is_retried_with_the_next_commit(
 
 
 def test_lag_is_exported_per_partition_and_pause_stops_fetching(kafka_broker: KafkaBroker) -> None:
-    topic = unique_topic("lag")
-    create_topics(kafka_broker.bootstrap, [topic])
-    transport = KafkaTransport(kafka_broker.bootstrap, topic, topic)
-    for i in range(50):
-        transport.send("m", f'{{"n":{i}}}'.encode())
-    assert transport.flush(20.0) == 0
+    topic = topic_with_numbered_messages(kafka_broker.bootstrap, "lag", 50)
     store = MetricStore()
     source = new_source(kafka_broker.bootstrap, [topic], store=store, max_poll_records=10)
     try:
@@ -237,7 +234,6 @@ def test_lag_is_exported_per_partition_and_pause_stops_fetching(kafka_broker: Ka
         assert store.get("driftline_consumer_lag", {"topic": topic, "partition": "0"}) == 0
     finally:
         source.close()
-        transport.close()
 
 
 def test_a_second_member_takes_partitions_and_revoke_is_reported(kafka_broker: KafkaBroker) -> None:
