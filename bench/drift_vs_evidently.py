@@ -7,7 +7,9 @@ pooled test's first calibration are timed apart, since they happen once per
 reference (and per window-size bucket), not per window. The scores are
 checked to agree with the preset's before the ratio is printed.
 
-Run: ``.venv/bin/python bench/drift_vs_evidently.py [--repeats 3]``
+Run: ``.venv/bin/python bench/drift_vs_evidently.py [--repeats 3]``; other shapes with
+``--reference``, ``--window``, ``--numbers`` and ``--categories`` (the demo's:
+``--reference 5000 --window 1000 --numbers 8 --categories 4``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from exporters.evidently_preset import run_data_drift_preset, value_drift_metric
 N_REFERENCE, N_WINDOW, N_NUMERIC, N_CATEGORICAL = 50_000, 5_000, 15, 5
 
 
-def make_frame(rng: np.random.Generator, n: int, shift: float) -> tuple[dict[str, FeatureKind], pd.DataFrame]:
+def make_frame(
+    rng: np.random.Generator, n: int, shift: float, numbers: int = N_NUMERIC, categories: int = N_CATEGORICAL
+) -> tuple[dict[str, FeatureKind], pd.DataFrame]:
     kinds: dict[str, FeatureKind] = {}
     data: dict[str, np.ndarray] = {}
-    for i in range(N_NUMERIC):
+    for i in range(numbers):
         kinds[f"n{i}"] = "numerical"
         data[f"n{i}"] = rng.normal(shift if i < 3 else 0.0, 1.0 + 0.1 * i, n)
-    for j in range(N_CATEGORICAL):
+    for j in range(categories):
         labels = np.array([f"v{k}" for k in range(3 + 2 * j)], dtype=object)
         kinds[f"c{j}"] = "categorical"
         data[f"c{j}"] = rng.choice(labels, n)
@@ -56,10 +60,15 @@ def run_evidently(kinds: dict[str, FeatureKind], ref: pd.DataFrame, cur: pd.Data
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="evidently runs (Driftline runs 50x more)")
+    parser.add_argument("--reference", type=int, default=N_REFERENCE, help="reference rows")
+    parser.add_argument("--window", type=int, default=N_WINDOW, help="window rows")
+    parser.add_argument("--numbers", type=int, default=N_NUMERIC, help="numerical features")
+    parser.add_argument("--categories", type=int, default=N_CATEGORICAL, help="categorical features")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    kinds, ref = make_frame(rng, N_REFERENCE, 0.0)
-    windows = [make_frame(rng, N_WINDOW, 0.05)[1] for _ in range(args.repeats)]
+    shape = (args.numbers, args.categories)
+    kinds, ref = make_frame(rng, args.reference, 0.0, *shape)
+    windows = [make_frame(rng, args.window, 0.05, *shape)[1] for _ in range(args.repeats)]
 
     evidently_times, evidently_scores = [], {}
     for frame in windows:
@@ -69,7 +78,10 @@ def main() -> None:
 
     reference = to_table(kinds, ref)
     tables = [to_table(kinds, frame) for frame in windows]
-    print(f"reference {N_REFERENCE:,} rows, window {N_WINDOW:,} rows, {N_NUMERIC} num + {N_CATEGORICAL} cat")
+    print(
+        f"reference {args.reference:,} rows, window {args.window:,} rows, "
+        f"{args.numbers} num + {args.categories} cat"
+    )
     evidently_window = statistics.median(evidently_times)
     print(
         f"evidently DataDriftPreset: {evidently_window * 1000:.0f} ms per window (median of {args.repeats})"
