@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from collector.errors import ConfigError
 from detectors.base import FeatureKind
+from exporters.catalog import LIMITS
+from exporters.otlp_config import OtlpConfig
 
 DriftMode = Literal["calibrated", "evidently"]
 DriftMethod = Literal["ks", "wasserstein", "psi", "jensenshannon", "chisquare", "ztest"]
@@ -103,12 +105,17 @@ class ModelConfig(_Strict):
     drift: DriftConfig | None = None
 
 
+_LIMIT_DEFAULTS = {limit.setting: limit.default for limit in LIMITS}
+
+
 class Limits(_Strict):
-    max_models: int = Field(default=100, ge=1)
-    max_model_versions: int = Field(default=20, ge=1)
-    max_features: int = Field(default=500, ge=1)
-    max_segment_values: int = Field(default=50, ge=1)
-    max_instances: int = Field(default=100, ge=1)  # serving instances per model version
+    """Cardinality limits; keys and defaults are the metric catalog's (``exporters.catalog.LIMITS``)."""
+
+    max_models: int = Field(default=_LIMIT_DEFAULTS["max_models"], ge=1)
+    max_model_versions: int = Field(default=_LIMIT_DEFAULTS["max_model_versions"], ge=1)
+    max_features: int = Field(default=_LIMIT_DEFAULTS["max_features"], ge=1)
+    max_segment_values: int = Field(default=_LIMIT_DEFAULTS["max_segment_values"], ge=1)
+    max_instances: int = Field(default=_LIMIT_DEFAULTS["max_instances"], ge=1)
 
 
 class InstancesConfig(_Strict):
@@ -116,23 +123,6 @@ class InstancesConfig(_Strict):
 
     heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
     forget_after_seconds: float = Field(default=3600.0, gt=0)
-
-
-class OtlpConfig(_Strict):
-    """OTLP/HTTP export: off unless ``endpoint`` (the base URL, e.g. http://host:4318) is set."""
-
-    endpoint: str | None = None
-    interval_seconds: float = Field(default=15.0, gt=0)
-    timeout_seconds: float = Field(default=5.0, gt=0)
-    headers: dict[str, str] = {}
-    service_instance_id: str | None = None
-    tracing: bool = False
-
-    @model_validator(mode="after")
-    def _tracing_needs_endpoint(self) -> OtlpConfig:
-        if self.tracing and not self.endpoint:
-            raise ValueError("tracing: true needs otlp.endpoint, where the spans are sent")
-        return self
 
 
 class LabelsConfig(_Strict):

@@ -25,13 +25,11 @@ from rich.table import Table
 from collector.config import Config
 from collector.dlq import MemoryDeadLetterSink
 from collector.http_server import Endpoints, HttpServer
-from collector.model_state import WindowReport
 from collector.pipeline import Pipeline
-from collector.references import Reference
 from collector.runner import run
 from collector.sources import MemorySource, Source
 from collector.system_metrics import SystemMetrics
-from collector.windows import Window
+from detectors.window_report import WindowReport
 from exporters.html_report import HtmlReportWriter
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
@@ -99,7 +97,7 @@ class DemoView:
     printed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, report: WindowReport, reference: Reference, window: Window) -> None:
+    def __call__(self, report: WindowReport) -> None:
         with self.lock:
             self.reports.append(report)
             if self.first_detection is None and any(d.detected for d in report.drift.features):

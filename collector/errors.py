@@ -25,7 +25,3 @@ class SourceError(DriftlineError):
 
 class DeadLetterBacklog(SourceError):
     """Dead letters were not acknowledged in time; they are still buffered and may be flushed again."""
-
-
-class ExportError(DriftlineError):
-    """An exporter failed; logged and counted, never fatal to the pipeline."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from driftline.schema import Prediction
 
@@ -20,35 +19,16 @@ from collector.config import Config
 from collector.model_health import ModelHealth
 from collector.references import Reference, automatic_reference
 from collector.windows import Window
-from detectors.base import FeatureTable
-from detectors.data_drift import DataDriftDetector, DataDriftResult
-from detectors.data_quality import DataQualityDetector, DataQualityResult
+from detectors.data_drift import DataDriftDetector
+from detectors.data_quality import DataQualityDetector
+from detectors.window_report import WindowReport
 from exporters.store import MetricStore
 from exporters.tracing import PipelineTracer
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WindowReport:
-    """Everything evaluated for one closed window."""
-
-    model: str
-    model_version: str
-    data_version: str
-    reference_id: str
-    index: int
-    n_events: int
-    start: float
-    end: float
-    drift: DataDriftResult
-    prediction_drift: DataDriftResult
-    quality: DataQualityResult
-    features: FeatureTable
-    """The window's feature columns, typed by the reference's kinds (what the detectors read)."""
-
-
-WindowListener = Callable[[WindowReport, Reference, Window], None]
+WindowListener = Callable[[WindowReport], None]
 
 
 class ModelVersionState:
@@ -135,7 +115,7 @@ class ModelVersionState:
         with self.tracer.span("detect", model=self.model, model_version=self.model_version):
             report = self._evaluate(window, now)
         for listener in self.listeners:
-            listener(report, self.reference, window)
+            listener(report)
         return report
 
     def pending_events(self) -> int:
@@ -245,6 +225,7 @@ class ModelVersionState:
             prediction_drift=self._prediction_drift.evaluate(outputs),
             quality=self._quality.evaluate(features),
             features=features,
+            reference_features=self.reference.features,
         )
         self._export(report)
         self.health.evaluate_predictions(window.predictions)

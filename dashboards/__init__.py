@@ -5,6 +5,6 @@
 """
 
 from dashboards.generator import build, dashboards, panel_queries, render
-from dashboards.grafana import PushResult, push
+from dashboards.grafana import PushError, PushResult, push
 
-__all__ = ["PushResult", "build", "dashboards", "panel_queries", "push", "render"]
+__all__ = ["PushError", "PushResult", "build", "dashboards", "panel_queries", "push", "render"]

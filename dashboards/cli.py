@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from dashboards.generator import JSON_DIR, build
-from dashboards.grafana import push
+from dashboards.grafana import PushError, push
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -41,6 +41,11 @@ def _push(args: argparse.Namespace, console: Console) -> int:
     if not args.token:
         console.print("[bold red]error:[/] --token or GRAFANA_TOKEN is required")
         return 2
-    for result in push(args.url, args.token, args.json_dir):
+    try:
+        results = push(args.url, args.token, args.json_dir)
+    except PushError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    for result in results:
         console.print(f"pushed {result.uid} (version {result.version}): {args.url}{result.url}")
     return 0

@@ -18,10 +18,12 @@ import niquests
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from collector.errors import ExportError
-
 FOLDER_UID = "driftline"
 FOLDER_TITLE = "Driftline"
+
+
+class PushError(Exception):
+    """Grafana refused the dashboards or could not be reached; ``driftline dashboards push`` reports it."""
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,17 @@ def push(
     """Upload every ``*.json`` dashboard in ``json_dir`` to the Grafana at ``url``.
 
     ``token`` is a service-account token (sent as a Bearer token). Raises
-    :class:`~collector.errors.ExportError` when Grafana refuses or cannot be reached.
+    :class:`PushError` when Grafana refuses or cannot be reached.
     """
     paths = sorted(Path(json_dir).glob("*.json"))
     if not paths:
-        raise ExportError(f"no dashboard JSON files in {json_dir}")
+        raise PushError(f"no dashboard JSON files in {json_dir}")
     api = GrafanaApi.from_url(url, credential=token)
     try:
         _ensure_folder(api, folder_uid)
         return [_push_one(api, path, folder_uid) for path in paths]
     except (GrafanaException, niquests.exceptions.RequestException) as exc:
-        raise ExportError(f"pushing dashboards to {url} failed: {exc}") from exc
+        raise PushError(f"pushing dashboards to {url} failed: {exc}") from exc
 
 
 def _ensure_folder(api: GrafanaApi, folder_uid: str) -> None:

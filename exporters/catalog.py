@@ -17,7 +17,30 @@ DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.
 LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
 BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
-LIMIT_KINDS = ("model", "model_version", "feature", "segment_value", "instance")
+
+
+@dataclass(frozen=True)
+class LimitDef:
+    """One cardinality limit: its key under ``limits:``, its default and the ``kind`` it counts as."""
+
+    setting: str
+    default: int
+    kind: str
+    bounds: str
+    """What the limit bounds, in words (for ``docs/metrics.md``)."""
+
+
+LIMITS = (
+    LimitDef("max_models", 100, "model", "distinct model names"),
+    LimitDef("max_model_versions", 20, "model_version", "versions per model"),
+    LimitDef("max_features", 500, "feature", "features per model"),
+    LimitDef("max_segment_values", 50, "segment_value", "values per segment of a model"),
+    LimitDef("max_instances", 100, "instance", "serving instances per model version (heartbeats)"),
+)
+"""The cardinality limits, defined here because they bound the label sets of this catalog;
+the collector's configuration (``limits:``) takes its keys and defaults from this list."""
+
+LIMIT_KINDS = tuple(limit.kind for limit in LIMITS)
 """Values of ``kind`` in ``driftline_limit_exceeded_total``: which cardinality limit refused input."""
 
 UNIT_SUFFIXES = {"_seconds": "s", "_bytes": "By", "_ratio": "1"}

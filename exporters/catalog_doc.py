@@ -14,8 +14,7 @@ from pathlib import Path
 
 from driftline.schema import RejectReason
 
-from collector.config import Limits
-from exporters.catalog import CATALOG, LIMIT_KINDS, MetricDef
+from exporters.catalog import CATALOG, LIMIT_KINDS, LIMITS, MetricDef
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 
@@ -28,14 +27,6 @@ GROUP_TITLES = {
     "system": "Serving system (from events and heartbeats)",
     "collector": "Collector pipeline",
     "process": "Collector process and host (psutil)",
-}
-
-LIMIT_NOTES = {
-    "max_models": ("model", "distinct model names"),
-    "max_model_versions": ("model_version", "versions per model"),
-    "max_features": ("feature", "features per model"),
-    "max_segment_values": ("segment_value", "values per segment of a model"),
-    "max_instances": ("instance", "serving instances per model version (heartbeats)"),
 }
 
 HEADER = """\
@@ -75,9 +66,8 @@ def _limits_section() -> str:
         "| setting | default | bounds | `kind` when exceeded |",
         "| --- | --- | --- | --- |",
     ]
-    for name, field in Limits.model_fields.items():
-        kind, bounds = LIMIT_NOTES.get(name, ("", ""))
-        lines.append(f"| `limits.{name}` | {field.default} | {bounds} | `{kind}` |")
+    for limit in LIMITS:
+        lines.append(f"| `limits.{limit.setting}` | {limit.default} | {limit.bounds} | `{limit.kind}` |")
     lines += [
         "",
         "Series of a model version are removed when it retires (no traffic for",

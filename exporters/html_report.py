@@ -13,10 +13,8 @@ import threading
 
 import pandas as pd
 
-from collector.model_state import WindowReport
-from collector.references import Reference
-from collector.windows import Window
 from detectors.base import FeatureTable
+from detectors.window_report import WindowReport
 from exporters.evidently_preset import run_data_drift_preset
 
 _BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
@@ -26,20 +24,20 @@ class HtmlReportWriter:
     """A window listener that renders the latest window of a version as an Evidently report."""
 
     def __init__(self) -> None:
-        self._latest: dict[tuple[str, str], tuple[WindowReport, FeatureTable]] = {}
+        self._latest: dict[tuple[str, str], WindowReport] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, report: WindowReport, reference: Reference, window: Window) -> None:
+    def __call__(self, report: WindowReport) -> None:
         with self._lock:
-            self._latest[(report.model, report.model_version)] = (report, reference.features)
+            self._latest[(report.model, report.model_version)] = report
 
     def render(self, model: str, model_version: str) -> str | None:
         """The HTML page for the version's latest evaluated window, or None if it has none."""
         with self._lock:
-            latest = self._latest.get((model, model_version))
-        if latest is None:
+            report = self._latest.get((model, model_version))
+        if report is None:
             return None
-        report, reference = latest
+        reference = report.reference_features
         snapshot = run_data_drift_preset(reference.kinds, _frame(reference), _frame(report.features))
         header = (
             f"<h2>Driftline: {model} / {model_version}, window {report.index} "

@@ -57,7 +57,7 @@ from exporters.catalog import MetricDef
 from exporters.store import HistogramValue, LabelValues, MetricSnapshot, MetricStore
 
 if TYPE_CHECKING:
-    from collector.config import OtlpConfig
+    from exporters.otlp_config import OtlpConfig
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from exporters.otlp import FAILURES, service_resource, signal_url
 from exporters.store import MetricStore
 
 if TYPE_CHECKING:
-    from collector.config import OtlpConfig
+    from exporters.otlp_config import OtlpConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from collector.errors import ExportError
-from dashboards import build, panel_queries, push
+from dashboards import PushError, build, panel_queries, push
 from dashboards.generator import DATASOURCE_UID
 from exporters.catalog import CATALOG, CATALOG_BY_NAME
 from tests.conftest import free_port
@@ -217,10 +216,10 @@ def test_push_uploads_every_dashboard_into_the_driftline_folder(
     assert set(grafana.auth) == {"Bearer glsa_test_token"}
 
 
-def test_push_reports_an_unreachable_grafana_as_an_export_error(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="pushing dashboards"):
+def test_push_reports_an_unreachable_grafana_as_a_push_error(tmp_path: Path) -> None:
+    with pytest.raises(PushError, match="pushing dashboards"):
         push(f"http://127.0.0.1:{free_port()}", "token", JSON_DIR)
-    with pytest.raises(ExportError, match="no dashboard JSON"):
+    with pytest.raises(PushError, match="no dashboard JSON"):
         push("http://127.0.0.1:1", "token", tmp_path)
 
 
@@ -233,7 +232,7 @@ def test_cli_dashboards_build_writes_the_committed_json(tmp_path: Path) -> None:
 
 
 def test_cli_dashboards_push_uploads_to_grafana(
-    fake_grafana: tuple[str, type[_FakeGrafana]],
+    fake_grafana: tuple[str, type[_FakeGrafana]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Against the stand-in Grafana above (no Grafana binary exists here)."""
     from collector.cli import main
@@ -246,4 +245,6 @@ def test_cli_dashboards_push_uploads_to_grafana(
         "driftline-overview",
         "driftline-system-health",
     ]
+    capsys.readouterr()
     assert main(["dashboards", "push", "--url", f"http://127.0.0.1:{free_port()}", "--token", "t"]) == 2
+    assert "error: pushing dashboards" in capsys.readouterr().err

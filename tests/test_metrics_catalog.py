@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.catalog import CATALOG, CATALOG_BY_NAME, MetricDef
+from exporters.catalog import CATALOG, CATALOG_BY_NAME, LIMIT_KINDS, LIMITS, MetricDef
 from exporters.catalog_doc import DOC_PATH, main, render
 
 NAME = re.compile(r"driftline_[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -142,3 +142,12 @@ def test_units_come_from_the_suffix() -> None:
     assert CATALOG_BY_NAME["driftline_process_resident_memory_bytes"].unit == "By"
     assert CATALOG_BY_NAME["driftline_host_cpu_ratio"].unit == "1"
     assert CATALOG_BY_NAME["driftline_events_total"].unit == ""
+
+
+def test_the_configuration_limits_are_the_catalog_limits() -> None:
+    """``limits:`` takes its keys and defaults from the catalog, which documents them."""
+    from collector.config import Limits
+
+    defaults = {name: field.default for name, field in Limits.model_fields.items()}
+    assert defaults == {limit.setting: limit.default for limit in LIMITS}
+    assert [limit.kind for limit in LIMITS] == list(LIMIT_KINDS)
