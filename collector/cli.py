@@ -1,4 +1,4 @@
-"""The ``driftline`` command line (DESIGN.md contract 2)."""
+"""The ``driftline`` command line (docs/contracts.md#command-line)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration: one typed, validated model, read once at start (DESIGN.md contract 2b).
+"""Configuration: one typed, validated model, read once at start (docs/configuration.md).
 
 Every key is optional; with no file at all the collector runs on the defaults
 below. A bad file fails with :class:`~collector.errors.ConfigError` naming the

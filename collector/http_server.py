@@ -1,4 +1,4 @@
-"""The collector's read-only HTTP endpoints (DESIGN.md contract 3).
+"""The collector's read-only HTTP endpoints (docs/contracts.md#http).
 
 ``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/models``, ``/reports/`` and
 ``/reports/<model>/<model_version>/latest``. Started explicitly, on a

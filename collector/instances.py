@@ -3,7 +3,7 @@
 The pipeline hands every accepted :class:`~driftline.schema.Heartbeat` to
 :meth:`InstanceTracker.observe` and calls :meth:`InstanceTracker.check` on
 every tick. ``now`` is event time in replay and the wall clock in ``collect``
-(DESIGN.md contract 2b), so a replay's up/down history never depends on how
+(docs/contracts.md#counting-and-windows), so a replay's up/down history never depends on how
 fast it ran.
 
 The tracker writes ``driftline_instance_*`` series: ``up`` is 1 after a

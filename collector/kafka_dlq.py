@@ -1,7 +1,7 @@
 """The Kafka dead-letter sink: rejected input goes to ``driftline.dlq`` as it arrived.
 
-Each dead letter is the ORIGINAL message bytes, with headers (DESIGN.md
-contract 1) ``driftline.reason``, ``driftline.field``,
+Each dead letter is the ORIGINAL message bytes, with headers (docs/contracts.md#dead-letters)
+``driftline.reason``, ``driftline.field``,
 ``driftline.source.topic``, ``driftline.source.partition`` and
 ``driftline.source.offset`` (UTF-8 text). The runner flushes the sink before it
 commits the source's offsets, so a dead letter is durable before the message

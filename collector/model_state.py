@@ -1,6 +1,6 @@
 """The state of one (model, model_version): reference, current window, detectors, last results.
 
-Counting follows DESIGN.md contract 2b exactly: accepted predictions count;
+Counting follows docs/contracts.md#counting-and-windows exactly: accepted predictions count;
 without a registered reference the first ``auto_events`` predictions form the
 reference and produce no window; a window closes at ``events`` predictions or
 when it is ``max_seconds`` old, and one closed by age with fewer than

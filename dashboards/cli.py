@@ -1,4 +1,4 @@
-"""``driftline dashboards build`` and ``driftline dashboards push`` (DESIGN.md contract 2)."""
+"""``driftline dashboards build`` and ``driftline dashboards push`` (docs/contracts.md#command-line)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The metric catalog: every metric Driftline exports, defined once.
 
 The Prometheus and OTLP exporters, ``docs/metrics.md``, the dashboards and the
-alert rules all follow this list (DESIGN.md contract 4). A metric not listed
+alert rules all follow this list (docs/contracts.md#metrics). A metric not listed
 here cannot be written to the :class:`~exporters.store.MetricStore`.
 """
 

@@ -39,7 +39,7 @@ Every metric Driftline exports, on `/metrics` (Prometheus) and over OTLP
 This page is generated from `exporters/catalog.py`, the single source of
 truth; a test fails when it is out of date.
 
-Conventions (DESIGN.md contract 4): the prefix `driftline_`; base units named
+Conventions ([contracts](contracts.md#metrics)): the prefix `driftline_`; base units named
 by the suffix (`_seconds`, `_bytes`, `_ratio` for a ratio in [0, 1]);
 counters end in `_total`; timestamps are Unix seconds. Rates are left to the
 query: events per second is `rate(driftline_events_total[5m])`, not a gauge.

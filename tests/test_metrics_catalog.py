@@ -1,5 +1,5 @@
 """The metric catalog: documented exactly as coded, named by Prometheus conventions,
-and complete against DESIGN.md contract 4."""
+and complete against the contract (docs/contracts.md#metrics)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ LABEL = re.compile(r"[a-z][a-z0-9_]*")
 NON_BASE_UNITS = ("milliseconds", "microseconds", "minutes", "hours", "days", "ms",
                   "percent", "kilobytes", "megabytes", "kb", "mb", "bits")
 
-# DESIGN.md contract 4, copied: metric -> labels. Changing it means changing the contract.
+# The metrics dashboards and alert rules rely on: metric -> labels. Changing one is a contract change.
 CONTRACT = {
     "driftline_events_total": ("model", "model_version", "type"),
     "driftline_events_rejected_total": ("reason",),

@@ -1,4 +1,4 @@
-"""Event schema v1 (DESIGN.md contract 1): round trips and every rejection reason.
+"""Event schema v1 (docs/contracts.md#event-schema): round trips and every rejection reason.
 
 ``limit`` is not tested here: the collector applies cardinality limits, not the schema.
 """

@@ -1,4 +1,4 @@
-"""Deliver events to Kafka (DESIGN.md contract 1), for :class:`driftline.client.Client`.
+"""Deliver events to Kafka (docs/contracts.md#event-schema), for :class:`driftline.client.Client`.
 
 Needs the ``kafka`` extra (``pip install 'driftline[kafka]'``, kafka-python).
 Messages are keyed by model name and placed by kafka-python's default murmur2

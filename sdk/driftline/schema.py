@@ -39,7 +39,7 @@ FeatureValue = float | int | str | bool | None
 
 
 class RejectReason(StrEnum):
-    """The fixed set of reasons an event is rejected for (DESIGN.md contract 1)."""
+    """The fixed set of reasons an event is rejected for (docs/contracts.md#rejection-reasons)."""
 
     INVALID_JSON = "invalid_json"
     OVERSIZE = "oversize"
