@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="driftline", description="Streaming monitoring for ML models."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version and exit"
+    )
     commands = parser.add_subparsers(title="commands")
 
     demo = commands.add_parser(
@@ -54,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seed", type=int, default=7, help="random seed of the synthetic stream (default 7)"
     )
-    demo.add_argument("--http-host", default="127.0.0.1")
+    demo.add_argument(
+        "--http-host", default="127.0.0.1", help="address to serve /metrics and reports on (default local)"
+    )
     demo.add_argument("--http-port", type=int, default=9108, help="0 picks a free port")
     demo.add_argument("--kafka", metavar="HOST:PORT", help="run the same demo over a Kafka broker")
     demo.set_defaults(handler=_demo)
@@ -66,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="process a JSON-lines file of events through the pipeline"
     )
-    replay.add_argument("file", type=Path)
-    replay.add_argument("--config", type=Path)
+    replay.add_argument("file", type=Path, help="JSON-lines file of events, one event a line")
+    replay.add_argument("--config", type=Path, help="YAML configuration (defaults without)")
     replay.add_argument(
         "--metrics-out", type=Path, help="write the final Prometheus exposition here"
     )
@@ -82,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     add_reference_commands(commands)
     add_dashboard_commands(commands)
     return parser
+
+
+def _version() -> str:
+    """The installed version of the ``driftline-collector`` distribution."""
+    try:
+        return metadata.version("driftline-collector")
+    except metadata.PackageNotFoundError:
+        return "unknown (driftline-collector is not installed)"
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:

@@ -23,17 +23,19 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser("reference", help="register and inspect reference data per model version")
     actions = parser.add_subparsers(title="actions", required=True)
     add = actions.add_parser("add", help="register a CSV or Parquet file as a model version's reference")
-    add.add_argument("file", type=Path)
-    add.add_argument("--model", required=True)
-    add.add_argument("--model-version", required=True)
-    add.add_argument("--data-version", default="unknown")
+    add.add_argument("file", type=Path, help="CSV or Parquet file: one row per prediction")
+    add.add_argument("--model", required=True, help="model name")
+    add.add_argument("--model-version", required=True, help="model version the reference is for")
+    add.add_argument(
+        "--data-version", default="unknown", help="data version of the reference (default unknown)"
+    )
     add.set_defaults(handler=_add)
     listing = actions.add_parser("list", help="list registered references")
-    listing.add_argument("--model")
+    listing.add_argument("--model", help="only this model's references")
     listing.set_defaults(handler=_list)
     show = actions.add_parser("show", help="show a model version's newest reference, feature by feature")
-    show.add_argument("model")
-    show.add_argument("model_version")
+    show.add_argument("model", help="model name")
+    show.add_argument("model_version", help="model version")
     show.set_defaults(handler=_show)
     for action in (add, listing, show):
         action.add_argument(

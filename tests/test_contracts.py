@@ -7,15 +7,14 @@ coded.
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 from driftline.schema import RejectReason
 
 from collector.cli import _parser
+from tests.cli_walk import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "docs" / "contracts.md"
@@ -28,18 +27,6 @@ def section(title: str) -> str:
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     assert match is not None, f"no section {title!r} in {CONTRACTS}"
     return match.group(1)
-
-
-Command = tuple[str, argparse.ArgumentParser]
-
-
-def commands(parser: argparse.ArgumentParser, path: str = "") -> Iterator[Command]:
-    """Every (sub)command parser with its path (``"reference add"``), the top level first."""
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from commands(sub, f"{path} {name}".strip())
 
 
 def test_no_tracked_file_cites_a_file_the_repository_does_not_contain() -> None:
