@@ -120,7 +120,11 @@ def _handler_class(endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
             if len(parts) != 3 or parts[2] != "latest" or endpoints.report is None:
                 self._send(404, "text/plain; charset=utf-8", b"not found\n")
                 return
-            page = endpoints.report(parts[0], parts[1])
+            try:
+                page = endpoints.report(parts[0], parts[1])
+            except ImportError as exc:  # an install without the report renderer: say how to fix it
+                self._send(503, "text/html; charset=utf-8", _unavailable_page(str(exc)).encode())
+                return
             if page is None:
                 self._send(
                     404,
@@ -153,3 +157,10 @@ def _report_index(models: list[dict[str, object]]) -> str:
         rows.append(f'<li><a href="/reports/{model}/{version}/latest">{model} / {version}</a></li>')
     items = "\n".join(rows) or "<li>no model versions yet</li>"
     return f"<!doctype html><title>Driftline reports</title><h1>Drift reports</h1><ul>\n{items}\n</ul>\n"
+
+
+def _unavailable_page(reason: str) -> str:
+    return (
+        "<!doctype html><title>Driftline report unavailable</title><h1>Report unavailable</h1>"
+        f"<p>{html.escape(reason)}</p>\n"
+    )

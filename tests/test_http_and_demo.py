@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 from driftline.schema import encode
 
@@ -19,15 +17,8 @@ from exporters.html_report import HtmlReportWriter
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 from tests.conftest import require_binary
+from tests.http_client import http_get as _get
 from tests.streams import predictions
-
-
-def _get(url: str) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.headers["Content-Type"], response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read().decode()
 
 
 def test_endpoints_serve_metrics_health_models_and_reports() -> None:
