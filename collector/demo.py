@@ -152,6 +152,41 @@ class DemoView:
         return table
 
 
+SHOWN_PERFORMANCE = ("accuracy", "f1", "roc_auc")
+"""The performance metrics the closing summary shows, realized and estimated."""
+
+
+@dataclass(frozen=True)
+class ModelHealthSummary:
+    """The demo version's model health as the collector exported it, read back from the metric store."""
+
+    realized: dict[str, float]
+    """Performance on the last window of joined labels, by metric."""
+    estimated: dict[str, float]
+    """Performance estimated without labels (CBPE) on the last prediction window, by metric."""
+    concept_drift: dict[str, bool]
+    """Whether each concept drift detector flags the last label window."""
+
+    @classmethod
+    def from_store(cls, store: MetricStore) -> ModelHealthSummary:
+        version = {"model": MODEL, "model_version": MODEL_VERSION}
+        realized: dict[str, float] = {}
+        estimated: dict[str, float] = {}
+        concept_drift: dict[str, bool] = {}
+        for snapshot in store.snapshot():
+            names = snapshot.metric.labels
+            for values, value in snapshot.samples.items():
+                labels = dict(zip(names, values, strict=True))
+                if any(labels.get(k) != v for k, v in version.items()) or not isinstance(value, float):
+                    continue
+                if snapshot.metric.name == "driftline_performance" and labels["metric"] in SHOWN_PERFORMANCE:
+                    by_source = realized if labels["source"] == "realized" else estimated
+                    by_source[labels["metric"]] = value
+                elif snapshot.metric.name == "driftline_concept_drift_detected":
+                    concept_drift[labels["detector"]] = value == 1.0
+        return cls(realized, estimated, concept_drift)
+
+
 @dataclass(frozen=True)
 class DemoResult:
     detected: list[str]
@@ -162,6 +197,9 @@ class DemoResult:
     undelivered: int
     """Events the SDK could not hand to the collector (failed or dropped), from ``client.stats``."""
     rejected: int
+    health: ModelHealthSummary
+    url: str
+    """Where the demo served its endpoints (gone once it ends)."""
 
 
 def run_demo(
@@ -222,6 +260,8 @@ def run_demo(
         events_processed=pipeline.counts.accepted["prediction"],
         undelivered=_undelivered(client),
         rejected=sum(pipeline.counts.rejected.values()),
+        health=ModelHealthSummary.from_store(store),
+        url=server.url,
     )
 
 
@@ -316,3 +356,30 @@ def print_result(result: DemoResult, console: Console) -> None:
         )
     console.print(f"Drifted features reported by the collector: {', '.join(result.detected) or 'none'}")
     console.print(f"Features the demo injected drift into: {', '.join(INJECTED)}")
+    _print_model_health(result.health, console)
+    console.print("Where to look next (served while a collector runs; this demo's server has now stopped):")
+    for path, what in (
+        ("/api/v1/models", "each model version's status as JSON"),
+        ("/reports/", f"drift reports, e.g. /reports/{MODEL}/{MODEL_VERSION}/latest"),
+        ("/metrics", "every number above, for Prometheus"),
+    ):
+        console.print(f"  {result.url}{path}  {what}")
+    console.print(
+        "  `driftline demo --duration 600` leaves time to browse them; "
+        "`driftline collect` serves the same on Kafka."
+    )
+
+
+def _print_model_health(health: ModelHealthSummary, console: Console) -> None:
+    def shown(metrics: dict[str, float]) -> str:
+        values = [f"{name} {metrics[name]:.3f}" for name in SHOWN_PERFORMANCE if name in metrics]
+        return ", ".join(values) or "none yet"
+
+    flagged = sorted(name for name, detected in health.concept_drift.items() if detected)
+    console.print(f"Realized performance (last window of joined labels): {shown(health.realized)}")
+    console.print(f"Estimated performance (CBPE, no labels, last window): {shown(health.estimated)}")
+    if not health.concept_drift:
+        console.print("Concept drift: not evaluated yet")
+    else:
+        checked = ", ".join(sorted(health.concept_drift))
+        console.print(f"Concept drift ({checked}): {', '.join(flagged) if flagged else 'none'} flagged")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -88,3 +89,23 @@ def test_demo_detects_exactly_the_injected_features() -> None:
     assert "window 10: 1000 events" in result.stdout
     assert "15000 predictions sent, 15000 processed, 10 windows evaluated, 0 events rejected" in result.stdout
     assert "not delivered" not in result.stdout
+    realized, estimated = (
+        _performance(lines, f"{source} performance") for source in ("Realized", "Estimated")
+    )
+    assert set(realized) == set(estimated) == {"accuracy", "f1", "roc_auc"}
+    assert all(0.0 <= value <= 1.0 for value in (*realized.values(), *estimated.values()))
+    # the labels follow the model's own probabilities: CBPE's premise holds, and there is no concept drift
+    assert abs(realized["accuracy"] - estimated["accuracy"]) < 0.05
+    assert "Concept drift (adwin, gap_test): none flagged" in lines
+    next_steps = [line.strip().split("  ")[0] for line in lines if line.startswith("  http://")]
+    assert [url.rsplit(":", 1)[1].split("/", 1)[1] for url in next_steps] == [
+        "api/v1/models",
+        "reports/",
+        "metrics",
+    ]
+
+
+def _performance(lines: list[str], prefix: str) -> dict[str, float]:
+    """``metric value`` pairs of the demo's summary line that starts with ``prefix``."""
+    line = next(line for line in lines if line.startswith(prefix))
+    return {name: float(value) for name, value in re.findall(r"([a-z_0-9]+) (\d\.\d+)", line)}
