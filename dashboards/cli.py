@@ -39,13 +39,17 @@ def _build(args: argparse.Namespace, console: Console) -> int:
 
 def _push(args: argparse.Namespace, console: Console) -> int:
     if not args.token:
-        console.print("[bold red]error:[/] --token or GRAFANA_TOKEN is required")
-        return 2
+        return _error("--token or GRAFANA_TOKEN is required")
     try:
         results = push(args.url, args.token, args.json_dir)
     except PushError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        return 2
+        return _error(str(exc))
     for result in results:
         console.print(f"pushed {result.uid} (version {result.version}): {args.url}{result.url}")
     return 0
+
+
+def _error(message: str) -> int:
+    """Print ``message`` as the command's error on stderr; the exit code of a failed command."""
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return 2

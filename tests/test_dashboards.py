@@ -248,3 +248,5 @@ def test_cli_dashboards_push_uploads_to_grafana(
     capsys.readouterr()
     assert main(["dashboards", "push", "--url", f"http://127.0.0.1:{free_port()}", "--token", "t"]) == 2
     assert "error: pushing dashboards" in capsys.readouterr().err
+    assert main(["dashboards", "push", "--url", url, "--token", ""]) == 2
+    assert "error: --token or GRAFANA_TOKEN is required" in capsys.readouterr().err
