@@ -1,0 +1,47 @@
+"""Driftline's own HTML, rendered through Jinja2 with autoescaping on.
+
+No value from an event reaches a page except through a template variable, so
+it is escaped for HTML by construction; links are built here with each path
+segment percent-encoded, so a model version holding ``/``, ``?`` or ``#`` stays
+one segment of its own link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+from urllib.parse import quote
+
+import jinja2
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("exporters", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(template: str, **values: object) -> str:
+    """One template of ``exporters/templates`` with ``values`` (every one escaped where it lands)."""
+    return _environment().get_template(template).render(**values)
+
+
+def report_href(model: str, model_version: str) -> str:
+    """The link to a version's latest report, each segment percent-encoded."""
+    return f"/reports/{quote(model, safe='')}/{quote(model_version, safe='')}/latest"
+
+
+def render_index(models: Sequence[Mapping[str, object]]) -> str:
+    """The /reports/ page: one link per model version."""
+    rows = [
+        {
+            "model": str(status["model"]),
+            "model_version": str(status["model_version"]),
+            "href": report_href(str(status["model"]), str(status["model_version"])),
+        }
+        for status in models
+    ]
+    return render("index.html", rows=rows)
