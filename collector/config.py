@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from collector.errors import ConfigError
 from detectors.base import FeatureKind
@@ -38,9 +46,66 @@ class KafkaConfig(_Strict):
     max_poll_records: int = Field(default=2000, ge=1)
 
 
+def _given(**sources: object) -> list[str]:
+    return [name for name, value in sources.items() if value is not None]
+
+
+class HttpAuthConfig(_Strict):
+    """Optional authentication of /metrics, /api/ and /reports/ (see docs/operations.md)."""
+
+    mode: Literal["none", "basic", "bearer"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    token_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source_for_the_mode(self) -> HttpAuthConfig:
+        passwords = _given(
+            password=self.password, password_file=self.password_file, password_env=self.password_env
+        )
+        tokens = _given(token=self.token, token_file=self.token_file, token_env=self.token_env)
+        if self.mode == "basic" and not (self.username and len(passwords) == 1 and not tokens):
+            raise ValueError("mode basic needs username and one of password, password_file, password_env")
+        if self.mode == "bearer" and not (len(tokens) == 1 and not passwords and not self.username):
+            raise ValueError("mode bearer needs one of token, token_file, token_env (and no password)")
+        if self.mode == "none" and (passwords or tokens or self.username):
+            raise ValueError("mode none takes no username, password or token: set mode basic or bearer")
+        return self
+
+
+class HttpTlsConfig(_Strict):
+    """HTTPS with a PEM certificate chain and its private key; both or neither."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> HttpTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("TLS needs both cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class HttpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)  # whole request: TLS, line, headers
+    max_connections: int = Field(default=256, ge=1)  # more are answered 503 at once
+    max_request_bytes: int = Field(default=16_384, ge=1024)  # request line and headers
+    backlog: int = Field(default=1024, ge=1)
+    report_workers: int = Field(default=1, ge=1)  # concurrent report renders (as many may wait)
+    report_timeout_seconds: float = Field(default=120.0, gt=0)
+    auth: HttpAuthConfig = HttpAuthConfig()
+    tls: HttpTlsConfig = HttpTlsConfig()
+
 
 
 class WindowConfig(_Strict):
@@ -202,4 +267,17 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     registry = config.reference_registry
     if registry is not None and not registry.is_absolute():
         registry = base / registry
-    return config.model_copy(update={"models": models, "reference_registry": registry})
+    http = _resolve_http_paths(config.http, base)
+    return config.model_copy(update={"models": models, "reference_registry": registry, "http": http})
+
+
+def _resolve_http_paths(http: HttpConfig, base: Path) -> HttpConfig:
+    """Credential and certificate files named relative to the configuration file's folder."""
+
+    def resolved(section: BaseModel, names: tuple[str, ...]) -> dict[str, Path]:
+        paths = {name: getattr(section, name) for name in names}
+        return {name: base / path for name, path in paths.items() if path and not path.is_absolute()}
+
+    auth = http.auth.model_copy(update=resolved(http.auth, ("password_file", "token_file")))
+    tls = http.tls.model_copy(update=resolved(http.tls, ("cert_file", "key_file")))
+    return http.model_copy(update={"auth": auth, "tls": tls})

@@ -1,28 +1,46 @@
 """The collector's read-only HTTP endpoints (docs/contracts.md#http).
 
 ``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/models``, ``/reports/`` and
-``/reports/<model>/<model_version>/latest``. Started explicitly, on a
-background thread, bound to a configurable address (127.0.0.1 by default).
+``/reports/<model>/<model_version>/latest``, for GET and HEAD. Started
+explicitly, on a background thread, bound to a configurable address
+(127.0.0.1 by default). The socket side (limits, deadlines, TLS) is
+:mod:`collector.http_transport`; authentication is :mod:`collector.http_auth`.
+
+Path segments are percent-decoded one by one after the path is split on
+``/``, so a model version holding ``/``, ``?`` or ``#`` (percent-encoded in
+every link) names one segment and cannot reach another path.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from collector.errors import DriftlineError
+from collector.config import HttpConfig
+from collector.errors import ConfigError, DriftlineError
+from collector.http_auth import Authenticator, exposure_warning
+from collector.http_transport import QUIET_ERRORS, BoundedHandler, BoundedHTTPServer
+from collector.render_pool import RenderBusy, RenderPool
+from exporters.pages import render, render_index
 
 log = logging.getLogger(__name__)
 
 ReportRenderer = Callable[[str, str], str | None]
+
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+# Driftline's own pages load nothing and run nothing; Evidently's need inline scripts, so they
+# run sandboxed, in an opaque origin that can reach neither the collector's cookies nor its API.
+OWN_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+REPORT_CSP = "sandbox allow-scripts"
+PUBLIC = frozenset({"/healthz", "/readyz"})
 
 
 class Endpoints:
@@ -44,16 +62,44 @@ class Endpoints:
 
 
 class HttpServer:
-    """A threading HTTP server for the endpoints, stopped with :meth:`stop` (safe twice)."""
+    """The endpoints on a bounded threading server, stopped with :meth:`stop` (safe twice).
 
-    def __init__(self, endpoints: Endpoints, host: str = "127.0.0.1", port: int = 9108) -> None:
-        handler = _handler_class(endpoints)
+    ``settings`` gives the limits, authentication and TLS (``http`` in the
+    configuration); ``host`` and ``port`` are taken from the arguments.
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        host: str = "127.0.0.1",
+        port: int = 9108,
+        *,
+        settings: HttpConfig | None = None,
+    ) -> None:
+        settings = settings or HttpConfig()
+        self._auth = Authenticator.from_config(settings.auth)
+        self._renders = RenderPool(settings.report_workers, settings.report_timeout_seconds)
+        tls = _tls_context(settings)
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            self._server = BoundedHTTPServer(
+                (host, port),
+                _handler_class(endpoints, self._auth, self._renders),
+                max_connections=settings.max_connections,
+                backlog=settings.backlog,
+                request_timeout=settings.request_timeout_seconds,
+                max_request_bytes=settings.max_request_bytes,
+                tls=tls,
+            )
         except OSError as exc:
+            self._renders.close()
             raise DriftlineError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self._server.daemon_threads = True
+        self._scheme = "https" if tls is not None else "http"
+        self.warning = exposure_warning(host, settings.auth.mode)
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, endpoints: Endpoints, settings: HttpConfig) -> HttpServer:
+        return cls(endpoints, settings.host, settings.port, settings=settings)
 
     @property
     def port(self) -> int:
@@ -62,9 +108,11 @@ class HttpServer:
     @property
     def url(self) -> str:
         host = str(self._server.server_address[0])
-        return f"http://{host}:{self.port}"
+        return f"{self._scheme}://{host}:{self.port}"
 
     def start(self) -> HttpServer:
+        if self.warning is not None:
+            log.warning("%s", self.warning)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="driftline-http", daemon=True
         )
@@ -76,91 +124,107 @@ class HttpServer:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._renders.close()
         self._thread.join(timeout=5)
         self._thread = None
 
 
-def _handler_class(endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _tls_context(settings: HttpConfig) -> ssl.SSLContext | None:
+    tls = settings.tls
+    if tls.cert_file is None or tls.key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"http.tls: cannot load the certificate {tls.cert_file} with key {tls.key_file}: {exc}"
+        ) from exc
+    return context
+
+
+def _handler_class(
+    endpoints: Endpoints, auth: Authenticator, renders: RenderPool
+) -> type[BoundedHandler]:
+    class Handler(BoundedHandler):
+        head = False
+        csp = OWN_CSP
+
         def do_GET(self) -> None:
-            path = unquote(self.path.split("?", 1)[0])
+            path = self.path.split("?", 1)[0]
             try:
                 self._route(path)
+            except QUIET_ERRORS:
+                raise  # the client went away: the server notes it once per peer
             except Exception:
                 log.exception("error serving %s", path)
-                self._send(500, "text/plain; charset=utf-8", b"internal error\n")
+                self._send(500, TEXT, b"internal error\n")
+
+        def do_HEAD(self) -> None:
+            self.head = True
+            self.do_GET()
 
         def _route(self, path: str) -> None:
-            if path == "/metrics":
+            if path not in PUBLIC and not auth.allows(self.headers.get("Authorization")):
+                self._send(401, TEXT, b"authentication required\n", {"WWW-Authenticate": auth.challenge})
+            elif path == "/metrics":
                 if endpoints.on_scrape is not None:
                     endpoints.on_scrape()
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(endpoints.registry))
             elif path == "/healthz":
-                self._send(200, "text/plain; charset=utf-8", b"ok\n")
+                self._send(200, TEXT, b"ok\n")
             elif path == "/readyz":
                 ready = endpoints.ready()
-                self._send(
-                    200 if ready else 503,
-                    "text/plain; charset=utf-8",
-                    b"ready\n" if ready else b"not ready\n",
-                )
+                self._send(200 if ready else 503, TEXT, b"ready\n" if ready else b"not ready\n")
             elif path == "/api/v1/models":
                 body = json.dumps({"models": endpoints.models()}, default=str, indent=2).encode()
                 self._send(200, "application/json", body)
             elif path in {"/reports", "/reports/"}:
-                self._send(
-                    200, "text/html; charset=utf-8", _report_index(endpoints.models()).encode()
-                )
+                self._send(200, HTML, render_index(endpoints.models()).encode())
             elif path.startswith("/reports/"):
-                self._report(path.removeprefix("/reports/").strip("/").split("/"))
+                self._report([unquote(part) for part in path.removeprefix("/reports/").split("/")])
             else:
-                self._send(404, "text/plain; charset=utf-8", b"not found\n")
+                self._send(404, TEXT, b"not found\n")
 
         def _report(self, parts: list[str]) -> None:
             if len(parts) != 3 or parts[2] != "latest" or endpoints.report is None:
-                self._send(404, "text/plain; charset=utf-8", b"not found\n")
+                self._send(404, TEXT, b"not found\n")
                 return
             try:
-                page = endpoints.report(parts[0], parts[1])
+                page = renders.render(endpoints.report, parts[0], parts[1])
+            except RenderBusy:
+                self._send(503, TEXT, b"busy rendering other reports, retry\n", {"Retry-After": "5"})
+                return
+            except TimeoutError:  # the render runs on; its slot frees when it ends
+                self._send(503, TEXT, b"the report took too long to render\n", {"Retry-After": "30"})
+                return
             except ImportError as exc:  # an install without the report renderer: say how to fix it
-                self._send(503, "text/html; charset=utf-8", _unavailable_page(str(exc)).encode())
+                self._send(503, HTML, render("unavailable.html", reason=str(exc)).encode())
                 return
             if page is None:
-                self._send(
-                    404,
-                    "text/plain; charset=utf-8",
-                    b"no evaluated window for this model version yet\n",
-                )
+                self._send(404, TEXT, b"no evaluated window for this model version yet\n")
                 return
-            self._send(200, "text/html; charset=utf-8", page.encode())
+            self.csp = REPORT_CSP
+            self._send(200, HTML, page.encode())
 
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
+        def _send(
+            self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if not self.head:
+                self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("http: " + format, *args)
+        def end_headers(self) -> None:
+            """Every answer, errors from the standard library included, carries these."""
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("Content-Security-Policy", self.csp)
+            super().end_headers()
 
     return Handler
-
-
-def _report_index(models: list[dict[str, object]]) -> str:
-    rows = []
-    for status in models:
-        model, version = (
-            html.escape(str(status["model"])),
-            html.escape(str(status["model_version"])),
-        )
-        rows.append(f'<li><a href="/reports/{model}/{version}/latest">{model} / {version}</a></li>')
-    items = "\n".join(rows) or "<li>no model versions yet</li>"
-    return f"<!doctype html><title>Driftline reports</title><h1>Drift reports</h1><ul>\n{items}\n</ul>\n"
-
-
-def _unavailable_page(reason: str) -> str:
-    return (
-        "<!doctype html><title>Driftline report unavailable</title><h1>Report unavailable</h1>"
-        f"<p>{html.escape(reason)}</p>\n"
-    )

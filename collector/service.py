@@ -42,7 +42,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         reports.render,
         system.update,
     )
-    server = HttpServer(endpoints, config.http.host, config.http.port).start()
+    server = HttpServer.from_config(endpoints, config.http).start()
     otlp = OtlpExporter.from_config(store, config.otlp, before_export=system.update)
     if otlp is not None:
         otlp.start()

@@ -58,7 +58,7 @@ def test_a_report_without_evidently_answers_503_naming_the_pip_command(
             monkeypatch.setitem(sys.modules, module, None)  # what an install without Evidently sees
         status, content_type, page = _get(server.url + "/reports/m/1/latest")
         assert status == 503 and content_type.startswith("text/html")
-        assert "pip install &#x27;evidently==0.7.23&#x27; &#x27;pandas&lt;3&#x27;" in page
+        assert "pip install &#39;evidently==0.7.23&#39; &#39;pandas&lt;3&#39;" in page  # Jinja2-escaped
         assert _get(server.url + "/metrics")[0] == 200
         monkeypatch.undo()
         status, _, page = _get(server.url + "/reports/m/1/latest")
