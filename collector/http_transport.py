@@ -33,14 +33,23 @@ log = logging.getLogger(__name__)
 
 _BUSY = (
     b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 27\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, retry\n"
+    b"Content-Length: 27\r\nRetry-After: 1\r\nConnection: close\r\n"
+    b"X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+    b"Content-Security-Policy: default-src 'none'\r\n\r\ntoo many connections, retry\n"
 )
 _PEERS_REMEMBERED = 1024
-QUIET_ERRORS = (ConnectionError, TimeoutError, ssl.SSLError)
 
 
 class RequestTooLarge(Exception):
     """The request line and headers went over ``max_request_bytes``."""
+
+
+class DeadlinePassed(Exception):
+    """The request was not all read by its deadline (deliberately not a TimeoutError: the
+    standard handler would log each one; here they are noted once per peer)."""
+
+
+QUIET_ERRORS = (ConnectionError, TimeoutError, DeadlinePassed, ssl.SSLError)
 
 
 class DeadlineReader(io.RawIOBase):
@@ -55,11 +64,14 @@ class DeadlineReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError("request deadline passed")
+            raise DeadlinePassed("request not read by its deadline")
         if self._left <= 0:
             raise RequestTooLarge
         self._sock.settimeout(remaining)
-        count = self._sock.recv_into(memoryview(buffer)[: self._left])
+        try:
+            count = self._sock.recv_into(memoryview(buffer)[: self._left])
+        except TimeoutError:
+            raise DeadlinePassed("request not read by its deadline") from None
         self._left -= count
         return count
 

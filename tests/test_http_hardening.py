@@ -91,9 +91,20 @@ def test_every_answer_carries_the_security_headers() -> None:
             assert b"X-Content-Type-Options: nosniff" in head, path
             assert b"Referrer-Policy: no-referrer" in head, path
             assert b"Content-Security-Policy: default-src 'none'" in head, path
+        held = [_connect(server) for _ in range(300)]  # over max_connections: the refusal too
+        try:
+            time.sleep(0.3)
+            refused = _exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        finally:
+            for sock in held:
+                sock.close()
+    assert _status(refused) == 503
+    for header in (b"X-Content-Type-Options: nosniff", b"Referrer-Policy", b"Content-Security-Policy"):
+        assert header in refused.split(b"\r\n\r\n", 1)[0]
 
 
-def test_idle_connections_are_closed_after_the_request_timeout() -> None:
+def test_idle_connections_are_closed_after_the_request_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="collector")
     with _serving(request_timeout_seconds=1.0) as server:
         socks = [_connect(server) for _ in range(200)]
         try:
@@ -105,6 +116,8 @@ def test_idle_connections_are_closed_after_the_request_timeout() -> None:
                 sock.close()
     assert all(closed), f"{closed.count(False)} of 200 idle connections still open"
     assert elapsed < 6.0
+    noted = [r for r in caplog.records if "127.0.0.1" in r.getMessage() or "timed out" in r.getMessage()]
+    assert len(noted) == 1 and noted[0].levelno == logging.DEBUG  # once per peer, not once per connection
 
 
 def test_a_client_sending_a_byte_a_second_is_cut_off_at_the_deadline() -> None:
