@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import socket
 import ssl
 import subprocess
 import time
@@ -169,6 +170,11 @@ def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
             _get(server.url.replace("https", "http") + "/healthz")  # plain HTTP to a TLS port
         assert time.monotonic() - start < 5.0
         assert _get(server.url + "/healthz", context=client)[0] == 200  # still serving
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
+            assert _get(server.url + "/healthz", context=client)[0] == 200  # not blocked by it
+            start = time.monotonic()
+            assert silent.recv(1024) == b""  # closed at the deadline, never handshaken
+            assert time.monotonic() - start < 4.0
 
 
 def test_an_unreadable_certificate_is_a_clear_configuration_error(tmp_path: Path) -> None:
