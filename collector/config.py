@@ -89,10 +89,6 @@ class HttpTlsConfig(_Strict):
             raise ValueError("TLS needs both cert_file and key_file")
         return self
 
-    @property
-    def enabled(self) -> bool:
-        return self.cert_file is not None
-
 
 class HttpConfig(_Strict):
     host: str = "127.0.0.1"
@@ -105,7 +101,6 @@ class HttpConfig(_Strict):
     report_timeout_seconds: float = Field(default=120.0, gt=0)
     auth: HttpAuthConfig = HttpAuthConfig()
     tls: HttpTlsConfig = HttpTlsConfig()
-
 
 
 class WindowConfig(_Strict):
