@@ -26,10 +26,13 @@ from collector.errors import ConfigError
 from detectors.base import FeatureKind
 from exporters.catalog import LIMITS
 from exporters.otlp_config import OtlpConfig
+from exporters.secrets import BASE_DIR, Secret, secret_fields
 
 DriftMode = Literal["calibrated", "evidently"]
 DriftMethod = Literal["ks", "wasserstein", "psi", "jensenshannon", "chisquare", "ztest"]
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class _Strict(BaseModel):
@@ -44,6 +47,35 @@ class KafkaConfig(_Strict):
     dlq_topic: str = "driftline.dlq"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=2000, ge=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_plain_username: str | None = None
+    sasl_plain_password: Secret | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_protocol(self) -> KafkaConfig:
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        if sasl and not (self.sasl_plain_username and self.sasl_plain_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_plain_username "
+                "and sasl_plain_password"
+            )
+        if not sasl and (self.sasl_plain_username or self.sasl_plain_password):
+            raise ValueError(
+                "sasl_plain_username and sasl_plain_password need security_protocol "
+                "SASL_PLAINTEXT or SASL_SSL"
+            )
+        for name in TLS_FILES:
+            if getattr(self, name) is not None and not tls:
+                raise ValueError(f"{name} needs security_protocol SSL or SASL_SSL")
+        return self
+
+
+TLS_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
 
 
 def _given(**sources: object) -> list[str]:
@@ -226,7 +258,7 @@ def load_config(path: str | Path | None) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(raw if raw is not None else {}, source=str(path))
 
 
@@ -234,19 +266,45 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     """Validate an already-parsed mapping, resolving reference paths against the file's folder."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
+    base = Path(source).parent if source != "<config>" else Path.cwd()
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(raw, context={BASE_DIR: base})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from exc
-    return _resolve_paths(config, Path(source).parent if source != "<config>" else Path.cwd())
+        # from None: the pydantic error holds the raw input, secrets included.
+        raise ConfigError(_describe(exc, source)) from None
+    config = _resolve_paths(config, base)
+    _check_tls_files(config.kafka, source)
+    return config
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The parser's complaint and position, without the quoted source line (it may hold a secret)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return type(exc).__name__
 
 
 def _describe(exc: ValidationError, source: str) -> str:
+    """One line per error; the offending value is echoed only when it cannot be a secret."""
+    secrets = secret_fields(Config)
     lines = [f"{source}: invalid configuration"]
     for error in exc.errors():
         location = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"  {location}: {error['msg']} (got {error.get('input')!r})")
+        line = f"  {location}: {error['msg']}"
+        if _may_echo(error["loc"], error["type"], error.get("input"), secrets):
+            line += f" (got {error.get('input')!r})"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def _may_echo(
+    loc: tuple[int | str, ...], kind: str, value: Any, secrets: set[tuple[str, ...]]
+) -> bool:
+    """Scalars only (a mapping may hold a secret), never under a secret or an unknown key."""
+    scalar = value is None or isinstance(value, bool | int | float | str)
+    under_secret = any(tuple(loc[: len(path)]) == path for path in secrets)
+    return scalar and kind != "extra_forbidden" and not under_secret
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
@@ -263,7 +321,15 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     if registry is not None and not registry.is_absolute():
         registry = base / registry
     http = _resolve_http_paths(config.http, base)
-    return config.model_copy(update={"models": models, "reference_registry": registry, "http": http})
+    tls = {name: base / path for name in TLS_FILES if (path := getattr(config.kafka, name))}
+    return config.model_copy(
+        update={
+            "models": models,
+            "reference_registry": registry,
+            "http": http,
+            "kafka": config.kafka.model_copy(update=tls),
+        }
+    )
 
 
 def _resolve_http_paths(http: HttpConfig, base: Path) -> HttpConfig:
@@ -276,3 +342,10 @@ def _resolve_http_paths(http: HttpConfig, base: Path) -> HttpConfig:
     auth = http.auth.model_copy(update=resolved(http.auth, ("password_file", "token_file")))
     tls = http.tls.model_copy(update=resolved(http.tls, ("cert_file", "key_file")))
     return http.model_copy(update={"auth": auth, "tls": tls})
+
+
+def _check_tls_files(kafka: KafkaConfig, source: str) -> None:
+    for name in TLS_FILES:
+        path = getattr(kafka, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{source}: invalid configuration\n  kafka.{name}: no such file {path}")

@@ -2,6 +2,8 @@
 
 ``collect`` reads ``config.kafka``: one consumer group member over the
 predictions and labels topics, and a dead-letter producer on the DLQ topic.
+Every Kafka client built from the configuration takes :func:`security_options`
+(TLS and SASL), so none of them can connect differently from the others.
 ``demo --kafka HOST:PORT`` runs the demo through a broker on topics of its own
 (a fresh pair per run, so an earlier run's events are never read again).
 """
@@ -12,18 +14,37 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from driftline.kafka_transport import KafkaTransport
 from driftline.transports import Transport
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from collector.config import Config
+from collector.config import TLS_FILES, Config, KafkaConfig
 from collector.errors import SourceError
 from collector.kafka_dlq import KafkaDeadLetterSink
 from collector.kafka_source import KafkaSource, PartitionsCallback
 from collector.sources import Source
 from exporters.store import MetricStore
+
+
+def security_options(kafka: KafkaConfig) -> dict[str, Any]:
+    """The kafka-python options for TLS and SASL that every client of the collector passes.
+
+    Consumer, dead-letter producer, admin and state-store clients all take these,
+    beside ``bootstrap_servers``; the SASL password is revealed only here.
+    """
+    options: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+    if kafka.sasl_plain_password is not None:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_plain_username
+        options["sasl_plain_password"] = kafka.sasl_plain_password.get_secret_value()
+    for name in TLS_FILES:
+        path = getattr(kafka, name)
+        if path is not None:
+            options[name] = str(path)
+    return options
 
 
 def build_kafka_source(
@@ -43,12 +64,14 @@ def build_kafka_source(
         on_assign=on_assign,
         auto_offset_reset=kafka.auto_offset_reset,
         max_poll_records=kafka.max_poll_records,
+        **security_options(kafka),
     )
 
 
 def build_kafka_dlq(config: Config) -> KafkaDeadLetterSink:
     """The dead-letter producer on ``config.kafka.dlq_topic``."""
-    return KafkaDeadLetterSink(config.kafka.bootstrap_servers, config.kafka.dlq_topic)
+    kafka = config.kafka
+    return KafkaDeadLetterSink(kafka.bootstrap_servers, kafka.dlq_topic, **security_options(kafka))
 
 
 def demo_kafka(bootstrap_servers: str) -> tuple[Transport, Callable[[MetricStore], Source]]:

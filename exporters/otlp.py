@@ -54,6 +54,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from exporters.catalog import MetricDef
+from exporters.secrets import reveal
 from exporters.store import HistogramValue, LabelValues, MetricSnapshot, MetricStore
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class OtlpExporter:
             instance_id=config.service_instance_id,
             interval_seconds=config.interval_seconds,
             timeout_seconds=config.timeout_seconds,
-            headers=config.headers,
+            headers=reveal(config.headers),
             before_export=before_export,
         )
 

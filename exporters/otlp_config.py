@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from exporters.secrets import Secret
+
 
 class OtlpConfig(BaseModel):
     """OTLP/HTTP export: off unless ``endpoint`` (the base URL, e.g. http://host:4318) is set."""
@@ -17,7 +19,7 @@ class OtlpConfig(BaseModel):
     endpoint: str | None = None
     interval_seconds: float = Field(default=15.0, gt=0)
     timeout_seconds: float = Field(default=5.0, gt=0)
-    headers: dict[str, str] = {}
+    headers: dict[str, Secret] = {}
     service_instance_id: str | None = None
     tracing: bool = False
 

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from exporters.otlp import FAILURES, service_resource, signal_url
+from exporters.secrets import reveal
 from exporters.store import MetricStore
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class PipelineTracer:
             endpoint=config.endpoint,
             instance_id=config.service_instance_id,
             timeout_seconds=config.timeout_seconds,
-            headers=config.headers,
+            headers=reveal(config.headers),
             store=store,
         )
 
