@@ -11,15 +11,23 @@ Every Kafka client built from the configuration takes :func:`security_options`
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from driftline.kafka_transport import KafkaTransport
 from driftline.transports import Transport
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    AuthorizationError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
 
 from collector.config import TLS_FILES, Config, KafkaConfig
 from collector.errors import SourceError
@@ -45,6 +53,74 @@ def security_options(kafka: KafkaConfig) -> dict[str, Any]:
         if path is not None:
             options[name] = str(path)
     return options
+
+
+REFUSALS = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError, AuthorizationError)
+
+
+def verify_credentials(kafka: KafkaConfig, timeout: float = 15.0) -> None:
+    """Log in once with the SASL credentials; one clear SourceError if the broker refuses them.
+
+    kafka-python retries a refused login until its bootstrap timeout and logs
+    several lines per attempt; this probe keeps those records to itself and
+    reports the refusal (never the password) in one message. Without SASL it
+    does nothing.
+    """
+    if kafka.sasl_plain_password is None:
+        return
+    with _captured_kafka_logs() as records:
+        try:
+            KafkaConsumer(
+                bootstrap_servers=kafka.bootstrap_servers,
+                bootstrap_timeout_ms=int(timeout * 1000),
+                client_id="driftline-credentials-check",
+                **security_options(kafka),
+            ).close()
+            return
+        except KafkaError as exc:
+            failure = exc
+    refusal = _first_refusal(records)
+    if refusal is not None:
+        raise SourceError(
+            f"Kafka at {kafka.bootstrap_servers} refused the {kafka.sasl_mechanism} login of "
+            f"user {kafka.sasl_plain_username!r}: {refusal}"
+        )
+    raise SourceError(
+        f"cannot log in to Kafka at {kafka.bootstrap_servers} ({kafka.security_protocol}) "
+        f"within {timeout:g} s: {failure}"
+    )
+
+
+@contextlib.contextmanager
+def _captured_kafka_logs() -> Iterator[list[logging.LogRecord]]:
+    """Hold kafka-python's log records back (and hand them over) for the duration."""
+    handler = _KeepRecords()
+    logger = logging.getLogger("kafka")
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _KeepRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _first_refusal(records: list[logging.LogRecord]) -> KafkaError | None:
+    for record in records:
+        for arg in record.args if isinstance(record.args, tuple) else ():
+            if isinstance(arg, REFUSALS):
+                return arg
+    return None
 
 
 def build_kafka_source(

@@ -5,6 +5,8 @@ The session fixture ``kafka_broker`` uses the broker named by
 ``deploy/kafka/kafka.sh`` on free loopback ports in a temporary folder and
 stops it at the end. Without Java or the Kafka jars the tests skip on a
 laptop and fail under ``CI=true`` (``tests.conftest.require``).
+``local_broker(prefix, sasl_users={...})`` starts one that also listens with
+SASL_PLAINTEXT (PLAIN and SCRAM) on ``sasl_bootstrap`` for those users.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class KafkaBroker:
     bootstrap: str
     state_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    sasl_bootstrap: str | None = None
+    """The SASL_PLAINTEXT listener, when the broker was started with SASL users."""
 
     @property
     def managed(self) -> bool:
@@ -70,31 +74,47 @@ def require_local_kafka() -> None:
     )
 
 
-def start_local_broker(state_dir: Path) -> KafkaBroker:
-    """Start a fresh broker on free loopback ports with its state in ``state_dir``."""
+def start_local_broker(
+    state_dir: Path, sasl_users: dict[str, str] | None = None
+) -> KafkaBroker:
+    """Start a fresh broker on free loopback ports with its state in ``state_dir``.
+
+    ``sasl_users`` (name -> password) adds a SASL_PLAINTEXT listener that knows them.
+    """
     require_local_kafka()
-    port = free_port()
-    controller_port = free_port()
-    while controller_port == port:
-        controller_port = free_port()
+    port, controller_port, sasl_port = _distinct_free_ports(3)
+    env = {
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller_port),
+        "KAFKA_STATE_DIR": str(state_dir),
+    }
+    if sasl_users:
+        env["KAFKA_SASL_PORT"] = str(sasl_port)
+        env["KAFKA_SASL_USERS"] = " ".join(f"{name}:{pw}" for name, pw in sasl_users.items())
     broker = KafkaBroker(
         bootstrap=f"127.0.0.1:{port}",
         state_dir=state_dir,
-        env={
-            "KAFKA_PORT": str(port),
-            "KAFKA_CONTROLLER_PORT": str(controller_port),
-            "KAFKA_STATE_DIR": str(state_dir),
-        },
+        env=env,
+        sasl_bootstrap=f"127.0.0.1:{sasl_port}" if sasl_users else None,
     )
     broker.start()
     return broker
 
 
+def _distinct_free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 @contextmanager
-def local_broker(prefix: str) -> Iterator[KafkaBroker]:
+def local_broker(prefix: str, sasl_users: dict[str, str] | None = None) -> Iterator[KafkaBroker]:
     """A broker of its own in a fresh temporary folder, stopped and removed afterwards."""
     state_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    broker = start_local_broker(state_dir)
+    broker = start_local_broker(state_dir, sasl_users)
     try:
         yield broker
     finally:

@@ -13,6 +13,11 @@
 #   KAFKA_STATE_DIR        data, logs and pid file (default ${TMPDIR:-/tmp}/driftline-kafka-$KAFKA_PORT)
 #   KAFKA_HEAP_OPTS        JVM heap (default "-Xms128m -Xmx512m": the machine is shared)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 90)
+#   KAFKA_SASL_PORT        also listen with SASL_PLAINTEXT on this loopback port (PLAIN,
+#                          SCRAM-SHA-256 and SCRAM-SHA-512); unset: no SASL listener
+#   KAFKA_SASL_USERS       its users, "name:password name2:password2" (no spaces or
+#                          quotes in either); SCRAM credentials are added when the
+#                          storage is formatted, so set it before the first start
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +31,8 @@ PID_FILE="$STATE_DIR/kafka.pid"
 LOG_DIR="$STATE_DIR/logs"
 DATA_DIR="$STATE_DIR/data"
 PROPERTIES="$STATE_DIR/server.properties"
+SASL_PORT="${KAFKA_SASL_PORT:-}"
+read -r -a SASL_USERS <<<"${KAFKA_SASL_USERS:-}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -65,16 +72,46 @@ answers() {
 }
 
 render_properties() {
+    local sasl_listener=""
+    [[ -n "$SASL_PORT" ]] && sasl_listener=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
     sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
-        -e "s|@DATA_DIR@|$DATA_DIR|g" "$HERE/server.properties.template" >"$PROPERTIES"
+        -e "s|@DATA_DIR@|$DATA_DIR|g" -e "s|@SASL_LISTENER@|$sasl_listener|g" \
+        "$HERE/server.properties.template" >"$PROPERTIES"
+    [[ -n "$SASL_PORT" ]] && sasl_properties >>"$PROPERTIES"
+    return 0
+}
+
+sasl_properties() {
+    # PLAIN checks the JAAS user_<name> entries; SCRAM checks the credentials
+    # stored in the cluster metadata by format_storage.
+    local plain_users="" user
+    for user in "${SASL_USERS[@]}"; do
+        plain_users+=" user_${user%%:*}=\"${user#*:}\""
+    done
+    local prefix="listener.name.sasl_plaintext"
+    echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    echo "$prefix.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;"
+    echo "$prefix.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "$prefix.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+}
+
+scram_arguments() {
+    local user mechanism
+    for user in "${SASL_USERS[@]}"; do
+        for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+            printf '%s\n' --add-scram "$mechanism=[name=${user%%:*},password=${user#*:}]"
+        done
+    done
 }
 
 format_storage() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
     local cluster_id
     cluster_id="$(java_run kafka.tools.StorageTool random-uuid)"
+    local scram=()
+    [[ -n "$SASL_PORT" ]] && mapfile -t scram < <(scram_arguments)
     (java_run kafka.tools.StorageTool format --standalone --ignore-formatted \
-        -t "$cluster_id" -c "$PROPERTIES") >"$LOG_DIR/format.log" 2>&1 \
+        -t "$cluster_id" -c "$PROPERTIES" "${scram[@]}") >"$LOG_DIR/format.log" 2>&1 \
         || die "formatting storage failed; see $LOG_DIR/format.log"
 }
 
