@@ -11,6 +11,9 @@ from rich.console import Console
 
 from dashboards.generator import JSON_DIR, build
 from dashboards.grafana import PushError, push
+from exporters.secrets import read_secret_file
+
+TOKEN_ENV = "GRAFANA_TOKEN"
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -22,10 +25,16 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     build_cmd.set_defaults(handler=_build)
     push_cmd = actions.add_parser("push", help="upload the dashboards to an existing Grafana")
     push_cmd.add_argument("--url", required=True, help="Grafana base URL")
-    push_cmd.add_argument(
+    token = push_cmd.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"file holding the service-account token (default: ${TOKEN_ENV})",
+    )
+    token.add_argument(
         "--token",
-        default=os.environ.get("GRAFANA_TOKEN"),
-        help="service-account token (default: $GRAFANA_TOKEN)",
+        help="the token itself; other users can read it in the process list, so prefer "
+        f"--token-file or ${TOKEN_ENV}",
     )
     push_cmd.add_argument("--json-dir", type=Path, default=JSON_DIR, help=f"default {JSON_DIR}")
     push_cmd.set_defaults(handler=_push)
@@ -38,15 +47,23 @@ def _build(args: argparse.Namespace, console: Console) -> int:
 
 
 def _push(args: argparse.Namespace, console: Console) -> int:
-    if not args.token:
-        return _error("--token or GRAFANA_TOKEN is required")
     try:
-        results = push(args.url, args.token, args.json_dir)
-    except PushError as exc:
+        results = push(args.url, _token(args), args.json_dir)
+    except (PushError, ValueError) as exc:
         return _error(str(exc))
     for result in results:
         console.print(f"pushed {result.uid} (version {result.version}): {args.url}{result.url}")
     return 0
+
+
+def _token(args: argparse.Namespace) -> str:
+    """The Grafana token: ``--token-file`` or ``--token`` if given, else the environment."""
+    if args.token_file is not None:
+        return read_secret_file(args.token_file)
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise ValueError(f"--token-file, {TOKEN_ENV} or --token is required")
+    return str(token)
 
 
 def _error(message: str) -> int:

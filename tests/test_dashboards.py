@@ -249,4 +249,41 @@ def test_cli_dashboards_push_uploads_to_grafana(
     assert main(["dashboards", "push", "--url", f"http://127.0.0.1:{free_port()}", "--token", "t"]) == 2
     assert "error: pushing dashboards" in capsys.readouterr().err
     assert main(["dashboards", "push", "--url", url, "--token", ""]) == 2
-    assert "error: --token or GRAFANA_TOKEN is required" in capsys.readouterr().err
+    assert "error: --token-file, GRAFANA_TOKEN or --token is required" in capsys.readouterr().err
+
+
+def test_cli_dashboards_push_reads_the_token_from_a_file_or_the_environment(
+    fake_grafana: tuple[str, type[_FakeGrafana]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collector.cli import main
+
+    url, grafana = fake_grafana
+    token_file = tmp_path / "grafana-token"
+    token_file.write_text("glsa_from_file\n", encoding="utf-8")
+    monkeypatch.setenv("GRAFANA_TOKEN", "glsa_from_env")
+    assert main(["dashboards", "push", "--url", url, "--token-file", str(token_file)]) == 0
+    assert set(grafana.auth) == {"Bearer glsa_from_file"}  # a flag wins over the environment
+    grafana.auth.clear()
+    assert main(["dashboards", "push", "--url", url]) == 0
+    assert set(grafana.auth) == {"Bearer glsa_from_env"}
+
+
+def test_cli_dashboards_push_names_a_missing_token_source_and_never_prints_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.cli import main
+
+    monkeypatch.delenv("GRAFANA_TOKEN", raising=False)
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["dashboards", "push", "--url", url]) == 2
+    assert "--token-file, GRAFANA_TOKEN or --token is required" in capsys.readouterr().err
+    missing = tmp_path / "missing-token"
+    assert main(["dashboards", "push", "--url", url, "--token-file", str(missing)]) == 2
+    assert f"cannot read the secret file {missing}" in capsys.readouterr().err
+    monkeypatch.setenv("GRAFANA_TOKEN", "glsa_SECRET_123")
+    assert main(["dashboards", "push", "--url", url]) == 2  # nothing listens there
+    out, err = capsys.readouterr()
+    assert "error: pushing dashboards" in err
+    assert "glsa_SECRET_123" not in out + err
