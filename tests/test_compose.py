@@ -112,6 +112,8 @@ def test_the_stack_mounts_the_config_files_the_tests_use() -> None:
 def test_the_collector_config_is_valid_and_listens_beyond_loopback() -> None:
     config = load_config(ROOT / "deploy/collector/driftline.yaml")
     assert config.http.host == "0.0.0.0" and config.http.port == 9108
+    text = (ROOT / "deploy/collector/driftline.yaml").read_text(encoding="utf-8")
+    assert "0.0.0.0 inside the container only" in text and "127.0.0.1" in text
     assert config.kafka.bootstrap_servers == "kafka:19092"
     kafka_env = _compose()["services"]["kafka"]["environment"]
     assert "INTERNAL://kafka:19092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
@@ -127,3 +129,20 @@ def test_every_file_the_dockerfile_copies_exists() -> None:
     assert "collector/" in sources
     for source in sources:
         assert (ROOT / source).exists(), f"deploy/Dockerfile copies missing {source}"
+
+
+def test_every_published_port_is_bound_to_the_hosts_loopback_only() -> None:
+    """A bare "9108:9108" publishes on every host interface, past any host firewall
+    rule that Docker's own iptables rules bypass; the stack has no authentication."""
+    published = {
+        name: service.get("ports", []) for name, service in _compose()["services"].items()
+    }
+    assert {name for name, ports in published.items() if ports} == SERVICES
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str), f"{name}: write ports as HOST_IP:HOST:CONTAINER strings"
+            parts = port.split(":")
+            assert len(parts) == 3 and parts[0] == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+            assert parts[1] == parts[2], f"{name}: {port}"
+    assert "127.0.0.1:9108:9108" in published["collector"]
+    assert "127.0.0.1:9092:9092" in published["kafka"]
