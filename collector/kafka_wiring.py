@@ -24,6 +24,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import (
     AuthorizationError,
     KafkaError,
+    KafkaTimeoutError,
     SaslAuthenticationFailedError,
     TopicAlreadyExistsError,
     UnsupportedSaslMechanismError,
@@ -58,36 +59,36 @@ def security_options(kafka: KafkaConfig) -> dict[str, Any]:
 REFUSALS = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError, AuthorizationError)
 
 
-def verify_credentials(kafka: KafkaConfig, timeout: float = 15.0) -> None:
-    """Log in once with the SASL credentials; one clear SourceError if the broker refuses them.
+def verify_connection(kafka: KafkaConfig, timeout: float = 15.0) -> None:
+    """Connect once with the TLS and SASL settings; one clear SourceError if that fails.
 
-    kafka-python retries a refused login until its bootstrap timeout and logs
-    several lines per attempt; this probe keeps those records to itself and
-    reports the refusal (never the password) in one message. Without SASL it
-    does nothing.
+    kafka-python retries a refused login or a failed TLS handshake until its
+    bootstrap timeout and logs several lines per attempt; this probe keeps
+    those records to itself and reports the cause (never the password) in one
+    message. With ``PLAINTEXT`` it does nothing.
     """
-    if kafka.sasl_plain_password is None:
+    if kafka.security_protocol == "PLAINTEXT":
         return
     with _captured_kafka_logs() as records:
         try:
             KafkaConsumer(
                 bootstrap_servers=kafka.bootstrap_servers,
                 bootstrap_timeout_ms=int(timeout * 1000),
-                client_id="driftline-credentials-check",
+                client_id="driftline-connection-check",
                 **security_options(kafka),
             ).close()
             return
         except KafkaError as exc:
             failure = exc
-    refusal = _first_refusal(records)
-    if refusal is not None:
+    cause = _cause(records) or failure
+    if isinstance(cause, REFUSALS):
         raise SourceError(
             f"Kafka at {kafka.bootstrap_servers} refused the {kafka.sasl_mechanism} login of "
-            f"user {kafka.sasl_plain_username!r}: {refusal}"
+            f"user {kafka.sasl_plain_username!r}: {cause}"
         )
     raise SourceError(
-        f"cannot log in to Kafka at {kafka.bootstrap_servers} ({kafka.security_protocol}) "
-        f"within {timeout:g} s: {failure}"
+        f"cannot connect to Kafka at {kafka.bootstrap_servers} with "
+        f"{kafka.security_protocol} within {timeout:g} s: {cause}"
     )
 
 
@@ -115,12 +116,19 @@ class _KeepRecords(logging.Handler):
         self.records.append(record)
 
 
-def _first_refusal(records: list[logging.LogRecord]) -> KafkaError | None:
-    for record in records:
-        for arg in record.args if isinstance(record.args, tuple) else ():
-            if isinstance(arg, REFUSALS):
-                return arg
-    return None
+def _cause(records: list[logging.LogRecord]) -> KafkaError | None:
+    """The last refusal kafka-python logged, else the last connection error it logged.
+
+    Its closing "Bootstrap failed: KafkaTimeoutError" says only that time ran out.
+    """
+    errors = [
+        arg
+        for record in records
+        for arg in (record.args if isinstance(record.args, tuple) else ())
+        if isinstance(arg, KafkaError) and not isinstance(arg, KafkaTimeoutError)
+    ]
+    refusals = [error for error in errors if isinstance(error, REFUSALS)]
+    return (refusals or errors or [None])[-1]
 
 
 def build_kafka_source(

@@ -10,7 +10,7 @@ from rich.console import Console
 from collector.config import Config
 from collector.http_server import Endpoints, HttpServer
 from collector.kafka_source import Partition
-from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, verify_credentials
+from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, verify_connection
 from collector.pipeline import Pipeline
 from collector.runner import run
 from collector.system_metrics import SystemMetrics
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def serve(config: Config, stop: threading.Event, console: Console) -> None:
     """Consume, evaluate and export until ``stop`` is set; every resource is closed on the way out."""
-    verify_credentials(config.kafka)
+    verify_connection(config.kafka)
     store = MetricStore()
     reports = HtmlReportWriter()
     dlq = build_kafka_dlq(config)

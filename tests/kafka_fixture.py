@@ -5,8 +5,9 @@ The session fixture ``kafka_broker`` uses the broker named by
 ``deploy/kafka/kafka.sh`` on free loopback ports in a temporary folder and
 stops it at the end. Without Java or the Kafka jars the tests skip on a
 laptop and fail under ``CI=true`` (``tests.conftest.require``).
-``local_broker(prefix, sasl_users={...})`` starts one that also listens with
-SASL_PLAINTEXT (PLAIN and SCRAM) on ``sasl_bootstrap`` for those users.
+``local_broker(prefix, sasl_users={...}, tls=make_tls_files(folder))`` starts
+one that also listens with SASL_PLAINTEXT (PLAIN and SCRAM) on
+``sasl_bootstrap`` for those users and with SSL on ``ssl_bootstrap``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from collector.kafka_wiring import ensure_topics
-from tests.conftest import free_port, require
+from tests.conftest import free_port, require, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -40,6 +41,8 @@ class KafkaBroker:
     env: dict[str, str] = field(default_factory=dict)
     sasl_bootstrap: str | None = None
     """The SASL_PLAINTEXT listener, when the broker was started with SASL users."""
+    ssl_bootstrap: str | None = None
+    """The SSL listener, when the broker was started with TLS files."""
 
     @property
     def managed(self) -> bool:
@@ -65,6 +68,38 @@ class KafkaBroker:
             raise RuntimeError(f"kafka.sh {command} failed: {result.stdout}{result.stderr}")
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throw-away certificate authority and a broker certificate it signed for 127.0.0.1."""
+
+    ca: Path
+    """The CA certificate (PEM): what a client passes as ``ssl_cafile``."""
+    server: Path
+    """The broker's unencrypted PKCS#8 key and certificate in one PEM file."""
+
+
+def make_tls_files(folder: Path, name: str = "test-ca") -> TlsFiles:
+    """Create a CA and a broker certificate with the openssl command line."""
+    require_binary("openssl")
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = folder / f"{name}.key", folder / f"{name}.pem"
+    key, csr, cert = folder / "server.key", folder / "server.csr", folder / "server.crt"
+    san = folder / "san.ext"
+    san.write_text("subjectAltName=IP:127.0.0.1\n", encoding="ascii")
+    for command in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", f"/CN=driftline {name}"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", san],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True, timeout=60)
+    server = folder / "server.pem"
+    server.write_text(key.read_text() + cert.read_text(), encoding="ascii")
+    return TlsFiles(ca=ca, server=server)
+
+
 def require_local_kafka() -> None:
     """Skip (laptop) or fail (CI) when a broker cannot be started here."""
     require(shutil.which("java") is not None, "java is not on PATH (Kafka needs Java 17+)")
@@ -75,14 +110,15 @@ def require_local_kafka() -> None:
 
 
 def start_local_broker(
-    state_dir: Path, sasl_users: dict[str, str] | None = None
+    state_dir: Path, sasl_users: dict[str, str] | None = None, tls: TlsFiles | None = None
 ) -> KafkaBroker:
     """Start a fresh broker on free loopback ports with its state in ``state_dir``.
 
-    ``sasl_users`` (name -> password) adds a SASL_PLAINTEXT listener that knows them.
+    ``sasl_users`` (name -> password) adds a SASL_PLAINTEXT listener that knows
+    them; ``tls`` adds an SSL listener with that certificate.
     """
     require_local_kafka()
-    port, controller_port, sasl_port = _distinct_free_ports(3)
+    port, controller_port, sasl_port, ssl_port = _distinct_free_ports(4)
     env = {
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(controller_port),
@@ -91,11 +127,15 @@ def start_local_broker(
     if sasl_users:
         env["KAFKA_SASL_PORT"] = str(sasl_port)
         env["KAFKA_SASL_USERS"] = " ".join(f"{name}:{pw}" for name, pw in sasl_users.items())
+    if tls:
+        env["KAFKA_SSL_PORT"] = str(ssl_port)
+        env["KAFKA_SSL_PEM"] = str(tls.server)
     broker = KafkaBroker(
         bootstrap=f"127.0.0.1:{port}",
         state_dir=state_dir,
         env=env,
         sasl_bootstrap=f"127.0.0.1:{sasl_port}" if sasl_users else None,
+        ssl_bootstrap=f"127.0.0.1:{ssl_port}" if tls else None,
     )
     broker.start()
     return broker
@@ -111,10 +151,12 @@ def _distinct_free_ports(count: int) -> list[int]:
 
 
 @contextmanager
-def local_broker(prefix: str, sasl_users: dict[str, str] | None = None) -> Iterator[KafkaBroker]:
+def local_broker(
+    prefix: str, sasl_users: dict[str, str] | None = None, tls: TlsFiles | None = None
+) -> Iterator[KafkaBroker]:
     """A broker of its own in a fresh temporary folder, stopped and removed afterwards."""
     state_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    broker = start_local_broker(state_dir, sasl_users)
+    broker = start_local_broker(state_dir, sasl_users, tls)
     try:
         yield broker
     finally:

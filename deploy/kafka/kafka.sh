@@ -18,6 +18,9 @@
 #   KAFKA_SASL_USERS       its users, "name:password name2:password2" (no spaces or
 #                          quotes in either); SCRAM credentials are added when the
 #                          storage is formatted, so set it before the first start
+#   KAFKA_SSL_PORT         also listen with SSL (TLS) on this loopback port; unset: no TLS
+#   KAFKA_SSL_PEM          that listener's certificate chain and unencrypted PKCS#8
+#                          private key, in one PEM file (needed with KAFKA_SSL_PORT)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +36,8 @@ DATA_DIR="$STATE_DIR/data"
 PROPERTIES="$STATE_DIR/server.properties"
 SASL_PORT="${KAFKA_SASL_PORT:-}"
 read -r -a SASL_USERS <<<"${KAFKA_SASL_USERS:-}"
+SSL_PORT="${KAFKA_SSL_PORT:-}"
+SSL_PEM="${KAFKA_SSL_PEM:-}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -72,12 +77,18 @@ answers() {
 }
 
 render_properties() {
-    local sasl_listener=""
-    [[ -n "$SASL_PORT" ]] && sasl_listener=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+    local extra=""
+    [[ -n "$SASL_PORT" ]] && extra+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+    [[ -n "$SSL_PORT" ]] && extra+=",SSL://127.0.0.1:$SSL_PORT"
     sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
-        -e "s|@DATA_DIR@|$DATA_DIR|g" -e "s|@SASL_LISTENER@|$sasl_listener|g" \
+        -e "s|@DATA_DIR@|$DATA_DIR|g" -e "s|@EXTRA_LISTENERS@|$extra|g" \
         "$HERE/server.properties.template" >"$PROPERTIES"
     [[ -n "$SASL_PORT" ]] && sasl_properties >>"$PROPERTIES"
+    if [[ -n "$SSL_PORT" ]]; then
+        [[ -f "$SSL_PEM" ]] || die "KAFKA_SSL_PORT needs KAFKA_SSL_PEM, a PEM file with certificate and key"
+        echo "listener.name.ssl.ssl.keystore.type=PEM"
+        echo "listener.name.ssl.ssl.keystore.location=$SSL_PEM"
+    fi >>"$PROPERTIES"
     return 0
 }
 

@@ -1,8 +1,10 @@
-"""The collector over a real broker's SASL_PLAINTEXT listener (PLAIN and SCRAM), right and wrong password.
+"""The collector over a real broker's SASL_PLAINTEXT (PLAIN, SCRAM) and SSL listeners.
 
-The broker (``deploy/kafka/kafka.sh`` with ``KAFKA_SASL_PORT``) keeps its
-PLAINTEXT listener too; the tests produce and read the DLQ through it, so only
-the collector's own clients go through SASL.
+The broker (``deploy/kafka/kafka.sh`` with ``KAFKA_SASL_PORT`` and
+``KAFKA_SSL_PORT``) keeps its PLAINTEXT listener too; the tests produce and
+read the DLQ through it, so only the collector's own clients go through SASL
+or TLS. Wrong credentials and an untrusted certificate each end the collector
+with one line.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from collector.config import parse_config
 from collector.kafka_wiring import build_kafka_source
 from exporters.store import MetricStore
 from tests.conftest import free_port
-from tests.kafka_fixture import KafkaBroker, create_topics, local_broker, unique_topic
+from tests.kafka_fixture import (
+    KafkaBroker,
+    TlsFiles,
+    create_topics,
+    local_broker,
+    make_tls_files,
+    unique_topic,
+)
 from tests.test_kafka_scale_out import eventually, scrape
 
 pytestmark = pytest.mark.integration
@@ -37,24 +46,39 @@ WRONG_PASSWORD = "not-alice-Pa55"
 
 
 @pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[KafkaBroker]:
-    with local_broker("driftline-kafka-sasl-", sasl_users={USER: PASSWORD}) as broker:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tls: TlsFiles) -> Iterator[KafkaBroker]:
+    with local_broker("driftline-kafka-secure-", sasl_users={USER: PASSWORD}, tls=tls) as broker:
         yield broker
 
 
-def _kafka_settings(broker: KafkaBroker, mechanism: str, password: Any) -> dict[str, Any]:
-    """The collector's ``kafka:`` section on fresh topics, over the SASL listener."""
-    prefix = unique_topic("sasl")
-    settings = {
+def _sasl(broker: KafkaBroker, mechanism: str, password: Any) -> dict[str, Any]:
+    return {
         "bootstrap_servers": broker.sasl_bootstrap,
-        "group_id": f"g-{uuid.uuid4().hex[:8]}",
-        "predictions_topic": f"{prefix}.predictions",
-        "labels_topic": f"{prefix}.labels",
-        "dlq_topic": f"{prefix}.dlq",
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": mechanism,
         "sasl_plain_username": USER,
         "sasl_plain_password": password,
+    }
+
+
+def _ssl(broker: KafkaBroker, cafile: Path) -> dict[str, Any]:
+    return {"bootstrap_servers": broker.ssl_bootstrap, "security_protocol": "SSL", "ssl_cafile": str(cafile)}
+
+
+def _kafka_settings(broker: KafkaBroker, security: dict[str, Any]) -> dict[str, Any]:
+    """The collector's ``kafka:`` section on fresh topics, with these security settings."""
+    prefix = unique_topic("secure")
+    settings = {
+        "group_id": f"g-{uuid.uuid4().hex[:8]}",
+        "predictions_topic": f"{prefix}.predictions",
+        "labels_topic": f"{prefix}.labels",
+        "dlq_topic": f"{prefix}.dlq",
+        **security,
     }
     create_topics(
         broker.bootstrap,
@@ -91,16 +115,16 @@ def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
 
 
 def test_the_collector_consumes_and_writes_dead_letters_over_sasl(
-    sasl_broker: KafkaBroker, tmp_path: Path
+    secure_broker: KafkaBroker, tmp_path: Path
 ) -> None:
     (tmp_path / "kafka-password").write_text(PASSWORD + "\n", encoding="utf-8")
-    kafka = _kafka_settings(sasl_broker, "PLAIN", {"file": "kafka-password"})
-    transport = KafkaTransport(sasl_broker.bootstrap, kafka["predictions_topic"], kafka["labels_topic"])
+    kafka = _kafka_settings(secure_broker, _sasl(secure_broker, "PLAIN", {"file": "kafka-password"}))
+    transport = KafkaTransport(secure_broker.bootstrap, kafka["predictions_topic"], kafka["labels_topic"])
     with Client("m", "1", transport) as client:
         for i in range(30):
             client.log_prediction({"x": float(i)}, i % 2)
         assert client.flush(timeout=20.0) == 0
-    producer = KafkaProducer(bootstrap_servers=sasl_broker.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=secure_broker.bootstrap)
     for value in (b"not json", b'{"type":"nonsense","schema_version":1}'):
         producer.send(kafka["predictions_topic"], value=value)
     producer.flush(timeout=20)
@@ -126,7 +150,7 @@ def test_the_collector_consumes_and_writes_dead_letters_over_sasl(
 
     dlq = KafkaConsumer(
         kafka["dlq_topic"],
-        bootstrap_servers=sasl_broker.bootstrap,
+        bootstrap_servers=secure_broker.bootstrap,
         auto_offset_reset="earliest",
         consumer_timeout_ms=15_000,
     )
@@ -137,10 +161,15 @@ def test_the_collector_consumes_and_writes_dead_letters_over_sasl(
     assert dead == [b"not json", b'{"type":"nonsense","schema_version":1}']
 
 
-@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
-def test_the_consumer_logs_in_with_scram(sasl_broker: KafkaBroker, mechanism: str) -> None:
-    config = parse_config({"kafka": _kafka_settings(sasl_broker, mechanism, PASSWORD)})
-    producer = KafkaProducer(bootstrap_servers=sasl_broker.bootstrap)
+@pytest.mark.parametrize("login", ["SCRAM-SHA-256", "SCRAM-SHA-512", "SSL"])
+def test_the_consumer_reads_over_scram_and_tls(
+    secure_broker: KafkaBroker, tls: TlsFiles, login: str
+) -> None:
+    security = (
+        _ssl(secure_broker, tls.ca) if login == "SSL" else _sasl(secure_broker, login, PASSWORD)
+    )
+    config = parse_config({"kafka": _kafka_settings(secure_broker, security)})
+    producer = KafkaProducer(bootstrap_servers=secure_broker.bootstrap)
     for i in range(5):
         producer.send(config.kafka.predictions_topic, value=b"m%d" % i)
     producer.flush(timeout=20)
@@ -157,11 +186,18 @@ def test_the_consumer_logs_in_with_scram(sasl_broker: KafkaBroker, mechanism: st
     assert values == [b"m%d" % i for i in range(5)]
 
 
-def test_a_wrong_password_fails_with_one_clear_line(
-    sasl_broker: KafkaBroker, tmp_path: Path
+@pytest.mark.parametrize("failure", ["wrong password", "untrusted certificate"])
+def test_a_refused_connection_fails_with_one_clear_line(
+    secure_broker: KafkaBroker, tmp_path: Path, failure: str
 ) -> None:
-    kafka = _kafka_settings(sasl_broker, "PLAIN", WRONG_PASSWORD)
-    process = _collect(tmp_path, kafka, free_port())
+    if failure == "wrong password":
+        security = _sasl(secure_broker, "PLAIN", WRONG_PASSWORD)
+        expected = [f"refused the PLAIN login of user '{USER}'", "Invalid username or password"]
+    else:
+        other_ca = make_tls_files(tmp_path / "other", "other-ca").ca
+        security = _ssl(secure_broker, other_ca)
+        expected = ["cannot connect to Kafka", "with SSL", "CERTIFICATE_VERIFY_FAILED"]
+    process = _collect(tmp_path, _kafka_settings(secure_broker, security), free_port())
     try:
         out, err = process.communicate(timeout=90)
     finally:
@@ -169,6 +205,6 @@ def test_a_wrong_password_fails_with_one_clear_line(
     assert process.returncode == 2, out + err
     lines = [line for line in (out + err).splitlines() if line.strip()]
     assert len(lines) == 1, lines
-    assert f"refused the PLAIN login of user '{USER}'" in lines[0]
-    assert "Invalid username or password" in lines[0]
+    for fragment in expected:
+        assert fragment in lines[0]
     assert WRONG_PASSWORD not in out + err
