@@ -87,11 +87,13 @@ def _kafka_settings(broker: KafkaBroker, security: dict[str, Any]) -> dict[str, 
     return settings
 
 
-def _collect(tmp_path: Path, kafka: dict[str, Any], port: int) -> subprocess.Popen[str]:
+def _collect(
+    tmp_path: Path, kafka: dict[str, Any], port: int, *options: str
+) -> subprocess.Popen[str]:
     config = tmp_path / "driftline.yaml"
     config.write_text(yaml.safe_dump({"kafka": kafka, "http": {"port": port}}), encoding="utf-8")
     return subprocess.Popen(
-        [sys.executable, "-m", "collector.cli", "collect", "--config", str(config)],
+        [sys.executable, "-m", "collector.cli", *options, "collect", "--config", str(config)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,7 +133,7 @@ def test_the_collector_consumes_and_writes_dead_letters_over_sasl(
     producer.close()
 
     port = free_port()
-    process = _collect(tmp_path, kafka, port)
+    process = _collect(tmp_path, kafka, port, "--verbose")  # INFO logs: still no password
     try:
         eventually(
             lambda: _total(port, "driftline_events_total") == 30,
