@@ -54,6 +54,7 @@ class KafkaConfig(_Strict):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    ssl_password: Secret | None = None
 
     @model_validator(mode="after")
     def _credentials_fit_the_protocol(self) -> KafkaConfig:
@@ -69,7 +70,7 @@ class KafkaConfig(_Strict):
                 "sasl_plain_username and sasl_plain_password need security_protocol "
                 "SASL_PLAINTEXT or SASL_SSL"
             )
-        for name in TLS_FILES:
+        for name in (*TLS_FILES, "ssl_password"):
             if getattr(self, name) is not None and not tls:
                 raise ValueError(f"{name} needs security_protocol SSL or SASL_SSL")
         return self

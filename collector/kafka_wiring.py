@@ -53,6 +53,8 @@ def security_options(kafka: KafkaConfig) -> dict[str, Any]:
         path = getattr(kafka, name)
         if path is not None:
             options[name] = str(path)
+    if kafka.ssl_password is not None:
+        options["ssl_password"] = kafka.ssl_password.get_secret_value()
     return options
 
 

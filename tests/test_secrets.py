@@ -202,7 +202,10 @@ def test_a_missing_or_empty_secret_file_is_named(tmp_path: Path) -> None:
         parse_config({"otlp": {"headers": {"Authorization": {"file": str(empty)}}}})
 
 
-def test_kafka_security_keys_are_accepted_and_become_client_options(tmp_path: Path) -> None:
+def test_kafka_security_keys_are_accepted_and_become_client_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_TEST_KEY_PASSWORD", "key-Pa55")
     for name in ("ca.pem", "client.pem", "client.key"):
         (tmp_path / name).write_text("-----BEGIN-----\n", encoding="utf-8")
     path = _write(
@@ -217,6 +220,7 @@ def test_kafka_security_keys_are_accepted_and_become_client_options(tmp_path: Pa
                     "ssl_cafile": "ca.pem",
                     "ssl_certfile": "client.pem",
                     "ssl_keyfile": "client.key",
+                    "ssl_password": {"env": "DRIFTLINE_TEST_KEY_PASSWORD"},
                 }
             }
         ),
@@ -230,6 +234,7 @@ def test_kafka_security_keys_are_accepted_and_become_client_options(tmp_path: Pa
         "ssl_cafile": str(tmp_path / "ca.pem"),
         "ssl_certfile": str(tmp_path / "client.pem"),
         "ssl_keyfile": str(tmp_path / "client.key"),
+        "ssl_password": "key-Pa55",
     }
 
 
@@ -246,3 +251,5 @@ def test_a_missing_tls_file_is_named(tmp_path: Path) -> None:
 def test_tls_files_without_tls_are_refused() -> None:
     with pytest.raises(ConfigError, match="ssl_cafile needs security_protocol SSL or SASL_SSL"):
         parse_config({"kafka": {"ssl_cafile": "/etc/ssl/ca.pem"}})
+    with pytest.raises(ConfigError, match="ssl_password needs security_protocol SSL or SASL_SSL"):
+        parse_config({"kafka": {"ssl_password": SECRET}})
