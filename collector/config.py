@@ -33,6 +33,8 @@ DriftMethod = Literal["ks", "wasserstein", "psi", "jensenshannon", "chisquare", 
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+TLS_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+"""The Kafka TLS keys holding paths (resolved against the configuration file's folder)."""
 
 
 class _Strict(BaseModel):
@@ -74,9 +76,6 @@ class KafkaConfig(_Strict):
             if getattr(self, name) is not None and not tls:
                 raise ValueError(f"{name} needs security_protocol SSL or SASL_SSL")
         return self
-
-
-TLS_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
 
 
 def _given(**sources: object) -> list[str]:

@@ -11,24 +11,15 @@ Every Kafka client built from the configuration takes :func:`security_options`
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from driftline.kafka_transport import KafkaTransport
 from driftline.transports import Transport
-from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import (
-    AuthorizationError,
-    KafkaError,
-    KafkaTimeoutError,
-    SaslAuthenticationFailedError,
-    TopicAlreadyExistsError,
-    UnsupportedSaslMechanismError,
-)
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from collector.config import TLS_FILES, Config, KafkaConfig
 from collector.errors import SourceError
@@ -56,81 +47,6 @@ def security_options(kafka: KafkaConfig) -> dict[str, Any]:
     if kafka.ssl_password is not None:
         options["ssl_password"] = kafka.ssl_password.get_secret_value()
     return options
-
-
-REFUSALS = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError, AuthorizationError)
-
-
-def verify_connection(kafka: KafkaConfig, timeout: float = 15.0) -> None:
-    """Connect once with the TLS and SASL settings; one clear SourceError if that fails.
-
-    kafka-python retries a refused login or a failed TLS handshake until its
-    bootstrap timeout and logs several lines per attempt; this probe keeps
-    those records to itself and reports the cause (never the password) in one
-    message. With ``PLAINTEXT`` it does nothing.
-    """
-    if kafka.security_protocol == "PLAINTEXT":
-        return
-    with _captured_kafka_logs() as records:
-        try:
-            KafkaConsumer(
-                bootstrap_servers=kafka.bootstrap_servers,
-                bootstrap_timeout_ms=int(timeout * 1000),
-                client_id="driftline-connection-check",
-                **security_options(kafka),
-            ).close()
-            return
-        except KafkaError as exc:
-            failure = exc
-    cause = _cause(records) or failure
-    if isinstance(cause, REFUSALS):
-        raise SourceError(
-            f"Kafka at {kafka.bootstrap_servers} refused the {kafka.sasl_mechanism} login of "
-            f"user {kafka.sasl_plain_username!r}: {cause}"
-        )
-    raise SourceError(
-        f"cannot connect to Kafka at {kafka.bootstrap_servers} with "
-        f"{kafka.security_protocol} within {timeout:g} s: {cause}"
-    )
-
-
-@contextlib.contextmanager
-def _captured_kafka_logs() -> Iterator[list[logging.LogRecord]]:
-    """Hold kafka-python's log records back (and hand them over) for the duration."""
-    handler = _KeepRecords()
-    logger = logging.getLogger("kafka")
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
-class _KeepRecords(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _cause(records: list[logging.LogRecord]) -> KafkaError | None:
-    """The last refusal kafka-python logged, else the last connection error it logged.
-
-    Its closing "Bootstrap failed: KafkaTimeoutError" says only that time ran out.
-    """
-    errors = [
-        arg
-        for record in records
-        for arg in (record.args if isinstance(record.args, tuple) else ())
-        if isinstance(arg, KafkaError) and not isinstance(arg, KafkaTimeoutError)
-    ]
-    refusals = [error for error in errors if isinstance(error, REFUSALS)]
-    return (refusals or errors or [None])[-1]
 
 
 def build_kafka_source(

@@ -9,8 +9,9 @@ from rich.console import Console
 
 from collector.config import Config
 from collector.http_server import Endpoints, HttpServer
+from collector.kafka_check import verify_connection
 from collector.kafka_source import Partition
-from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, verify_connection
+from collector.kafka_wiring import build_kafka_dlq, build_kafka_source
 from collector.pipeline import Pipeline
 from collector.runner import run
 from collector.system_metrics import SystemMetrics
