@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from collector.cli import main
-from collector.config import load_config, parse_config
+from collector.config import Config, load_config, parse_config
 from collector.errors import ConfigError
 from collector.kafka_wiring import security_options
+from exporters.secrets import secret_fields
 
 SECRET = "SECRET-TOKEN-123"
 BEARER = f"Bearer {SECRET}"
@@ -253,3 +254,19 @@ def test_tls_files_without_tls_are_refused() -> None:
         parse_config({"kafka": {"ssl_cafile": "/etc/ssl/ca.pem"}})
     with pytest.raises(ConfigError, match="ssl_password needs security_protocol SSL or SASL_SSL"):
         parse_config({"kafka": {"ssl_password": SECRET}})
+
+
+def test_the_secret_locations_are_found_in_the_model() -> None:
+    assert secret_fields(Config) == {
+        ("kafka", "sasl_plain_password"),
+        ("kafka", "ssl_password"),
+        ("otlp", "headers"),
+    }
+
+
+def test_values_outside_secrets_are_still_echoed_in_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"defaults": {"drift": {"alpha": 2}}, "kafka": {"auto_offset_reset": "newest"}})
+    message = str(caught.value)
+    assert "defaults.drift.alpha: Input should be less than 1 (got 2)" in message
+    assert "kafka.auto_offset_reset" in message and "(got 'newest')" in message
