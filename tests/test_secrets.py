@@ -80,6 +80,16 @@ FAILING_CONFIGS = [
         "not valid YAML",
     ),
     (
+        "an HTTP bearer token beside a password",
+        f"http:\n  auth:\n    mode: bearer\n    token: {SECRET}\n    password: {SECRET}\n",
+        "mode bearer needs one of token",
+    ),
+    (
+        "an HTTP token of the wrong type",
+        f"http:\n  auth:\n    mode: bearer\n    token: [{SECRET}]\n",
+        "http.auth.token",
+    ),
+    (
         "another model's bad key after a secret",
         f"otlp:\n  endpoint: http://127.0.0.1:4318\n  headers: {{Authorization: '{BEARER}'}}\n"
         "defaults:\n  drift:\n    alpha: 2\n",
@@ -261,6 +271,8 @@ def test_the_secret_locations_are_found_in_the_model() -> None:
         ("kafka", "sasl_plain_password"),
         ("kafka", "ssl_password"),
         ("otlp", "headers"),
+        ("http", "auth", "password"),
+        ("http", "auth", "token"),
     }
 
 
