@@ -16,7 +16,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -87,10 +86,10 @@ class HttpAuthConfig(_Strict):
 
     mode: Literal["none", "basic", "bearer"] = "none"
     username: str | None = None
-    password: SecretStr | None = None
+    password: Secret | None = None
     password_file: Path | None = None
     password_env: str | None = None
-    token: SecretStr | None = None
+    token: Secret | None = None
     token_file: Path | None = None
     token_env: str | None = None
 

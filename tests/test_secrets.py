@@ -6,6 +6,7 @@ message, the CLI's output and the log records of each are searched for it.
 
 from __future__ import annotations
 
+import base64
 import logging
 import subprocess
 import sys
@@ -282,3 +283,22 @@ def test_values_outside_secrets_are_still_echoed_in_errors() -> None:
     message = str(caught.value)
     assert "defaults.drift.alpha: Input should be less than 1 (got 2)" in message
     assert "kafka.auto_offset_reset" in message and "(got 'newest')" in message
+
+
+def test_http_auth_secrets_take_the_same_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.http_auth import Authenticator
+
+    monkeypatch.setenv("DRIFTLINE_TEST_HTTP_TOKEN", SECRET)
+    token = {"env": "DRIFTLINE_TEST_HTTP_TOKEN"}
+    bearer = parse_config({"http": {"auth": {"mode": "bearer", "token": token}}})
+    assert Authenticator.from_config(bearer.http.auth).allows(f"Bearer {SECRET}")
+    (tmp_path / "http-password").write_text("pw-123\n", encoding="utf-8")
+    path = _write(
+        tmp_path,
+        "http:\n  auth:\n    mode: basic\n    username: prom\n    password: {file: http-password}\n",
+    )
+    basic = Authenticator.from_config(load_config(path).http.auth)
+    assert basic.allows("Basic " + base64.b64encode(b"prom:pw-123").decode())
+    assert not basic.allows("Basic " + base64.b64encode(b"prom:wrong").decode())
