@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from collector.kafka_wiring import ensure_topics
-from tests.conftest import free_port, require, require_binary
+from tests.conftest import free_port, require
+from tests.tls_files import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -70,34 +71,21 @@ class KafkaBroker:
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """A throw-away certificate authority and a broker certificate it signed for 127.0.0.1."""
+    """A broker certificate for 127.0.0.1 that is its own certificate authority."""
 
     ca: Path
-    """The CA certificate (PEM): what a client passes as ``ssl_cafile``."""
+    """The certificate (PEM): what a client passes as ``ssl_cafile``."""
     server: Path
     """The broker's unencrypted PKCS#8 key and certificate in one PEM file."""
 
 
 def make_tls_files(folder: Path, name: str = "test-ca") -> TlsFiles:
-    """Create a CA and a broker certificate with the openssl command line."""
-    require_binary("openssl")
+    """A fresh self-signed certificate and the broker's PEM keystore made from it."""
     folder.mkdir(parents=True, exist_ok=True)
-    ca_key, ca = folder / f"{name}.key", folder / f"{name}.pem"
-    key, csr, cert = folder / "server.key", folder / "server.csr", folder / "server.crt"
-    san = folder / "san.ext"
-    san.write_text("subjectAltName=IP:127.0.0.1\n", encoding="ascii")
-    for command in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
-         "-days", "2", "-subj", f"/CN=driftline {name}"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-         "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-         "-out", cert, "-days", "2", "-extfile", san],
-    ):
-        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True, timeout=60)
-    server = folder / "server.pem"
+    cert, key = self_signed(folder, name)
+    server = folder / f"{name}-server.pem"
     server.write_text(key.read_text() + cert.read_text(), encoding="ascii")
-    return TlsFiles(ca=ca, server=server)
+    return TlsFiles(ca=cert, server=server)
 
 
 def require_local_kafka() -> None:

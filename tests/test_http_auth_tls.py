@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import logging
 import socket
@@ -19,16 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.registry import CollectorRegistry
 
 from collector.config import HttpConfig, parse_config
 from collector.errors import ConfigError
 from collector.http_server import Endpoints, HttpServer
 from tests.conftest import free_port, require_binary
+from tests.tls_files import self_signed
 
 SECRET = "s3cret-Pa55-9f1c"
 LOOPBACK = "127.0.0.1"
@@ -63,33 +58,6 @@ def _get(
 
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key, valid for a day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "driftline-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
 
 
 def test_basic_auth_guards_everything_but_health(tmp_path: Path) -> None:
@@ -155,7 +123,7 @@ def test_relative_credential_and_certificate_files_are_read_next_to_the_config(t
 
 
 def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     client = ssl.create_default_context(cafile=str(cert_file))
     tls = {"cert_file": str(cert_file), "key_file": str(key_file)}
     settings = {"request_timeout_seconds": 2.0, "tls": tls}
@@ -203,7 +171,7 @@ def test_prometheus_scrapes_with_basic_auth_and_with_a_bearer_token_over_tls(tmp
     prometheus_bin = require_binary("prometheus")
     (tmp_path / "password").write_text(SECRET)
     (tmp_path / "token").write_text(SECRET)
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     basic = {"auth": {"mode": "basic", "username": "prom", "password_file": str(tmp_path / "password")}}
     bearer = {
         "auth": {"mode": "bearer", "token_file": str(tmp_path / "token")},
