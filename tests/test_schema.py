@@ -215,6 +215,7 @@ def test_the_reasons_are_the_fixed_set_of_the_contract() -> None:
         "invalid_field",
         "non_finite",
         "limit",
+        "processing_error",
     }
 
 
@@ -394,3 +395,139 @@ def test_the_error_message_names_reason_and_field() -> None:
     error = rejection(changed(PREDICTION, "latency_ms", -1))
     assert str(error).startswith("invalid_field: latency_ms: ")
     assert isinstance(error, ValueError)
+
+
+# --- poison: values that parse but cannot be processed -------------------------------------
+
+BIG = "1" + "0" * 400  # an integer over float64's range (about 1.8e308)
+HUGE = "9" * 4301  # over Python's 4,300-digit limit for int parsing
+
+
+def spliced(base: dict[str, Any], field: str, literal: str) -> bytes:
+    """``base`` with ``field`` set to a raw JSON literal that json.dumps cannot write."""
+    raw = changed(base, field, "__HOLE__").replace(b'"__HOLE__"', literal.encode())
+    assert literal.encode() in raw
+    return raw
+
+
+OVERFLOW_FIELDS = [
+    (PREDICTION, "latency_ms"),
+    (PREDICTION, "features.age"),
+    (PREDICTION, "prediction"),
+    (PREDICTION, "probabilities.1"),
+    (PREDICTION, "timestamp"),
+    (LABEL, "label"),
+    (HEARTBEAT, "cpu_ratio"),
+    (HEARTBEAT, "rss_bytes"),
+    (HEARTBEAT, "uptime_seconds"),
+    (PREDICTION, "unknown_extra"),
+]
+OVERFLOW_IDS = ["latency", "feature", "prediction", "probability", "timestamp", "label",
+                "cpu", "rss", "uptime", "ignored-field"]
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+@pytest.mark.parametrize(("base", "field"), OVERFLOW_FIELDS, ids=OVERFLOW_IDS)
+def test_an_integer_beyond_float64_is_non_finite(
+    base: dict[str, Any], field: str, sign: str
+) -> None:
+    error = rejection(spliced(base, field, sign + BIG))
+    assert (error.reason, error.field) == (RejectReason.NON_FINITE, field)
+
+
+@pytest.mark.parametrize(("base", "field"), OVERFLOW_FIELDS, ids=OVERFLOW_IDS)
+def test_an_integer_too_long_to_parse_is_an_invalid_field(base: dict[str, Any], field: str) -> None:
+    error = rejection(spliced(base, field, HUGE))
+    assert (error.reason, error.field) == (RejectReason.INVALID_FIELD, field)
+
+
+def test_the_largest_integer_a_float_holds_is_accepted() -> None:
+    event = decode(spliced(PREDICTION, "features.age", str(int(1.7976931348623157e308))))
+    assert isinstance(event, Prediction)
+    assert float(event.features["age"]) == 1.7976931348623157e308  # type: ignore[arg-type]
+
+
+SURROGATE_CASES = [
+    ("model-version", PREDICTION, "model_version", r"v\ud800", "model_version"),
+    ("segment-value", PREDICTION, "segments.region", r"\udfff", "segments.region"),
+    ("feature-value", PREDICTION, "features.region", r"a\ud800b", "features.region"),
+    ("event-id", LABEL, "event_id", r"\ud800", "event_id"),
+    ("label", LABEL, "label", r"\udc00", "label"),
+    ("instance", HEARTBEAT, "instance", r"\ud800", "instance"),
+    ("error", PREDICTION, "error", r"\ud800", "error"),
+    ("ignored-field", PREDICTION, "trace", r"\ud800", "trace"),
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "field", "escaped", "expected_field"),
+    [case[1:] for case in SURROGATE_CASES],
+    ids=[case[0] for case in SURROGATE_CASES],
+)
+def test_a_lone_surrogate_in_a_value_is_an_invalid_field(
+    base: dict[str, Any], field: str, escaped: str, expected_field: str
+) -> None:
+    error = rejection(spliced(base, field, f'"{escaped}"'))
+    assert (error.reason, error.field) == (RejectReason.INVALID_FIELD, expected_field)
+
+
+@pytest.mark.parametrize("parent", ["features", "segments", "probabilities", ""])
+def test_a_lone_surrogate_in_a_key_is_an_invalid_field_named_printably(parent: str) -> None:
+    # json.dumps escapes the surrogate as \ud800: valid JSON text holding an invalid string.
+    obj = copy.deepcopy(PREDICTION)
+    (obj[parent] if parent else obj)["\ud800"] = "1"
+    error = rejection(json.dumps(obj).encode("ascii"))
+    expected = rf"{parent}.\ud800" if parent else r"\ud800"
+    assert (error.reason, error.field) == (RejectReason.INVALID_FIELD, expected)
+    str(error).encode("utf-8")  # printable: no surrogate reaches a log, header or file
+
+
+def test_a_lone_surrogate_in_a_str_message_is_an_invalid_field() -> None:
+    error = rejection(json.dumps(PREDICTION | {"model_version": "\ud800"}, ensure_ascii=False))
+    assert (error.reason, error.field) == (RejectReason.INVALID_FIELD, "model_version")
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted() -> None:
+    event = decode(spliced(PREDICTION, "model_version", '"\\ud83d\\ude00"'))
+    assert isinstance(event, Prediction)
+    assert event.model_version == "\U0001f600"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"label","schema_version":1,"event_id":"a","model":"m","label":1,"label":0}',
+        b'{"type":"label","schema_version":1,"event_id":"a","event_id":"b","model":"m","label":1}',
+        b'{"type":"prediction","schema_version":1,"event_id":"a","model":"m","model_version":"1",'
+        b'"features":{"x":1,"x":2},"prediction":1}',
+        b'{"type":"label","schema_version":1,"event_id":"a","model":"m","label":1,'
+        b'"extra":{"deep":[{"k":1,"k":1}]}}',
+    ],
+    ids=["label", "event-id", "feature", "nested-extra"],
+)
+def test_duplicate_keys_at_any_depth_are_invalid_json(raw: bytes) -> None:
+    error = rejection(raw)
+    assert error.reason is RejectReason.INVALID_JSON
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["9999-12-31T23:59:59+00:00", "5138-11-16T09:46:40+00:00", "1969-12-31T23:59:59+00:00",
+     "0001-01-01T00:00:00+14:00"],
+    ids=["year-9999", "at-the-limit", "before-1970", "year-1"],
+)
+def test_string_timestamps_outside_the_numeric_range_are_invalid(text: str) -> None:
+    error = rejection(changed(LABEL, "timestamp", text))
+    assert (error.reason, error.field) == (RejectReason.INVALID_FIELD, "timestamp")
+
+
+def test_encode_names_the_reason_of_an_integer_json_cannot_carry() -> None:
+    over = Prediction(event_id="e", model="m", model_version="1", features={"x": 10**400},
+                      prediction=1)
+    huge = Prediction(event_id="e", model="m", model_version="1", features={"x": 10**5000},
+                      prediction=1)
+    assert rejection(encode(over)).field == "features.x"
+    assert rejection(encode(over)).reason is RejectReason.NON_FINITE
+    with pytest.raises(SchemaError) as info:
+        encode(huge)
+    assert (info.value.reason, info.value.field) == (RejectReason.INVALID_FIELD, "features.x")

@@ -5,6 +5,10 @@ that contract: the SDK encodes with it and the collector decodes and validates
 with it. Anything that does not conform raises :class:`SchemaError` carrying
 one reason from :class:`RejectReason` and the offending field.
 
+An event is converted and checked completely here, so nothing the collector
+does with an accepted event can fail on its values: every number fits a
+float64, every string (keys included) encodes as UTF-8, and no key repeats.
+
 >>> event = Prediction(event_id="e1", model="credit", model_version="3",
 ...                    features={"age": 42}, prediction=1, timestamp=1.5)
 >>> decode(encode(event)) == event
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +36,10 @@ MAX_ID_CHARS = 128
 MAX_VERSION_CHARS = 64
 # Unix seconds beyond this are almost surely milliseconds (year 5138).
 MAX_UNIX_SECONDS = 1e11
+# Python refuses to parse longer integers (its int/str conversion limit); the
+# encoder refuses integers of more bits than that many digits hold.
+MAX_INT_DIGITS = 4300
+MAX_INT_BITS = int(MAX_INT_DIGITS * math.log2(10))
 
 MODEL_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -49,12 +58,17 @@ class RejectReason(StrEnum):
     INVALID_FIELD = "invalid_field"
     NON_FINITE = "non_finite"
     LIMIT = "limit"
+    PROCESSING_ERROR = "processing_error"
+    """The event was valid but the collector failed on it (a bug): see its log."""
 
 
 class SchemaError(ValueError):
     """An event that does not conform to schema version 1."""
 
     def __init__(self, reason: RejectReason, field: str, message: str) -> None:
+        # A field name or message may quote input that is not valid Unicode text
+        # (a lone surrogate): keep them printable for logs, headers and files.
+        field, message = utf8_text(field), utf8_text(message)
         where = f"{field}: " if field else ""
         super().__init__(f"{reason.value}: {where}{message}")
         self.reason = reason
@@ -132,7 +146,7 @@ def encode(event: Event) -> bytes:
         text = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar)
         return text.encode("utf-8")
     except ValueError as exc:
-        _check_finite(obj, "")
+        _check_values(obj, "")
         raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity in event") from exc
     except TypeError as exc:
         raise SchemaError(RejectReason.INVALID_FIELD, "", f"not JSON-serializable: {exc}") from exc
@@ -156,17 +170,56 @@ def decode(raw: bytes | str) -> Event:
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         # NaN, Infinity and -Infinity parse to floats so that validate() names their field.
-        obj = json.loads(text)
+        obj = _parse(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SchemaError(RejectReason.INVALID_JSON, "", f"not UTF-8 JSON: {exc}") from exc
     return validate(obj)
+
+
+class _UnparsedInt:
+    """An integer literal too long for Python to parse, kept so validate() names its field."""
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+
+def _parse(text: str) -> object:
+    """``json.loads`` refusing duplicate keys; overlong integers become :class:`_UnparsedInt`."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError) or "integer string conversion" not in str(exc):
+            raise
+    # Only for a message holding an overlong integer: parse again, marking it.
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_int_or_marker)
+
+
+def _int_or_marker(text: str) -> int | _UnparsedInt:
+    try:
+        return int(text)
+    except ValueError:
+        return _UnparsedInt(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        repeated = next(key for key, count in counts.items() if count > 1)
+        raise SchemaError(
+            RejectReason.INVALID_JSON, "", f"key {repeated[:64]!r} appears twice: ambiguous"
+        )
+    return obj
 
 
 def validate(obj: object) -> Event:
     """Validate a parsed JSON value and build the event it describes."""
     if not isinstance(obj, dict):
         raise SchemaError(RejectReason.INVALID_JSON, "", "message is not a JSON object")
-    _check_finite(obj, "")
+    try:
+        _check_values(obj, "")
+    except RecursionError as exc:
+        raise SchemaError(RejectReason.INVALID_JSON, "", "nested too deeply") from exc
     version = obj.get("schema_version")
     if version is None:
         raise SchemaError(RejectReason.MISSING_FIELD, "schema_version", "required")
@@ -188,15 +241,53 @@ def validate(obj: object) -> Event:
     )
 
 
-def _check_finite(value: object, path: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SchemaError(RejectReason.NON_FINITE, path, "NaN or infinity")
-    if isinstance(value, dict):
+def _check_values(value: object, path: str) -> None:
+    """Every number fits a float64 and every string, keys included, is valid Unicode text."""
+    if isinstance(value, str):
+        _check_text(value, path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise SchemaError(RejectReason.NON_FINITE, path, "NaN or infinity")
+    elif isinstance(value, int):
+        _check_int(value, path)
+    elif isinstance(value, dict):
         for key, item in value.items():
-            _check_finite(item, f"{path}.{key}" if path else str(key))
+            where = f"{path}.{key}" if path else str(key)
+            _check_text(key, where)
+            _check_values(item, where)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_finite(item, f"{path}[{index}]")
+            _check_values(item, f"{path}[{index}]")
+    elif isinstance(value, _UnparsedInt):
+        raise SchemaError(
+            RejectReason.INVALID_FIELD, path, f"an integer of {value.digits} digits, over {MAX_INT_DIGITS}"
+        )
+
+
+def _check_int(value: int, path: str) -> None:
+    try:
+        float(value)
+    except OverflowError:
+        if value.bit_length() > MAX_INT_BITS:
+            raise SchemaError(
+                RejectReason.INVALID_FIELD, path, f"an integer of over {MAX_INT_DIGITS} digits"
+            ) from None
+        raise SchemaError(RejectReason.NON_FINITE, path, "an integer beyond float64's range") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(text: str, path: str) -> None:
+    if not text.isascii() and _SURROGATE.search(text):
+        raise SchemaError(RejectReason.INVALID_FIELD, path, "not valid Unicode: a lone surrogate")
+
+
+def utf8_text(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) written as ``\\udXXX`` escapes."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _prediction(obj: dict[str, Any]) -> Prediction:
@@ -300,16 +391,16 @@ def _timestamp(obj: dict[str, Any]) -> float | None:
     value = obj.get("timestamp")
     if value is None:
         return None
+    if isinstance(value, str):
+        value = _rfc3339(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not 0 <= value < MAX_UNIX_SECONDS:
             raise SchemaError(
                 RejectReason.INVALID_FIELD,
                 "timestamp",
-                f"{value} is not Unix seconds (milliseconds?)",
+                f"{value} is not Unix seconds in [0, {MAX_UNIX_SECONDS:.0e}) (milliseconds?)",
             )
         return float(value)
-    if isinstance(value, str):
-        return _rfc3339(value)
     raise SchemaError(RejectReason.INVALID_FIELD, "timestamp", "must be RFC 3339 or Unix seconds")
 
 
