@@ -336,6 +336,54 @@ def test_the_invalid_event_log_names_reason_and_field(
     assert count_messages(caplog, f"{RejectReason.NON_FINITE.value}: features.income") == 1
 
 
+POISON_CASES = [
+    ({"x": 10**400}, {}, "non_finite"),
+    ({"x": -(10**400)}, {}, "non_finite"),
+    ({"x": 10**5000}, {}, "invalid_field"),
+    ({"x": 1}, {"latency_ms": 10**400}, "non_finite"),
+    ({"x": 1}, {"probabilities": {"1": 10**400}}, "non_finite"),
+    ({"x": 1}, {"timestamp": 10**400}, "non_finite"),
+    ({"\ud800": 1}, {}, "invalid_field"),
+    ({"x": "a\udfff"}, {}, "invalid_field"),
+    ({"x": 1}, {"segments": {"region": "\ud800"}}, "invalid_field"),
+    ({"x": 1}, {"error": "\ud800"}, "invalid_field"),
+    ({"x": 1}, {"event_id": "\ud800"}, "invalid_field"),
+]
+
+
+@pytest.mark.parametrize(
+    ("features", "kwargs", "reason"),
+    POISON_CASES,
+    ids=["feature-over-float64", "feature-under-float64", "feature-4301-digits", "latency",
+         "probability", "timestamp", "feature-name-surrogate", "feature-value-surrogate",
+         "segment-surrogate", "error-surrogate", "event-id-surrogate"],
+)
+def test_the_sdk_refuses_what_the_collector_would_reject_counted_by_reason(
+    make_client: Callable[..., Client], features: Any, kwargs: dict[str, Any], reason: str
+) -> None:
+    transport = MemoryTransport()
+    client = make_client(transport)
+    client.log_prediction(features, 1, **kwargs)
+    client.log_prediction(features, 1, **kwargs)
+    good = client.log_prediction({"x": 1.0}, 1)
+    assert client.flush(timeout=5.0) == 0
+    assert [event.event_id for event in drain_events(transport)] == [good]
+    stats = client.stats
+    assert (stats.invalid, stats.sent, dict(stats.invalid_reasons)) == (2, 1, {reason: 2})
+
+
+def test_a_prediction_too_big_to_encode_is_refused_not_raised(
+    make_client: Callable[..., Client],
+) -> None:
+    """A label over 4,300 digits makes json.dumps itself raise: still counted, never sent."""
+    transport = MemoryTransport()
+    client = make_client(transport)
+    client.log_label("e1", 10**5000)
+    assert client.flush(timeout=5.0) == 0
+    assert transport.drain(10) == []
+    assert dict(client.stats.invalid_reasons) == {"invalid_field": 1}
+
+
 # --- flush and close -------------------------------------------------------------------------
 
 
@@ -556,6 +604,9 @@ def test_ticker_survives_a_failing_action() -> None:
         ({"heartbeat_interval": math.nan}, "heartbeat_interval"),
         ({"instance": ""}, "instance"),
         ({"instance": "i" * 129}, "instance"),
+        ({"model_version": "v\ud800"}, "model_version"),
+        ({"data_version": "\udfff"}, "data_version"),
+        ({"instance": "host-\ud800"}, "instance"),
     ],
 )
 def test_bad_constructor_arguments_raise_value_error_naming_them(

@@ -45,9 +45,12 @@ from driftline.schema import (
     Heartbeat,
     Label,
     Prediction,
+    RejectReason,
     Scalar,
+    SchemaError,
     decode,
     encode,
+    utf8_text,
 )
 from driftline.transports import Transport
 
@@ -78,6 +81,8 @@ class ClientStats:
     """Did not conform to the event schema (e.g. a NaN feature); never sent."""
     pending: int
     """Enqueued and not yet sent, failed or found invalid (includes the one in flight)."""
+    invalid_reasons: Mapping[str, int]
+    """``invalid`` by the collector's rejection reason (``non_finite``, ``invalid_field``...)."""
 
 
 class _Outcome(Enum):
@@ -161,6 +166,7 @@ class Client:
         self._progress = threading.Condition(threading.Lock())
         self._processed = 0
         self._outcomes = dict.fromkeys((outcome.value for outcome in _Outcome), 0)
+        self._invalid_reasons: dict[str, int] = {}
         self._sent_at_last_flush = 0
         self._log_lock = threading.Lock()
         self._logged: set[str] = set()
@@ -240,7 +246,7 @@ class Client:
         """A consistent snapshot of the counters (see :class:`ClientStats`)."""
         with self._lock, self._progress:
             offered, outcomes = dict(self._offered), dict(self._outcomes)
-            processed = self._processed
+            processed, invalid_reasons = self._processed, dict(self._invalid_reasons)
         return ClientStats(
             enqueued=offered["enqueued"],
             sent=outcomes["sent"],
@@ -249,6 +255,7 @@ class Client:
             failed=outcomes["failed"],
             invalid=outcomes["invalid"],
             pending=offered["enqueued"] - processed,
+            invalid_reasons=invalid_reasons,
         )
 
     def flush(self, timeout: float = 10.0) -> int:
@@ -356,18 +363,24 @@ class Client:
             event = self._queue.get()
             if event is _STOP:
                 return
-            outcome = self._deliver(event)
+            outcome, reason = self._deliver(event)
             with self._progress:
                 self._outcomes[outcome.value] += 1
+                if reason is not None:
+                    self._invalid_reasons[reason] = self._invalid_reasons.get(reason, 0) + 1
                 self._processed += 1
                 self._progress.notify_all()
 
-    def _deliver(self, event: Event) -> _Outcome:
-        """Encode, validate and send one event; never raises."""
+    def _deliver(self, event: Event) -> tuple[_Outcome, str | None]:
+        """Encode, validate and send one event; never raises. An invalid one comes with its reason.
+
+        Validation is the collector's own decode, so nothing it would reject is sent.
+        """
         try:
             payload = encode(event)
             decode(payload)
         except Exception as exc:  # SchemaError, or anything odd a caller's object raises
+            reason = exc.reason if isinstance(exc, SchemaError) else RejectReason.INVALID_FIELD
             self._log_once(
                 "invalid",
                 "driftline client %s: dropping an invalid %s event (%s); further invalid "
@@ -376,7 +389,7 @@ class Client:
                 event.type,
                 exc,
             )
-            return _Outcome.INVALID
+            return _Outcome.INVALID, reason.value
         try:
             self.transport.send(event.model, payload)
         except Exception:
@@ -387,8 +400,8 @@ class Client:
                 self.model,
                 exc_info=True,
             )
-            return _Outcome.FAILED
-        return _Outcome.SENT
+            return _Outcome.FAILED, None
+        return _Outcome.SENT, None
 
     def _flush_transport(self, sent: int, timeout: float) -> int:
         """The transport's undelivered count; if its flush raises, all sent since the last one."""
@@ -472,6 +485,8 @@ def _copy(mapping: Any) -> Any:
 def _check_length(name: str, value: object, limit: int) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= limit:
         raise ValueError(f"{name} must be a string of 1-{limit} chars, got {value!r}")
+    if utf8_text(value) != value:
+        raise ValueError(f"{name} must be valid Unicode text (no lone surrogates), got {value!r}")
 
 
 def _default_instance() -> str:
