@@ -16,6 +16,7 @@ from collections.abc import Callable
 from driftline.schema import Prediction
 
 from collector.config import Config
+from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import ModelHealth
 from collector.references import Reference, automatic_reference
 from collector.windows import Window
@@ -43,6 +44,7 @@ class ModelVersionState:
         reference: Reference | None,
         listeners: tuple[WindowListener, ...] = (),
         tracer: PipelineTracer | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
         self.model = model
         self.model_version = model_version
@@ -50,6 +52,7 @@ class ModelVersionState:
         self.store = store
         self.listeners = listeners
         self.tracer = tracer or PipelineTracer()
+        self.failures = failures or FailureLog(log)
         self.model_config = config.model(model)
         self.window_config = config.window_for(model)
         self.auto_events = config.defaults.reference.auto_events
@@ -99,7 +102,11 @@ class ModelVersionState:
             self.close_window(now)
 
     def close_window(self, now: float) -> WindowReport | None:
-        """Close and evaluate the current window (unless too small); start none until the next event."""
+        """Close and evaluate the current window (unless too small); start none until the next event.
+
+        A detector that raises skips the window (counted in
+        ``driftline_detector_failures_total``) and never reaches the caller.
+        """
         window, self.window = self.window, None
         if window is None or self.reference is None:
             return None
@@ -112,11 +119,30 @@ class ModelVersionState:
                 window.n_events,
             )
             return None
-        with self.tracer.span("detect", model=self.model, model_version=self.model_version):
-            report = self._evaluate(window, now)
+        try:
+            with self.tracer.span("detect", model=self.model, model_version=self.model_version):
+                report = self._evaluate(window, now)
+        except DetectorFailure as failure:
+            self.windows_skipped += 1
+            self._detector_failed(failure.detector)
+            return None
         for listener in self.listeners:
-            listener(report)
+            try:
+                listener(report)
+            except Exception:
+                self._detector_failed("report")
         return report
+
+    def _detector_failed(self, detector: str) -> None:
+        """Count and log (with the traceback being handled) a detector that raised."""
+        self.store.inc("driftline_detector_failures_total", {"detector": detector})
+        self.failures.log(
+            f"detector:{detector}",
+            "%s/%s: the %s detector failed on a window; that window is skipped",
+            self.model,
+            self.model_version,
+            detector,
+        )
 
     def pending_events(self) -> int:
         """Predictions in the current, not yet evaluated, window."""
@@ -208,9 +234,13 @@ class ModelVersionState:
         self._info_labels = labels
 
     def _evaluate(self, window: Window, now: float) -> WindowReport:
+        """Run every detector on the window, then export; a detector that raises exports nothing."""
         assert self.reference is not None
-        features = window.features.table(self.reference.features.kinds)
-        outputs = window.outputs.table(self.reference.outputs.kinds)
+        features = guarded("window", window.features.table, self.reference.features.kinds)
+        outputs = guarded("window", window.outputs.table, self.reference.outputs.kinds)
+        drift = guarded("data_drift", self._drift.evaluate, features)
+        prediction_drift = guarded("prediction_drift", self._prediction_drift.evaluate, outputs)
+        quality = guarded("data_quality", self._quality.evaluate, features)
         self.windows_evaluated += 1
         report = WindowReport(
             model=self.model,
@@ -221,15 +251,18 @@ class ModelVersionState:
             n_events=window.n_events,
             start=window.start,
             end=now,
-            drift=self._drift.evaluate(features),
-            prediction_drift=self._prediction_drift.evaluate(outputs),
-            quality=self._quality.evaluate(features),
+            drift=drift,
+            prediction_drift=prediction_drift,
+            quality=quality,
             features=features,
             reference_features=self.reference.features,
         )
         self._export(report)
-        self.health.evaluate_predictions(window.predictions)
         self.last_report = report
+        try:
+            self.health.evaluate_predictions(window.predictions)
+        except Exception:  # the drift results above stand; this window's model health is skipped
+            self._detector_failed("model_health")
         return report
 
     def _export(self, report: WindowReport) -> None:

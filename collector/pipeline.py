@@ -3,6 +3,11 @@
 Every message handed to :meth:`Pipeline.process` is either accepted (counted
 in ``driftline_events_total``) or rejected (counted in
 ``driftline_events_rejected_total`` and written to the dead-letter sink).
+An event is decoded and validated completely before it changes any state;
+if processing an accepted event still fails (a bug), the message is rejected
+as ``processing_error`` and the pipeline goes on. A failure without a message
+(a detector at window close, a tick) is counted in
+``driftline_detector_failures_total`` and never stops the pipeline either.
 Time rules run on event time when ``event_time`` is true (replay) and on the
 wall clock otherwise (collect, demo).
 """
@@ -20,6 +25,7 @@ from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaE
 
 from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
+from collector.failures import FailureLog
 from collector.instances import InstanceTracker
 from collector.label_join import LabelJoinStore, PredictionRecord
 from collector.model_state import ModelVersionState, WindowListener
@@ -28,7 +34,7 @@ from collector.references import Reference, load_reference
 from collector.sources import RawMessage
 from collector.tables import Value
 from collector.windows import Window
-from exporters.catalog import LIMIT_KINDS
+from exporters.catalog import DETECTORS, LIMIT_KINDS
 from exporters.store import MetricStore
 from exporters.tracing import PipelineTracer
 
@@ -82,10 +88,13 @@ class Pipeline:
         self.instances = InstanceTracker.from_config(store, config)
         self._partition_of: dict[str, tuple[str, int]] = {}
         self.joins: dict[str, LabelJoinStore] = {}
+        self.failures = FailureLog(log)
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
         for kind in LIMIT_KINDS:
             store.inc("driftline_limit_exceeded_total", {"kind": kind}, 0.0)
+        for detector in DETECTORS:
+            store.inc("driftline_detector_failures_total", {"detector": detector}, 0.0)
 
     def process(self, batch: Sequence[RawMessage]) -> None:
         """Handle one batch of raw messages."""
@@ -95,7 +104,7 @@ class Pipeline:
                 self._process_one(message)
             if self.event_time:
                 self._retire_idle(self.clock)
-                self.instances.check(self.clock)
+                self._check_instances(self.clock)
         if batch and not self.event_time:  # wall-clock time would make replays differ
             self.store.observe("driftline_batch_duration_seconds", {}, time.perf_counter() - started)
 
@@ -104,7 +113,14 @@ class Pipeline:
         with self.lock:
             self._close_due(now)
             self._retire_idle(now)
+            self._check_instances(now)
+
+    def _check_instances(self, now: float) -> None:
+        try:
             self.instances.check(now)
+        except Exception:
+            self.store.inc("driftline_detector_failures_total", {"detector": "instances"})
+            self.failures.log("detector:instances", "checking serving instances failed")
 
     def drop_partitions(self, topic: str, partitions: set[int]) -> None:
         """Forget the state of models whose predictions came from partitions this instance lost.
@@ -151,10 +167,23 @@ class Pipeline:
 
     def _process_one(self, message: RawMessage) -> None:
         try:
-            event = decode(message.value)
+            self._route(decode(message.value), message)
         except SchemaError as error:
             self._reject(message, error)
-            return
+        except Exception as exc:
+            self.failures.log(
+                RejectReason.PROCESSING_ERROR.value,
+                "processing the message at %s[%d] offset %d failed; it goes to the dead-letter "
+                "queue as processing_error",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            failure = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self._reject(message, SchemaError(RejectReason.PROCESSING_ERROR, "", failure))
+
+    def _route(self, event: Prediction | Label | Heartbeat, message: RawMessage) -> None:
+        """Hand a valid event to its handler; each counts it as accepted only once it is done."""
         timestamp = event.timestamp
         if self.event_time:
             when = timestamp if timestamp is not None else self.clock
@@ -167,15 +196,12 @@ class Pipeline:
                 )
         if not isinstance(event, Label):
             self._partition_of[event.model] = (message.topic, message.partition)
-        try:
-            if isinstance(event, Prediction):
-                self._prediction(event, when)
-            elif isinstance(event, Label):
-                self._label(event, when)
-            else:
-                self._heartbeat(event, when)
-        except SchemaError as error:
-            self._reject(message, error)
+        if isinstance(event, Prediction):
+            self._prediction(event, when)
+        elif isinstance(event, Label):
+            self._label(event, when)
+        else:
+            self._heartbeat(event, when)
 
     def _reject(self, message: RawMessage, error: SchemaError) -> None:
         reason = error.reason.value
@@ -192,14 +218,6 @@ class Pipeline:
     def _prediction(self, event: Prediction, when: float) -> None:
         state = self._state(event.model, event.model_version)
         event = self._fold(event)
-        self._accept("prediction", event.model, event.model_version)
-        labels = {"model": event.model, "model_version": event.model_version}
-        if event.latency_ms is not None:
-            self.store.observe("driftline_prediction_latency_seconds", labels, event.latency_ms / 1000.0)
-        if event.error is not None:
-            self.store.inc("driftline_prediction_errors_total", labels)
-        for segment, value in (event.segments or {}).items():
-            self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": value})
         self._join_store(event.model).add(
             PredictionRecord(
                 event.event_id,
@@ -214,6 +232,14 @@ class Pipeline:
         state.add(event, when)
         if self.event_time and state.window is not None and state.window is not window_before:
             self._schedule(state)
+        self._accept("prediction", event.model, event.model_version)
+        labels = {"model": event.model, "model_version": event.model_version}
+        if event.latency_ms is not None:
+            self.store.observe("driftline_prediction_latency_seconds", labels, event.latency_ms / 1000.0)
+        if event.error is not None:
+            self.store.inc("driftline_prediction_errors_total", labels)
+        for segment, value in (event.segments or {}).items():
+            self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": value})
 
     def _fold(self, event: Prediction) -> Prediction:
         """The event with its feature names and segment values within the cardinality limits."""
@@ -254,8 +280,8 @@ class Pipeline:
 
     def _heartbeat(self, event: Heartbeat, when: float) -> None:
         self._state(event.model, event.model_version)
-        self._accept("heartbeat", event.model, event.model_version)
         self.instances.observe(event, when)
+        self._accept("heartbeat", event.model, event.model_version)
 
     def _state(self, model: str, model_version: str) -> ModelVersionState:
         key = (model, model_version)
@@ -275,6 +301,7 @@ class Pipeline:
             self.references.get(key),
             self.listeners,
             self.tracer,
+            self.failures,
         )
         self.states[key] = state
         self.store.inc(

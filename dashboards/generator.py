@@ -753,14 +753,20 @@ def _pipeline_rows(board: Dashboard) -> Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Limits exceeded and export failures",
-                "Input refused or folded by a cardinality limit, and failed exports, per second.",
+                "Limits exceeded and failures",
+                "Input refused or folded by a cardinality limit, failed exports, and detectors that"
+                " raised on a window (that window skipped), per second.",
                 "ops",
                 _query(f"sum by (kind) (rate(driftline_limit_exceeded_total[{RATE}]))", "limit: {{kind}}"),
                 _query(
                     f"sum by (exporter) (rate(driftline_exporter_failures_total[{RATE}]))",
                     "export failed: {{exporter}}",
                     "B",
+                ),
+                _query(
+                    f"sum by (detector) (rate(driftline_detector_failures_total[{RATE}]))",
+                    "detector failed: {{detector}}",
+                    "C",
                 ),
                 span=8,
             )

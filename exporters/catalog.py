@@ -43,6 +43,17 @@ the collector's configuration (``limits:``) takes its keys and defaults from thi
 LIMIT_KINDS = tuple(limit.kind for limit in LIMITS)
 """Values of ``kind`` in ``driftline_limit_exceeded_total``: which cardinality limit refused input."""
 
+DETECTORS = (
+    "window",
+    "data_drift",
+    "prediction_drift",
+    "data_quality",
+    "model_health",
+    "report",
+    "instances",
+)
+"""Values of ``detector`` in ``driftline_detector_failures_total``: what raised with no message to blame."""
+
 UNIT_SUFFIXES = {"_seconds": "s", "_bytes": "By", "_ratio": "1"}
 """Base-unit name suffixes and their UCUM symbols (what OpenTelemetry's ``unit`` wants)."""
 
@@ -351,6 +362,14 @@ CATALOG: tuple[MetricDef, ...] = (
         "Time to process one polled batch, decode to export.",
         "collector",
         BATCH_BUCKETS,
+    ),
+    _c(
+        "driftline_detector_failures_total",
+        ("detector",),
+        "Failures of the collector's own code with no message to dead-letter (a window's"
+        " detectors, the HTML report, the instance check), by detector; each skips that"
+        " work (a window: not evaluated) and the collector goes on.",
+        "collector",
     ),
     _c(
         "driftline_exporter_failures_total",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from driftline.schema import RejectReason
 
-from exporters.catalog import CATALOG, LIMIT_KINDS, LIMITS, MetricDef
+from exporters.catalog import CATALOG, DETECTORS, LIMIT_KINDS, LIMITS, MetricDef
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 
@@ -81,12 +81,14 @@ def _limits_section() -> str:
 def _label_values_section() -> str:
     reasons = ", ".join(f"`{reason.value}`" for reason in RejectReason)
     kinds = ", ".join(f"`{kind}`" for kind in LIMIT_KINDS)
+    detectors = ", ".join(f"`{detector}`" for detector in DETECTORS)
     return "\n".join(
         [
             "## Closed label values",
             "",
             f"- `reason` (`driftline_events_rejected_total`): {reasons}.",
             f"- `kind` (`driftline_limit_exceeded_total`): {kinds}.",
+            f"- `detector` (`driftline_detector_failures_total`): {detectors}.",
             "",
         ]
     )
