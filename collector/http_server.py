@@ -181,7 +181,7 @@ def _handler_class(
                 body = json.dumps({"models": endpoints.models()}, default=str, indent=2).encode()
                 self._send(200, "application/json", body)
             elif path in {"/reports", "/reports/"}:
-                self._send(200, HTML, render_index(endpoints.models()).encode())
+                self._send(200, HTML, _utf8(render_index(endpoints.models())))
             elif path.startswith("/reports/"):
                 self._report([unquote(part) for part in path.removeprefix("/reports/").split("/")])
             else:
@@ -206,7 +206,7 @@ def _handler_class(
                 self._send(404, TEXT, b"no evaluated window for this model version yet\n")
                 return
             self.csp = REPORT_CSP
-            self._send(200, HTML, page.encode())
+            self._send(200, HTML, _utf8(page))
 
         def _send(
             self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
@@ -228,3 +228,8 @@ def _handler_class(
             super().end_headers()
 
     return Handler
+
+
+def _utf8(page: str) -> bytes:
+    """The page as UTF-8, a lone surrogate written as ``\\udXXX`` rather than a 500."""
+    return page.encode("utf-8", "backslashreplace")

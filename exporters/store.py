@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from driftline.schema import utf8_text
+
 from exporters.catalog import CATALOG, MetricDef
 
 LabelValues = tuple[str, ...]
@@ -142,4 +144,7 @@ class MetricStore:
             raise TypeError(f"{name} is a {metric.kind}, not a {kind}")
         if len(labels) != len(metric.labels) or set(labels) != set(metric.labels):
             raise ValueError(f"{name} takes labels {metric.labels}, got {tuple(labels)}")
-        return tuple(str(labels[label]) for label in metric.labels)
+        # The schema rejects strings UTF-8 cannot encode at the door; should one slip
+        # through, it is written as escapes rather than break every later scrape.
+        return tuple(utf8_text(str(labels[label])) for label in metric.labels)
+
