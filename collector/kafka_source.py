@@ -90,6 +90,8 @@ class KafkaSource:
         self.commit_timeout_ms = commit_timeout_ms
         self._returned: dict[TopicPartition, int] = {}
         """Next offset after the last message handed out, per partition."""
+        self._processed: dict[TopicPartition, int] = {}
+        """What :meth:`commit` was asked to commit: messages the pipeline finished (or dead-lettered)."""
         self._committed: dict[TopicPartition, int] = {}
         self._owned: frozenset[Partition] = frozenset()
         """Kept by the rebalance callbacks, so other threads (readiness) may read it."""
@@ -158,10 +160,11 @@ class KafkaSource:
         """Commit every message handed out so far (call it after the pipeline processed them).
 
         A commit that fails because of a rebalance or an unreachable coordinator is
-        logged and retried with the next commit: those messages may be delivered
-        again (at-least-once), never lost.
+        logged and retried with the next commit (or at :meth:`close`): those messages
+        may be delivered again (at-least-once), never lost.
         """
-        self._commit(self._returned)
+        self._processed.update(self._returned)
+        self._commit(self._processed)
 
     def snapshot(self) -> dict[str, dict[int, int]]:
         """The next offset to read, per topic and partition, as handed out so far."""
@@ -197,12 +200,17 @@ class KafkaSource:
         return self._paused
 
     def close(self) -> None:
-        """Commit what was handed out, leave the group and close; safe twice."""
+        """Retry a commit that failed, leave the group and close; safe twice.
+
+        Messages handed out after the last :meth:`commit` are not committed: a
+        batch the pipeline did not finish (it was cut short by an error) is
+        delivered again to whoever reads the partition next.
+        """
         if self._closed:
             return
         self._closed = True
         try:
-            self._commit(self._returned)
+            self._commit(self._processed)
             self._consumer.close(autocommit=False, timeout_ms=self.commit_timeout_ms)
         except KafkaError as exc:
             logger.warning("closing the kafka consumer failed: %s", exc)
@@ -260,6 +268,7 @@ class KafkaSource:
             self.on_revoke([(tp.topic, tp.partition) for tp in revoked])
         for tp in revoked:
             self._returned.pop(tp, None)
+            self._processed.pop(tp, None)
             self._committed.pop(tp, None)
             if self.store is not None:
                 self.store.remove(LAG_METRIC, _lag_labels(tp))
