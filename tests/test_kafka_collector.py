@@ -23,20 +23,17 @@ from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
 pytestmark = pytest.mark.integration
 
 
-def kafka_config(bootstrap: str, partitions: int = 1) -> Config:
-    """A configuration on fresh topics and a fresh group; the topics are created here."""
+def kafka_config(bootstrap: str, partitions: int = 1, **sections: dict[str, object]) -> Config:
+    """A configuration on fresh topics and a fresh group (plus ``sections``); the topics are created here."""
     prefix = unique_topic("collector")
-    config = parse_config(
-        {
-            "kafka": {
-                "bootstrap_servers": bootstrap,
-                "group_id": f"g-{uuid.uuid4().hex[:8]}",
-                "predictions_topic": f"{prefix}.predictions",
-                "labels_topic": f"{prefix}.labels",
-                "dlq_topic": f"{prefix}.dlq",
-            }
-        }
-    )
+    kafka = {
+        "bootstrap_servers": bootstrap,
+        "group_id": f"g-{uuid.uuid4().hex[:8]}",
+        "predictions_topic": f"{prefix}.predictions",
+        "labels_topic": f"{prefix}.labels",
+        "dlq_topic": f"{prefix}.dlq",
+    }
+    config = parse_config({**sections, "kafka": {**kafka, **sections.get("kafka", {})}})
     create_topics(bootstrap, [config.kafka.predictions_topic, config.kafka.labels_topic], partitions)
     return config
 

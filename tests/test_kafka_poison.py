@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,33 +21,23 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from collector.config import Config, parse_config
+from collector.config import Config
 from collector.service import serve
 from tests.conftest import free_port, require_binary
-from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
+from tests.kafka_fixture import KafkaBroker
 from tests.poison import POISONS, valid
+from tests.test_kafka_collector import kafka_config
 
 pytestmark = pytest.mark.integration
 
 
 def _config(bootstrap: str) -> Config:
-    prefix = unique_topic("poison")
-    config = parse_config(
-        {
-            "kafka": {
-                "bootstrap_servers": bootstrap,
-                "group_id": f"g-{uuid.uuid4().hex[:8]}",
-                "predictions_topic": f"{prefix}.predictions",
-                "labels_topic": f"{prefix}.labels",
-                "dlq_topic": f"{prefix}.dlq",
-                "max_poll_records": 100,
-            },
-            "http": {"port": free_port()},
-            "defaults": {"window": {"events": 50, "min_events": 10}, "reference": {"auto_events": 50}},
-        }
+    return kafka_config(
+        bootstrap,
+        kafka={"max_poll_records": 100},
+        http={"port": free_port()},
+        defaults={"window": {"events": 50, "min_events": 10}, "reference": {"auto_events": 50}},
     )
-    create_topics(bootstrap, [config.kafka.predictions_topic, config.kafka.labels_topic])
-    return config
 
 
 def _kcat_produce(bootstrap: str, topic: str, lines: list[bytes], tmp_path: Path) -> None:
