@@ -170,6 +170,7 @@ class DataDriftDetector:
 
     def reset(self) -> None:
         """Forget the reference, the calibrated thresholds, the pooled windows and the streaks."""
+        self._fitted = False
         self._features: tuple[_FittedFeature, ...] = ()
         self._calibrator: Calibrator | None = None
         self._streaks: dict[str, int] = {}
@@ -186,6 +187,7 @@ class DataDriftDetector:
                 continue
             fitted.append(self._fit_feature(name, kind, present))
         self._features = tuple(fitted)
+        self._fitted = True
         if self.mode == "calibrated" and fitted:
             self._calibrator = Calibrator(
                 alpha=self.alpha,
@@ -212,9 +214,13 @@ class DataDriftDetector:
         return _FittedFeature(name, kind, method, prepared, cells)
 
     def evaluate(self, window: FeatureTable) -> DataDriftResult:
-        """Score every fitted feature present in the window; flag, then apply persistence."""
-        if not self._features:
-            raise RuntimeError("DataDriftDetector.evaluate called before fit (or on an empty reference)")
+        """Score every fitted feature present in the window; flag, then apply persistence.
+
+        A reference without a single present value fits no feature: every window
+        then has no drift to report (an empty result), rather than an error.
+        """
+        if not self._fitted:
+            raise RuntimeError("DataDriftDetector.evaluate called before fit")
         drifts = []
         for feature in self._features:
             drift = self._evaluate_feature(feature, window)

@@ -79,6 +79,7 @@ class DataQualityDetector:
 
     def reset(self) -> None:
         """Forget the reference."""
+        self._fitted = False
         self._features: dict[str, _FittedFeature] = {}
 
     def fit(self, reference: FeatureTable) -> None:
@@ -91,10 +92,11 @@ class DataQualityDetector:
                 self._features[name] = _FittedFeature(kind, low, high, frozenset())
             else:
                 self._features[name] = _FittedFeature(kind, math.nan, math.nan, frozenset(present.tolist()))
+        self._fitted = True
 
     def evaluate(self, window: FeatureTable) -> DataQualityResult:
-        """The ratios for every reference feature; a feature absent from the window is all missing."""
-        if not self._features:
+        """The ratios for every reference feature (none for a reference without features)."""
+        if not self._fitted:
             raise RuntimeError("DataQualityDetector.evaluate called before fit")
         return DataQualityResult(
             tuple(self._evaluate_feature(name, fitted, window) for name, fitted in self._features.items())

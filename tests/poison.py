@@ -60,13 +60,11 @@ POISONS: tuple[Poison, ...] = (
     Poison("prediction-big-negative", _with("-" + BIG, "prediction"), "non_finite", "prediction"),
     Poison("probability-big", _with(BIG, "probabilities.1"), "non_finite", "probabilities.1"),
     Poison("heartbeat-big", _with(BIG, "rss_bytes", HEARTBEAT), "non_finite", "rss_bytes"),
-    Poison("model-version-surrogate", _with('"\\ud800"', "model_version"), "invalid_field",
-           "model_version"),
-    Poison("segment-surrogate", _with('"\\udfff"', "segments.region"), "invalid_field",
-           "segments.region"),
-    Poison("feature-name-surrogate", _with("1", "features.\ud800"), "invalid_field",
-           "features.\\ud800"),
+    Poison("model-version-surrogate", _with('"\\ud800"', "model_version"), "invalid_field", "model_version"),
+    Poison("segment-surrogate", _with('"\\udfff"', "segments.region"), "invalid_field", "segments.region"),
+    Poison("feature-name-surrogate", _with("1", "features.\ud800"), "invalid_field", "features.\\ud800"),
     Poison("duplicate-key", valid(0)[:-1] + b',"model_version":"2"}', "invalid_json", ""),
-    Poison("timestamp-year-9999", _with('"9999-12-31T23:59:59+00:00"', "timestamp"),
-           "invalid_field", "timestamp"),
+    Poison(
+        "timestamp-year-9999", _with('"9999-12-31T23:59:59+00:00"', "timestamp"), "invalid_field", "timestamp"
+    ),
 )

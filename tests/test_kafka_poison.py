@@ -131,8 +131,10 @@ def test_poison_from_kcat_is_dead_lettered_every_valid_event_counted_and_every_o
     with urllib.request.urlopen(f"http://127.0.0.1:{config.http.port}/reports/", timeout=10) as page:
         assert page.status == 200
 
-    _wait_for(lambda: _committed(kafka_broker.bootstrap, kafka.group_id, kafka.predictions_topic)
-              == len(lines), timeout=30)
+    _wait_for(
+        lambda: _committed(kafka_broker.bootstrap, kafka.group_id, kafka.predictions_topic) == len(lines),
+        timeout=30,
+    )
     consumer = KafkaConsumer(
         kafka.dlq_topic,
         bootstrap_servers=kafka_broker.bootstrap,
@@ -152,4 +154,3 @@ def test_poison_from_kcat_is_dead_lettered_every_valid_event_counted_and_every_o
         (p.reason, p.field) for p in POISONS
     ] * 2
     assert [int(h["driftline.source.offset"]) for h in headers] == poison_offsets
-

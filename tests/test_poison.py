@@ -39,9 +39,11 @@ def _messages(values: list[bytes]) -> list[RawMessage]:
 
 
 def _with_poison(before: int, after: int) -> list[bytes]:
-    return [valid(i) for i in range(before)] + [p.raw for p in POISONS] + [
-        valid(i) for i in range(before, before + after)
-    ]
+    return (
+        [valid(i) for i in range(before)]
+        + [p.raw for p in POISONS]
+        + [valid(i) for i in range(before, before + after)]
+    )
 
 
 def _accepted_predictions(store: MetricStore) -> float | object:
@@ -185,3 +187,21 @@ def test_replay_of_poison_exits_0_with_every_poison_line_in_the_dead_letter_file
     assert [r["raw"].encode() for r in records] == [p.raw for p in POISONS]
     accepted = 'driftline_events_total{model="m",model_version="1",type="prediction"} 199.0'
     assert accepted in metrics.read_text()
+
+
+@pytest.mark.parametrize("features", [{}, {"x": None}], ids=["no-features", "all-missing"])
+def test_a_model_whose_reference_has_no_feature_values_is_evaluated_without_failing(
+    features: dict[str, None],
+) -> None:
+    """Found by the property test: an empty reference made the drift detector raise at every window."""
+    pipeline, store, _ = _pipeline()
+    event = json.loads(valid(0))
+    batch = [json.dumps(event | {"event_id": f"e{i}", "features": features}).encode() for i in range(60)]
+    pipeline.process(_messages(batch))
+    state = pipeline.states[("m", "1")]
+    assert (state.windows_evaluated, state.windows_skipped) == (2, 0)
+    assert store.get("driftline_detector_failures_total", {"detector": "data_drift"}) == 0.0
+    assert store.get("driftline_dataset_drift_share", MV) == 0.0
+    assert store.get("driftline_dataset_drift_detected", MV) == 0.0
+    with pytest.raises(RuntimeError, match="before fit"):
+        DataDriftDetector().evaluate(state.last_report.features)  # type: ignore[union-attr]
