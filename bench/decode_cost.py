@@ -1,0 +1,82 @@
+"""Cost of ``driftline.schema.decode`` per event, against ``json.loads`` of the same bytes.
+
+``decode`` parses and validates one message completely (duplicate keys,
+numbers a float64 cannot hold, lone surrogates in keys and values, every
+field's type and range), so the collector never fails on an event it
+accepted. The baseline is ``json.loads`` alone, the floor of any Python
+consumer of the wire format; both run on the same seeded messages in this
+run, best of ``--rounds``.
+
+    .venv/bin/python bench/decode_cost.py [--events 20000] [--rounds 5] [--seed 0]
+
+Prints microseconds per event for each and the ratio decode / json.loads. To
+compare another version of the schema, put its ``sdk`` folder first on
+PYTHONPATH (the script prints which ``driftline.schema`` it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections.abc import Callable
+
+import driftline.schema
+from driftline.schema import Prediction, decode, encode
+
+
+def messages(count: int, seed: int) -> list[bytes]:
+    """Predictions shaped like the Kafka benchmark's: 12 features, probabilities, a segment."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        features: dict[str, float | str] = {f"x{j}": rng.gauss(j, 1.0) for j in range(10)}
+        features["region"] = rng.choice(["eu", "us", "apac"])
+        features["plan"] = rng.choice(["free", "pro"])
+        p = rng.random()
+        event = Prediction(
+            event_id=f"e{i}",
+            model="credit-risk",
+            model_version="1",
+            features=features,
+            prediction=int(p >= 0.5),
+            probabilities={"0": 1 - p, "1": p},
+            timestamp=1.7e9 + i,
+            latency_ms=rng.uniform(1, 20),
+            segments={"region": str(features["region"])},
+        )
+        out.append(encode(event))
+    return out
+
+
+def best_seconds(loop: Callable[[list[bytes]], object], batch: list[bytes], rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        loop(batch)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    batch = messages(args.events, args.seed)
+    baseline = best_seconds(lambda b: [json.loads(m) for m in b], batch, args.rounds)
+    full = best_seconds(lambda b: [decode(m) for m in b], batch, args.rounds)
+    per_event = {"json.loads": baseline / len(batch) * 1e6, "decode": full / len(batch) * 1e6}
+    print(f"driftline.schema from {driftline.schema.__file__}")
+    print(f"{len(batch)} events, best of {args.rounds} rounds")
+    for name, micros in per_event.items():
+        print(f"  {name:<11} {micros:7.2f} us/event")
+    print(f"  ratio decode / json.loads: {full / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()
