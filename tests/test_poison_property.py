@@ -198,6 +198,7 @@ def batches(draw: st.DrawFn) -> list[bytes]:
 @settings(
     max_examples=120,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
