@@ -30,8 +30,13 @@ def render(template: str, **values: object) -> str:
 
 
 def report_href(model: str, model_version: str) -> str:
-    """The link to a version's latest report, each segment percent-encoded."""
-    return f"/reports/{quote(model, safe='')}/{quote(model_version, safe='')}/latest"
+    """The link to a version's latest report, each segment percent-encoded.
+
+    A lone surrogate (which the schema rejects) is encoded as its escape rather
+    than failing the whole index page.
+    """
+    segments = (quote(part, safe="", errors="backslashreplace") for part in (model, model_version))
+    return "/reports/{}/{}/latest".format(*segments)
 
 
 def render_index(models: Sequence[Mapping[str, object]]) -> str:
