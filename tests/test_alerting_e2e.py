@@ -328,7 +328,8 @@ def _check_alerting(prometheus: str, webhook: Webhook, collector: str) -> None:
     assert annotations["runbook_url"] == f"docs/runbook.md#{labels['alertname'].lower()}"
     assert DATA_VERSION in annotations["summary"]
     report_path = urllib.parse.urlparse(annotations["report_url"]).path
-    with urllib.request.urlopen(collector + report_path, timeout=10) as response:
+    # An Evidently render: wait as long as the server would (http.report_timeout_seconds).
+    with urllib.request.urlopen(collector + report_path, timeout=120) as response:
         assert response.status == 200
         assert "text/html" in response.headers["Content-Type"]
         assert "income" in response.read().decode()  # a drifted feature of the demo model
