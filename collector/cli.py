@@ -83,8 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=_replay)
 
     from collector.reference_cli import add_commands as add_reference_commands
+    from collector.status import add_commands as add_status_commands
     from dashboards.cli import add_commands as add_dashboard_commands
 
+    add_status_commands(commands)
     add_reference_commands(commands)
     add_dashboard_commands(commands)
     return parser

@@ -366,7 +366,8 @@ def print_result(result: DemoResult, console: Console) -> None:
         console.print(f"  {result.url}{path}  {what}")
     console.print(
         "  `driftline demo --duration 600` leaves time to browse them; "
-        "`driftline collect` serves the same on Kafka."
+        "`driftline collect` serves the same on Kafka, and "
+        f"`driftline status --url {result.url}` tables its model versions."
     )
 
 

@@ -61,6 +61,7 @@ class ModelHealth:
         self._reference_ids: set[str] | None = None
         self._reference_joined: list[JoinResult] = []
         self._joined: list[JoinResult] = []
+        self.last_performance: dict[str, dict[str, float]] = {}
 
     def fit(self, reference: Reference, reference_ids: set[str]) -> None:
         """Prepare CBPE from the reference; ``reference_ids`` are the automatic reference's events."""
@@ -89,9 +90,7 @@ class ModelHealth:
             present = ~np.isnan(p)
             if present.any():
                 estimate = self.cbpe.estimate(p[present], predicted_positive[present])
-                for metric, value in estimate.metrics.items():
-                    if value is not None:
-                        self._set("driftline_performance", value, metric=metric, source="estimated")
+                self._performance(estimate.metrics, "estimated")
         names = self._segment_names(predictions)
         if names:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
@@ -116,6 +115,10 @@ class ModelHealth:
             "reference_performance": dict(reference.metrics) if reference is not None else None,
             "cbpe_calibrated": self.cbpe.calibrated if self.cbpe is not None else None,
             "labels_in_current_window": len(self._joined),
+            "performance": {
+                source: dict(self.last_performance[source]) if source in self.last_performance else None
+                for source in ("realized", "estimated")
+            },
         }
 
     def _reference_labels_target(self) -> int:
@@ -167,9 +170,7 @@ class ModelHealth:
         mappings = [r.probabilities for r in records]
         p = positive_probability(mappings, self.positive_class) if any(mappings) else None
         result = self.performance.evaluate(labels, predictions, p)
-        for metric, value in result.metrics.items():
-            if value is not None:
-                self._set("driftline_performance", value, metric=metric, source="realized")
+        self._performance(result.metrics, "realized")
         for cls, recall in result.class_recall.items():
             self._set("driftline_class_recall", recall, **{"class": cls})
         for cls, support in result.class_support.items():
@@ -222,6 +223,13 @@ class ModelHealth:
                         segment=segment.segment,
                         value=stats.value,
                     )
+
+    def _performance(self, metrics: Mapping[str, float | None], source: str) -> None:
+        """Export one window's realized or estimated metrics and keep them for the status."""
+        known = {metric: value for metric, value in metrics.items() if value is not None}
+        for metric, value in known.items():
+            self._set("driftline_performance", value, metric=metric, source=source)
+        self.last_performance[source] = known
 
     def _proxy(self, mappings: list[Mapping[str, float] | None]) -> None:
         classes = sorted({c for m in mappings if m for c in m})

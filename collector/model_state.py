@@ -61,6 +61,7 @@ class ModelVersionState:
         self.window: Window | None = None
         self.data_version = "unknown"
         self.last_seen = 0.0
+        self.events = 0
         self.windows_evaluated = 0
         self.windows_skipped = 0
         self.last_report: WindowReport | None = None
@@ -84,6 +85,7 @@ class ModelVersionState:
     def add(self, event: Prediction, event_time: float) -> None:
         """Take one accepted prediction (its features and segments already within the limits)."""
         self.last_seen = max(self.last_seen, event_time)
+        self.events += 1
         self._set_data_version(event.data_version)
         if self.reference is None:
             self._collect_reference(event, event_time)
@@ -168,6 +170,7 @@ class ModelVersionState:
                 "data_version": reference.data_version,
                 "features": dict(reference.features.kinds),
             },
+            "events": self.events,
             "reference_events_collected": self._reference_buffer.n_events if self._reference_buffer else None,
             "windows_evaluated": self.windows_evaluated,
             "windows_skipped": self.windows_skipped,
