@@ -138,6 +138,13 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
     if not args.file.is_file():
         raise DriftlineError(f"{args.file}: no such file")
     config = load_config(args.config)
+    if config.otlp.endpoint is not None:
+        Console(stderr=True, soft_wrap=True).print(
+            "note: the otlp: section is used by `driftline collect` only; replay exports nothing "
+            "over OTLP (write its metrics with --metrics-out)",
+            highlight=False,
+            markup=False,
+        )
     summary = replay(
         args.file, config, metrics_out=args.metrics_out, dlq_path=args.dlq, console=console
     )

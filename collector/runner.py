@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from collector.errors import DeadLetterBacklog
 from collector.pipeline import Pipeline
-from collector.sources import Source
+from collector.sources import RawMessage, Source
 from exporters.tracing import PipelineTracer
 
 log = logging.getLogger(__name__)
@@ -34,21 +34,18 @@ def run(
     letters are flushed (at-least-once). When the dead letters cannot be
     delivered in time, the source is paused (it keeps its group membership),
     the flush is retried, and consumption resumes once it succeeds. Time rules run every ``tick_interval``
-    seconds on the wall clock. With an enabled ``tracer`` each batch gives
-    ``poll``, ``decode`` (decode, route, and ``detect`` spans for the windows
-    it closes) and ``export`` spans.
+    seconds on the wall clock. With an enabled ``tracer`` each batch is one
+    trace: a ``batch`` span with the children ``poll``, ``decode`` (decode,
+    route, and ``detect`` spans for the windows it closes) and ``export``;
+    an empty poll is not traced.
     """
     tracer = tracer or PipelineTracer()
     last_tick = time.monotonic()
     while not stop.is_set():
-        with tracer.span("poll"):
-            batch = source.next_batch(batch_size, poll_timeout)
+        polled_from = time.time_ns()
+        batch = source.next_batch(batch_size, poll_timeout)
         if batch:
-            with tracer.span("decode", messages=len(batch)):
-                pipeline.process(batch)
-            with tracer.span("export"):
-                _flush_dead_letters(source, pipeline, stop, poll_timeout)
-                source.commit()
+            _process(source, pipeline, stop, batch, tracer, polled_from, poll_timeout)
             if on_batch is not None:
                 on_batch()
         if time.monotonic() - last_tick >= tick_interval:
@@ -59,6 +56,26 @@ def run(
                 on_tick(now)
         if not batch and source.exhausted:
             break
+
+
+def _process(
+    source: Source,
+    pipeline: Pipeline,
+    stop: threading.Event,
+    batch: list[RawMessage],
+    tracer: PipelineTracer,
+    polled_from: int,
+    poll_timeout: float,
+) -> None:
+    """One polled batch: processed, its dead letters flushed, its offsets committed; one trace."""
+    polled_to = time.time_ns()
+    with tracer.span("batch", start_ns=polled_from, messages=len(batch)):
+        tracer.record("poll", polled_from, polled_to, messages=len(batch))
+        with tracer.span("decode", messages=len(batch)):
+            pipeline.process(batch)
+        with tracer.span("export"):
+            _flush_dead_letters(source, pipeline, stop, poll_timeout)
+            source.commit()
 
 
 @runtime_checkable

@@ -1,5 +1,11 @@
 """Spans for the pipeline stages (poll, decode, detect, export), sent over OTLP/HTTP.
 
+Each processed batch is one trace: a ``batch`` span whose children are the
+stages (``detect`` inside ``decode``, where windows close). A poll is only
+known to matter once it returned messages, so :meth:`PipelineTracer.record`
+adds the ``poll`` span afterwards with its measured start and end, and an
+empty poll leaves no trace at all.
+
 :class:`PipelineTracer` owns its own ``TracerProvider`` (never the global
 one) with a batching processor, so spans leave on the SDK's worker thread and
 never slow the loop. When tracing is off, :meth:`PipelineTracer.span` is a
@@ -92,16 +98,27 @@ class PipelineTracer:
         )
 
     @contextmanager
-    def span(self, stage: str, **attributes: AttributeValue) -> Iterator[trace.Span]:
+    def span(
+        self, stage: str, *, start_ns: int | None = None, **attributes: AttributeValue
+    ) -> Iterator[trace.Span]:
         """A span named ``stage`` around the block (nested spans become its children).
 
-        An exception in the block is recorded on the span and re-raised.
+        ``start_ns`` (``time.time_ns()``) backdates the start, for a batch span
+        opened once its poll has returned. An exception in the block is
+        recorded on the span and re-raised.
         """
         if self._tracer is None:
             yield trace.INVALID_SPAN
             return
-        with self._tracer.start_as_current_span(stage, attributes=attributes) as span:
+        with self._tracer.start_as_current_span(stage, attributes=attributes, start_time=start_ns) as span:
             yield span
+
+    def record(self, stage: str, start_ns: int, end_ns: int, **attributes: AttributeValue) -> None:
+        """A finished span from ``start_ns`` to ``end_ns``, a child of the current span."""
+        if self._tracer is None:
+            return
+        span = self._tracer.start_span(stage, attributes=attributes, start_time=start_ns)
+        span.end(end_time=end_ns)
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Send the spans ended so far."""

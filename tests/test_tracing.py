@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from driftline import MemoryTransport
@@ -12,14 +13,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from collector.cli import main
 from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.runner import run
-from collector.sources import MemorySource
+from collector.sources import MemorySource, RawMessage
 from exporters.store import MetricStore
 from exporters.tracing import STAGES, PipelineTracer
 from tests.otlp_receiver import Receiver, otlp_receiver
@@ -148,7 +151,97 @@ def test_the_service_loop_traces_poll_decode_detect_and_export() -> None:
     tracer.force_flush()
     names = [span.name for span in memory.get_finished_spans()]
     assert names.count("decode") == 3 and names.count("export") == 3
-    assert names.count("detect") == 1 and names.count("poll") >= 3
+    assert names.count("detect") == 1 and names.count("poll") == 3 and names.count("batch") == 3
     detect = next(s for s in memory.get_finished_spans() if s.name == "detect")
     assert detect.attributes is not None and detect.attributes["model"] == "m"
     tracer.shutdown()
+
+
+class EmptyPollsFirst:
+    """A memory source whose first ``empty`` polls return nothing, as a quiet topic does."""
+
+    def __init__(self, source: MemorySource, empty: int) -> None:
+        self.source, self.empty, self.polls = source, empty, 0
+
+    def next_batch(self, max_items: int, timeout: float) -> list[RawMessage]:
+        self.polls += 1
+        if self.polls <= self.empty:
+            return []
+        return self.source.next_batch(max_items, timeout)
+
+    def commit(self) -> None:
+        self.source.commit()
+
+    def snapshot(self) -> dict[str, dict[int, int]]:
+        return self.source.snapshot()
+
+    @property
+    def exhausted(self) -> bool:
+        return self.polls > self.empty and self.source.exhausted
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def test_each_batch_is_one_trace_and_empty_polls_are_not_traced(
+    trace_receiver: Receiver[ExportTraceServiceRequest],
+) -> None:
+    tracer = PipelineTracer(enabled=True, endpoint=trace_receiver.url, store=MetricStore())
+    transport = MemoryTransport()
+    for event in predictions(6000, seed=22):
+        transport.send("m", encode(event))
+    memory = MemorySource(transport)
+    memory.close()  # finite: the loop ends when the transport is drained
+    source = EmptyPollsFirst(memory, empty=5)
+    pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True, tracer=tracer)
+    run(source, pipeline, threading.Event(), batch_size=2000, poll_timeout=0.0, tracer=tracer)
+    tracer.shutdown()
+    assert source.polls == 5 + 3 + 1  # empty, three batches, the last empty poll of the finite source
+    spans = [
+        span
+        for request in trace_receiver.requests
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    traces: dict[bytes, list[Span]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    assert len(traces) == 3
+    detects = 0
+    for trace_spans in traces.values():
+        by_name: dict[str, list[Span]] = {}
+        for span in trace_spans:
+            by_name.setdefault(span.name, []).append(span)
+        (batch,) = by_name.pop("batch")
+        assert batch.parent_span_id == b""
+        assert [a.value.int_value for a in batch.attributes if a.key == "messages"] == [2000]
+        for stage in ("poll", "decode", "export"):
+            (span,) = by_name.pop(stage)
+            assert span.parent_span_id == batch.span_id, stage
+            assert batch.start_time_unix_nano <= span.start_time_unix_nano
+            assert span.end_time_unix_nano <= batch.end_time_unix_nano
+        for detect in by_name.pop("detect", []):
+            decode = next(s for s in trace_spans if s.name == "decode")
+            assert detect.parent_span_id == decode.span_id
+            detects += 1
+        assert by_name == {}
+    assert detects == 1  # one window closes: 6000 predictions, 5000 of them the reference
+
+
+def test_replay_with_an_otlp_section_says_only_collect_exports(
+    trace_receiver: Receiver[ExportTraceServiceRequest],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(encode(e) for e in predictions(300, seed=23)) + b"\n")
+    config = tmp_path / "driftline.yaml"
+    config.write_text(f"otlp:\n  endpoint: {trace_receiver.url}\n  tracing: true\n")
+    assert main(["replay", str(events), "--config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "note: the otlp: section is used by `driftline collect` only; replay exports nothing over "
+        "OTLP (write its metrics with --metrics-out)"
+    ]
+    assert trace_receiver.requests == []
