@@ -194,6 +194,7 @@ class ModelConfig(_Strict):
     reference_labels: int = Field(default=500, ge=1)
     window: WindowConfig | None = None
     drift: DriftConfig | None = None
+    champion: str | None = None  # else the oldest live version (collector/roles.py)
 
 
 _LIMIT_DEFAULTS = {limit.setting: limit.default for limit in LIMITS}

@@ -1,6 +1,7 @@
 """The collector's read-only HTTP endpoints (docs/contracts.md#http).
 
-``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/models``, ``/reports/`` and
+``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/models``, ``/api/v1/model-groups``,
+``/reports/`` and
 ``/reports/<model>/<model_version>/latest``, for GET and HEAD. Started
 explicitly, on a background thread, bound to a configurable address
 (127.0.0.1 by default). The socket side (limits, deadlines, TLS) is
@@ -27,6 +28,7 @@ from collector.config import HttpConfig
 from collector.errors import ConfigError, DriftlineError
 from collector.http_auth import Authenticator, exposure_warning
 from collector.http_transport import QUIET_ERRORS, BoundedHandler, BoundedHTTPServer
+from collector.model_groups import group_versions
 from collector.render_pool import RenderBusy, RenderPool
 from exporters.pages import render, render_index
 
@@ -180,6 +182,9 @@ def _handler_class(
             elif path == "/api/v1/models":
                 body = json.dumps({"models": endpoints.models()}, default=str, indent=2).encode()
                 self._send(200, "application/json", body)
+            elif path == "/api/v1/model-groups":
+                groups = {"models": group_versions(endpoints.models())}
+                self._send(200, "application/json", json.dumps(groups, default=str, indent=2).encode())
             elif path in {"/reports", "/reports/"}:
                 self._send(200, HTML, _utf8(render_index(endpoints.models())))
             elif path.startswith("/reports/"):

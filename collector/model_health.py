@@ -62,6 +62,9 @@ class ModelHealth:
         self._reference_joined: list[JoinResult] = []
         self._joined: list[JoinResult] = []
         self.last_performance: dict[str, dict[str, float]] = {}
+        if self.task != "regression":  # the counts of a two-proportion test between versions
+            for source in ("realized", "estimated"):
+                self._scored(source, 0, 0.0)
 
     def fit(self, reference: Reference, reference_ids: set[str]) -> None:
         """Prepare CBPE from the reference; ``reference_ids`` are the automatic reference's events."""
@@ -91,6 +94,10 @@ class ModelHealth:
             if present.any():
                 estimate = self.cbpe.estimate(p[present], predicted_positive[present])
                 self._performance(estimate.metrics, "estimated")
+                accuracy = estimate.metrics.get("accuracy")
+                if accuracy is not None:
+                    scored = int(present.sum())
+                    self._scored("estimated", scored, accuracy * scored)
         names = self._segment_names(predictions)
         if names:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
@@ -177,6 +184,8 @@ class ModelHealth:
             self._set("driftline_class_support", float(support), **{"class": cls})
         self._concept_drift(result, labels, predictions, p)
         if result.task != "regression":
+            correct = sum(class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True))
+            self._scored("realized", len(labels), float(correct))
             self._segment_accuracy(records, labels, predictions)
 
     def _concept_drift(
@@ -230,6 +239,11 @@ class ModelHealth:
         for metric, value in known.items():
             self._set("driftline_performance", value, metric=metric, source=source)
         self.last_performance[source] = known
+
+    def _scored(self, source: str, scored: int, correct: float) -> None:
+        labels = {**self.labels, "source": source}
+        self.store.inc("driftline_predictions_scored_total", labels, float(scored))
+        self.store.inc("driftline_predictions_correct_total", labels, correct)
 
     def _proxy(self, mappings: list[Mapping[str, float] | None]) -> None:
         classes = sorted({c for m in mappings if m for c in m})

@@ -19,6 +19,7 @@ from collector.config import Config
 from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import ModelHealth
 from collector.references import Reference, automatic_reference
+from collector.roles import CHAMPION
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
@@ -45,8 +46,10 @@ class ModelVersionState:
         listeners: tuple[WindowListener, ...] = (),
         tracer: PipelineTracer | None = None,
         failures: FailureLog | None = None,
+        role: str = CHAMPION,
     ) -> None:
         self.model = model
+        self.role = role
         self.model_version = model_version
         self.config = config
         self.store = store
@@ -160,6 +163,7 @@ class ModelVersionState:
         return {
             "model": self.model,
             "model_version": self.model_version,
+            "role": self.role,
             "data_version": self.data_version,
             "reference": None
             if reference is None
@@ -228,6 +232,7 @@ class ModelVersionState:
             **self.labels,
             "data_version": self.data_version,
             "reference_id": self.reference.reference_id if self.reference else "collecting",
+            "role": self.role,
         }
         if labels == self._info_labels:
             return
@@ -235,6 +240,11 @@ class ModelVersionState:
             self.store.remove("driftline_model_info", self._info_labels)
         self.store.set("driftline_model_info", labels, 1.0)
         self._info_labels = labels
+
+    def set_role(self, role: str) -> None:
+        """Champion or challenger, shown on ``driftline_model_info``."""
+        self.role = role
+        self._publish_info()
 
     def _evaluate(self, window: Window, now: float) -> WindowReport:
         """Run every detector on the window, then export; a detector that raises exports nothing."""
@@ -310,6 +320,7 @@ def _report_summary(report: WindowReport | None) -> dict[str, object] | None:
         "dataset_drift_share": report.drift.share,
         "dataset_drift_detected": report.drift.detected,
         "drifted_features": [d.feature for d in report.drift.features if d.detected],
+        "quality": _worst_quality(report),
         "features": {
             d.feature: {
                 "method": d.method,
@@ -324,6 +335,17 @@ def _report_summary(report: WindowReport | None) -> dict[str, object] | None:
             for d in report.drift.features
         },
     }
+
+
+def _worst_quality(report: WindowReport) -> dict[str, float | None]:
+    """The highest ratio over the window's features per data-quality check (null: none applies)."""
+    checks = ("missing", "type_error", "out_of_range", "new_category")
+    worst: dict[str, float | None] = {}
+    for check in checks:
+        ratios = [getattr(q, f"{check}_ratio") for q in report.quality.features]
+        finite = [r for r in ratios if math.isfinite(r)]
+        worst[check] = max(finite) if finite else None
+    return worst
 
 
 def _finite_or_none(value: float) -> float | None:

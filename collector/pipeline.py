@@ -31,6 +31,7 @@ from collector.label_join import LabelJoinStore, PredictionRecord
 from collector.model_state import ModelVersionState, WindowListener
 from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
+from collector.roles import assign_roles
 from collector.sources import RawMessage
 from collector.tables import Value
 from collector.windows import Window
@@ -293,6 +294,7 @@ class Pipeline:
             self.store.inc("driftline_limit_exceeded_total", {"kind": "model_version"})
             raise SchemaError(RejectReason.LIMIT, "model_version", f"model {model} has too many versions")
         versions.add(model_version)
+        roles = assign_roles(versions, self.config.model(model).champion)
         state = ModelVersionState(
             model,
             model_version,
@@ -302,12 +304,21 @@ class Pipeline:
             self.listeners,
             self.tracer,
             self.failures,
+            role=roles[model_version],
         )
         self.states[key] = state
+        self._set_roles(model, roles)
         self.store.inc(
             "driftline_prediction_errors_total", {"model": model, "model_version": model_version}, 0.0
         )
         return state
+
+    def _set_roles(self, model: str, roles: dict[str, str]) -> None:
+        """Give each live version of ``model`` its role (a version came or went)."""
+        for version, role in roles.items():
+            state = self.states.get((model, version))
+            if state is not None and state.role != role:
+                state.set_role(role)
 
     def _check_model(self, model: str) -> set[str]:
         versions = self._versions.get(model)
@@ -376,4 +387,6 @@ class Pipeline:
     def _retire(self, key: VersionKey) -> None:
         self.states.pop(key).retire()
         self.instances.forget_model_version(*key)
-        self._versions.get(key[0], set()).discard(key[1])
+        versions = self._versions.get(key[0], set())
+        versions.discard(key[1])
+        self._set_roles(key[0], assign_roles(versions, self.config.model(key[0]).champion))

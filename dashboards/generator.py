@@ -349,9 +349,9 @@ def model() -> Dashboard:
     ).link(report_link)
     for build_rows in (_model_version_rows, _model_drift_rows, _model_quality_rows):
         board = build_rows(board)
-    for build_rows in (_model_prediction_rows, _model_performance_rows, _model_fairness_rows):
+    for build_rows in (_model_prediction_rows, _model_performance_rows, _model_comparison_rows):
         board = build_rows(board)
-    return board
+    return _model_fairness_rows(board)
 
 
 def _model_version_rows(board: Dashboard) -> Dashboard:
@@ -555,6 +555,48 @@ def _model_performance_rows(board: Dashboard) -> Dashboard:
                 ),
                 span=24,
             )
+        )
+    )
+
+
+def _model_comparison_rows(board: Dashboard) -> Dashboard:
+    """Every live version of the model, champion and challengers, with the version as the series."""
+    model = 'model=~"$model"'
+    role = "* on(model, model_version) group_left(role) driftline_model_info"
+    counts = "sum by (model, model_version, source) (increase(driftline_predictions_{}_total{{{}}}[1h]))"
+    return (
+        board.with_row(dashboard.Row("Version comparison"))
+        .with_panel(
+            _timeseries(
+                "Performance and drift by version",
+                "Every version of the model on the same axes: realized (else estimated) accuracy "
+                "per window and the share of drifted features, one series per version and role.",
+                "percentunit",
+                _query(
+                    f'driftline_performance{{{model}, metric="accuracy"}} {role}',
+                    "{{model_version}} ({{role}}) accuracy, {{source}}",
+                ),
+                _query(
+                    f"driftline_dataset_drift_share{{{model}}} {role}",
+                    "{{model_version}} ({{role}}) drift share",
+                    "B",
+                ),
+                span=16,
+            ).max(1)
+        )
+        .with_panel(
+            _bars(
+                "Accuracy over the last hour by version",
+                "Correct over scored predictions in the last hour: what DriftlineChallengerWorse "
+                "compares between each challenger and the champion.",
+                "percentunit",
+                _query(
+                    f"({counts.format('correct', model)} / {counts.format('scored', model)}) {role}",
+                    "{{model_version}} ({{role}}), {{source}}",
+                    instant=True,
+                ),
+                span=8,
+            ).max(1)
         )
     )
 

@@ -119,8 +119,9 @@ CATALOG: tuple[MetricDef, ...] = (
     ),
     _g(
         "driftline_model_info",
-        (*MV, "data_version", "reference_id"),
-        "1 per active model version, with its current data version and reference.",
+        (*MV, "data_version", "reference_id", "role"),
+        "1 per active model version, with its current data version, reference and role "
+        "(champion or challenger).",
         "events",
     ),
     # data drift
@@ -209,6 +210,20 @@ CATALOG: tuple[MetricDef, ...] = (
         "driftline_performance",
         (*MV, "metric", "source"),
         "Model performance per window: realized (labels) or estimated (no labels).",
+        "model_health",
+    ),
+    _c(
+        "driftline_predictions_scored_total",
+        (*MV, "source"),
+        "Classifier predictions whose correctness is known (realized: joined labels) or "
+        "estimated (CBPE, no labels).",
+        "model_health",
+    ),
+    _c(
+        "driftline_predictions_correct_total",
+        (*MV, "source"),
+        "Of those, the correct ones (realized) or the expected number correct (estimated): "
+        "accuracy over any range is increase(correct) / increase(scored).",
         "model_health",
     ),
     _g(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 from driftline.schema import Heartbeat, Label, Prediction, encode
@@ -50,3 +51,34 @@ def predictions(
 
 def lines(events: Sequence[Prediction | Label | Heartbeat]) -> list[bytes]:
     return [encode(event) for event in events]
+
+
+def shadow_versions(
+    n: int,
+    *,
+    seed: int,
+    error_rates: dict[str, float],
+    model: str = "m",
+    start: int = 0,
+    labelled: bool = True,
+) -> list[Prediction | Label]:
+    """The same traffic scored by several versions of one model (shadow deployment).
+
+    Every version sees the same ``n`` feature rows and the same ground truth; a
+    version's prediction is the truth flipped with its error rate (seeded per
+    version), and one label per prediction follows each row's predictions.
+    No probabilities, so only realized performance is computed.
+    """
+    truth = np.random.default_rng(seed).integers(0, 2, size=n)
+    rows = list(predictions(n, seed=seed, start=start, model=model))
+    events: list[Prediction | Label] = []
+    labels: list[Label] = []
+    for offset, (version, rate) in enumerate(sorted(error_rates.items())):
+        wrong = np.random.default_rng(seed + 1 + offset).random(n) < rate
+        for i, row in enumerate(rows):
+            event_id = f"{model}-{version}-{start + i}"
+            predicted = int(truth[i]) ^ int(wrong[i])
+            scored = replace(row, event_id=event_id, model_version=version, prediction=predicted)
+            events.append(replace(scored, probabilities=None))
+            labels.append(Label(event_id=event_id, model=model, label=int(truth[i]), timestamp=row.timestamp))
+    return events + labels if labelled else events

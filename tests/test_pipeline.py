@@ -118,7 +118,7 @@ def test_model_info_follows_the_data_version_one_series_per_version() -> None:
     _run(pipeline, list(predictions(10, seed=9, data_version="d1")))
     _run(pipeline, list(predictions(10, seed=9, start=10, data_version="d2")))
     series = next(s for s in store.snapshot() if s.metric.name == "driftline_model_info").samples
-    assert list(series) == [("m", "1", "d2", "collecting")]
+    assert list(series) == [("m", "1", "d2", "collecting", "champion")]
 
 
 def test_limits_on_models_features_and_segment_values() -> None:
@@ -202,7 +202,13 @@ def test_dropping_a_lost_partition_forgets_its_models_and_their_series() -> None
     assert (
         store.get(
             "driftline_model_info",
-            {"model": "other", "model_version": "1", "data_version": "d1", "reference_id": "collecting"},
+            {
+                "model": "other",
+                "model_version": "1",
+                "data_version": "d1",
+                "reference_id": "collecting",
+                "role": "champion",
+            },
         )
         is None
     )

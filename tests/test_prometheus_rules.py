@@ -26,6 +26,7 @@ ALERTS = (
     "DriftlineEstimatedPerformanceDrop",
     "DriftlineConceptDrift",
     "DriftlineDataQuality",
+    "DriftlineChallengerWorse",
     "DriftlineHighLatency",
     "DriftlineServingErrors",
     "DriftlineNoTraffic",
@@ -42,14 +43,15 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def _rules() -> list[dict[str, object]]:
+    """The alerting rules (recording rules, ``record:``, feed them)."""
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 
 def test_promtool_check_config_accepts_the_prometheus_config() -> None:
     result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 13 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 19 rules found" in result.stdout + result.stderr
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
@@ -63,18 +65,42 @@ def test_promtool_test_rules_passes() -> None:
     assert result.stdout.count("SUCCESS") == len(RULE_TESTS)
 
 
-def test_the_rule_tests_fail_when_a_threshold_changes(tmp_path: Path) -> None:
-    """The unit tests can fail: a copy with a looser error threshold must break them."""
+def _test_changed_rules(tmp_path: Path, old: str, new: str, tests: str) -> str:
+    """Run one promtool test file against a copy of the rules with ``old`` replaced by ``new``;
+    the test file must fail, and its output is returned."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "tests").mkdir()
-    loosened = RULES.read_text().replace("> 0.05", "> 0.2")
-    assert loosened != RULES.read_text()
-    (tmp_path / "rules" / RULES.name).write_text(loosened)
-    test_file = tmp_path / "tests" / "serving.test.yml"
-    test_file.write_text((PROMETHEUS_DIR / "tests" / "serving.test.yml").read_text())
+    changed = RULES.read_text().replace(old, new)
+    assert changed != RULES.read_text()
+    (tmp_path / "rules" / RULES.name).write_text(changed)
+    test_file = tmp_path / "tests" / tests
+    test_file.write_text((PROMETHEUS_DIR / "tests" / tests).read_text())
     result = _run(require_binary("promtool"), "test", "rules", str(test_file))
     assert result.returncode != 0
-    assert "DriftlineServingErrors" in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_the_rule_tests_fail_when_a_threshold_changes(tmp_path: Path) -> None:
+    """The unit tests can fail: a copy with a looser error threshold must break them."""
+    assert "DriftlineServingErrors" in _test_changed_rules(tmp_path, "> 0.05", "> 0.2", "serving.test.yml")
+
+
+def test_the_challenger_rule_tests_fail_at_another_alpha(tmp_path: Path) -> None:
+    """The two-proportion test's threshold is what the unit tests pin: a looser one breaks them."""
+    output = _test_changed_rules(tmp_path, "< -2.326)", "< -0.5)", "versions.test.yml")
+    assert 'model="fraud"' in output  # z = -1.26 now fires
+
+
+def test_recording_rules_are_named_driftline_colon() -> None:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    records = [rule["record"] for group in groups for rule in group["rules"] if "record" in rule]
+    assert records == [
+        "driftline:predictions_scored:increase1h",
+        "driftline:predictions_correct:increase1h",
+        "driftline:champion_predictions_scored:increase1h",
+        "driftline:champion_predictions_correct:increase1h",
+        "driftline:challenger_accuracy_z:1h",
+    ]
 
 
 def test_the_rules_are_exactly_the_driftline_alerts() -> None:

@@ -56,8 +56,8 @@ def test_add_list_show_and_the_collector_uses_the_registered_reference(
     assert state.last_report is not None
     assert [d.feature for d in state.last_report.drift.features if d.detected] == ["n2"]
     info = next(s for s in store.snapshot() if s.metric.name == "driftline_model_info").samples
-    ((_, _, data_version, reference_id),) = info
-    assert reference_id.startswith("ref-") and data_version == "d1"
+    ((_, _, data_version, reference_id, role),) = info
+    assert reference_id.startswith("ref-") and data_version == "d1" and role == "champion"
     assert state.health.reference_performance is not None
 
 

@@ -1,0 +1,210 @@
+"""Champion and challenger: roles on driftline_model_info, accuracy counts per version, the grouped
+view on a real socket, and DriftlineChallengerWorse in a real Prometheus on the shipped rules."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from driftline.schema import Label, Prediction, encode
+
+from collector.config import parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.http_server import Endpoints, HttpServer
+from collector.pipeline import Pipeline
+from collector.roles import assign_roles, version_key
+from collector.sources import RawMessage
+from exporters.prometheus import build_registry
+from exporters.store import MetricStore
+from tests.conftest import free_port, require_binary
+from tests.http_client import http_get
+from tests.streams import predictions, shadow_versions
+from tests.test_alerting_e2e import Processes, _prometheus_config, _query, _ready, _wait_for
+
+SMALL = {"defaults": {"reference": {"auto_events": 1000}, "window": {"events": 1000}}}
+
+
+def _messages(events: list[Prediction | Label]) -> list[RawMessage]:
+    return [RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(events)]
+
+
+def _info(store: MetricStore, model: str) -> dict[str, str]:
+    """model_version -> role of every driftline_model_info series of ``model``."""
+    (info,) = [m for m in store.snapshot() if m.metric.name == "driftline_model_info"]
+    found = [dict(zip(info.metric.labels, key, strict=True)) for key in info.samples]
+    found = [labels for labels in found if labels["model"] == model]
+    assert len(found) == len({s["model_version"] for s in found}), found  # one series per version
+    return {s["model_version"]: s["role"] for s in found}
+
+
+def test_the_oldest_version_by_number_is_champion_unless_configured() -> None:
+    assert assign_roles({"10", "9"}, None) == {"9": "champion", "10": "challenger"}
+    assert assign_roles({"v1.10", "v1.9", "v2"}, None) == {
+        "v1.9": "champion",
+        "v1.10": "challenger",
+        "v2": "challenger",
+    }
+    assert assign_roles({"3", "4"}, "4") == {"3": "challenger", "4": "champion"}
+    assert assign_roles({"3", "4"}, "7") == {"3": "champion", "4": "challenger"}  # 7 is not live
+    assert assign_roles(set(), "7") == {}
+    assert sorted(["2026-10", "2026-9", "a", "10", "9"], key=version_key) == [
+        "9",
+        "10",
+        "2026-9",
+        "2026-10",
+        "a",
+    ]
+
+
+def test_roles_follow_versions_as_they_come_and_retire() -> None:
+    config = parse_config({**SMALL, "defaults": {**SMALL["defaults"], "retire_after_seconds": 100}})
+    store = MetricStore()
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
+    pipeline.process(_messages(list(predictions(10, seed=1, model_version="10"))))
+    assert _info(store, "m") == {"10": "champion"}
+    pipeline.process(_messages(list(predictions(10, seed=2, model_version="9"))))
+    assert _info(store, "m") == {"9": "champion", "10": "challenger"}
+    assert {s["model_version"]: s["role"] for s in pipeline.status()} == {"9": "champion", "10": "challenger"}
+    # only version 10 keeps sending, 200 s later: 9 retires and 10 becomes the champion
+    pipeline.process(_messages(list(predictions(10, seed=3, model_version="10", start=20_000))))
+    assert _info(store, "m") == {"10": "champion"}
+
+
+def test_a_configured_champion_keeps_its_role() -> None:
+    config = parse_config({"models": {"m": {"champion": "10"}}})
+    store = MetricStore()
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
+    for version in ("9", "10", "11"):
+        pipeline.process(_messages(list(predictions(5, seed=4, model_version=version))))
+    assert _info(store, "m") == {"9": "challenger", "10": "champion", "11": "challenger"}
+
+
+def _expected_accuracy(events: list[Prediction | Label], version: str, first: int) -> tuple[int, int]:
+    """(scored, correct) of ``version``'s labelled predictions from row ``first`` on."""
+    truth = {e.event_id: e.label for e in events if isinstance(e, Label)}
+    scored = [
+        e for e in events if isinstance(e, Prediction) and e.model_version == version
+    ][first:]
+    return len(scored), sum(int(e.prediction == truth[e.event_id]) for e in scored)
+
+
+def test_counts_per_version_and_the_grouped_view_on_a_real_socket() -> None:
+    store = MetricStore()
+    pipeline = Pipeline(parse_config(SMALL), store, MemoryDeadLetterSink(), event_time=True)
+    events = shadow_versions(2000, seed=5, error_rates={"3": 0.1, "4": 0.3})
+    pipeline.process(_messages(events))
+    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0)
+    server.start()
+    try:
+        status, content_type, body = http_get(server.url + "/api/v1/model-groups")
+        models = json.loads(http_get(server.url + "/api/v1/models")[2])["models"]
+    finally:
+        server.stop()
+    assert status == 200 and content_type == "application/json"
+    (group,) = json.loads(body)["models"]
+    assert group["model"] == "m" and group["champion"] == "3"
+    assert [(v["model_version"], v["role"]) for v in group["versions"]] == [
+        ("3", "champion"),
+        ("4", "challenger"),
+    ]
+    for version in group["versions"]:
+        scored, correct = _expected_accuracy(events, version["model_version"], first=1000)
+        source = {"model": "m", "model_version": version["model_version"], "source": "realized"}
+        assert store.get("driftline_predictions_scored_total", source) == scored == 1000
+        assert store.get("driftline_predictions_correct_total", source) == correct
+        assert version["performance"]["realized"]["accuracy"] == pytest.approx(correct / scored)
+        assert version["performance"]["estimated"] is None  # no probabilities: no CBPE
+        estimated = {**source, "source": "estimated"}
+        assert store.get("driftline_predictions_scored_total", estimated) == 0.0
+        assert version["events"] == 2000 and version["windows_evaluated"] == 1
+        assert version["reference_id"] == "auto-1000" and version["data_version"] == "d1"
+        assert 0.0 <= version["drift"]["share"] <= 1.0 and version["drift"]["detected"] is False
+        assert set(version["quality"]) == {"missing", "type_error", "out_of_range", "new_category"}
+        assert version["quality"]["missing"] == 0.0
+    accuracies = [v["performance"]["realized"]["accuracy"] for v in group["versions"]]
+    assert accuracies[0] > 0.87 and accuracies[1] < 0.73
+    # /api/v1/models keeps its shape: a list of per-version objects, each with its documented keys
+    assert sorted((m["model"], m["model_version"], m["role"]) for m in models) == [
+        ("m", "3", "champion"),
+        ("m", "4", "challenger"),
+    ]
+    documented = {"data_version", "reference", "reference_events_collected", "windows_evaluated"}
+    documented |= {"windows_skipped", "current_window_events", "thresholds", "last_window", "model_health"}
+    assert all(documented <= set(m) for m in models)
+
+
+@pytest.mark.integration
+def test_a_worse_challenger_fires_in_real_prometheus_and_an_alike_one_does_not(tmp_path: Path) -> None:
+    """Versions 3 and 4 of two models on the same traffic, through the shipped rules: credit's
+    version 4 is wrong 25% of the time beside 10% (fires); fraud's versions are both wrong 10%."""
+    prometheus_bin = require_binary("prometheus")
+    store = MetricStore()
+    pipeline = Pipeline(parse_config(SMALL), store, MemoryDeadLetterSink(), event_time=True)
+    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0)
+    server.start()
+    processes = Processes(tmp_path)
+    prometheus_port = free_port()
+    prometheus = f"http://127.0.0.1:{prometheus_port}"
+    try:
+        config = _prometheus_config(tmp_path, server.port, free_port())  # no Alertmanager needed
+        processes.start(
+            "prometheus",
+            [
+                prometheus_bin,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ],
+        )
+        _wait_for("prometheus to be ready", functools.partial(_ready, prometheus), timeout=30)
+        _stream(pipeline, prometheus)
+        _wait_for(
+            "DriftlineChallengerWorse firing for credit 4",
+            lambda: _firing(prometheus) == [("credit", "4", "realized", "challenger", "d1")],
+            timeout=60,
+            diagnose=lambda: json.dumps(_query(prometheus, "driftline:challenger_accuracy_z:1h")),
+        )
+        z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, _Z)}
+        time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
+        assert _firing(prometheus) == [("credit", "4", "realized", "challenger", "d1")]
+    finally:
+        processes.stop()
+        server.stop()
+    assert z["credit"] < -8.0  # about -10.7 for 2000 labels each, 0.9 against 0.75
+    assert -2.326 < z["fraud"] < 2.326
+
+
+_Z = 'driftline:challenger_accuracy_z:1h{source="realized"}'
+
+
+def _stream(pipeline: Pipeline, prometheus: str) -> None:
+    """References first; once Prometheus has scraped the zero counts, two label windows per
+    version, a scrape apart, so increase() sees the counts grow."""
+    for model, rates in (("credit", {"3": 0.1, "4": 0.25}), ("fraud", {"3": 0.1, "4": 0.1})):
+        pipeline.process(_messages(shadow_versions(1000, seed=7, error_rates=rates, model=model)))
+    _wait_for(
+        "the zero accuracy counts of all four versions in Prometheus",
+        lambda: len(_query(prometheus, 'driftline:predictions_scored:increase1h{source="realized"}')) == 4,
+        timeout=30,
+    )
+    for chunk in range(2):
+        for model, rates in (("credit", {"3": 0.1, "4": 0.25}), ("fraud", {"3": 0.1, "4": 0.1})):
+            events = shadow_versions(
+                1000, seed=8 + chunk, error_rates=rates, model=model, start=1000 * (chunk + 1)
+            )
+            pipeline.process(_messages(events))
+        time.sleep(2.5)
+
+
+def _firing(prometheus: str) -> list[tuple[Any, ...]]:
+    alerts = json.loads(http_get(f"{prometheus}/api/v1/alerts")[2])["data"]["alerts"]
+    return sorted(
+        (a["labels"]["model"], a["labels"]["model_version"], a["labels"]["source"], a["labels"]["role"],
+         a["labels"]["data_version"])
+        for a in alerts
+        if a["labels"]["alertname"] == "DriftlineChallengerWorse" and a["state"] == "firing"
+    )
