@@ -118,7 +118,7 @@ def fetch_alerts(prometheus: str, timeout: float) -> Alerts:
 def status_table(models: list[dict[str, Any]], alerts: Alerts | None, url: str) -> Table:
     """One row per model version, sorted by model and version."""
     table = Table(title=f"Driftline collector at {url}: {len(models)} model versions")
-    columns = ["model", "version", "data version", "reference", "events", "windows", "drift share"]
+    columns = ["model", "version", "role", "data version", "reference", "events", "windows", "drift share"]
     columns += ["performance"] + (["alerts firing"] if alerts is not None else [])
     numbers = {"events", "windows", "drift share"}
     for column in columns:
@@ -141,6 +141,7 @@ def _row(status: dict[str, Any]) -> list[str]:
     return [
         str(status.get("model")),
         str(status.get("model_version")),
+        str(status.get("role", "-")),
         str(status.get("data_version")),
         str(reference["id"]) if reference else f"collecting {status.get('reference_events_collected') or 0}",
         str(status.get("events", "-")),

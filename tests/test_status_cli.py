@@ -111,14 +111,14 @@ def test_status_tables_each_version_of_a_running_collector(collector: tuple[str,
     rows = _rows(result.stdout)
     shares = {s.model_version: s.last_report.drift.share for s in pipeline.states.values() if s.last_report}
     assert rows["1"] == [
-        *("m", "1", "d1", "auto-5000", "6000", "1"),
+        *("m", "1", "champion", "d1", "auto-5000", "6000", "1"),
         f"{shares['1']:.2f}",
         "accuracy 0.900 (realized)",
     ]
     assert shares["1"] < 0.5 and shares["2"] >= 0.5
-    assert rows["2"][:6] == ["m", "2", "d1", "auto-5000", "6000", "1"]
-    assert rows["2"][6] == f"{shares['2']:.2f} drift"
-    assert rows["2"][7] == "accuracy 0.900 (realized)"
+    assert rows["2"][:7] == ["m", "2", "challenger", "d1", "auto-5000", "6000", "1"]
+    assert rows["2"][7] == f"{shares['2']:.2f} drift"
+    assert rows["2"][8] == "accuracy 0.900 (realized)"
 
 
 def test_the_console_script_prints_the_same_table(collector: tuple[str, Pipeline]) -> None:
@@ -196,7 +196,7 @@ def test_bearer_token_and_basic_credentials_reach_the_collector(
         by_file = _status("--url", url, "--token-file", str(token_file))
         by_env = _status("--url", url, env={"DRIFTLINE_TOKEN": "s3cret-token"})
     assert by_file.returncode == 0 and by_env.returncode == 0, by_file.stderr + by_env.stderr
-    assert _rows(by_file.stdout)["1"][3] == "auto-5000" and _rows(by_env.stdout)["2"][4] == "6000"
+    assert _rows(by_file.stdout)["1"][4] == "auto-5000" and _rows(by_env.stdout)["2"][5] == "6000"
     with _gate(lambda header: header == basic, models) as url:
         by_file = _status("--url", url, "--user", "ops", "--password-file", str(password_file))
         by_env = _status("--url", url, "--user", "ops", env={"DRIFTLINE_PASSWORD": "pa ss"})
