@@ -65,7 +65,8 @@ def test_basic_auth_guards_everything_but_health(tmp_path: Path) -> None:
     password_file.write_text(SECRET + "\n")
     settings = {"auth": {"mode": "basic", "username": "prom", "password_file": str(password_file)}}
     with _serving(settings) as server:
-        for path in ("/metrics", "/api/v1/models", "/reports/", "/reports/m/1/latest"):
+        guarded = ("/metrics", "/api/v1/models", "/api/v1/model-groups", "/reports/", "/reports/m/1/latest")
+        for path in guarded:
             status, headers = _get(server.url + path)
             assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="driftline"', path
         assert _get(server.url + "/metrics", _basic("prom", SECRET))[0] == 200

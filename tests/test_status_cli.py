@@ -3,14 +3,13 @@ and a real Prometheus evaluating a rule on the collector's scrape."""
 
 from __future__ import annotations
 
-import base64
 import functools
 import io
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +20,7 @@ import pytest
 from driftline.schema import Label, encode
 
 from collector.cli import main
-from collector.config import Config
+from collector.config import Config, HttpConfig
 from collector.dlq import MemoryDeadLetterSink
 from collector.errors import DriftlineError
 from collector.http_server import Endpoints, HttpServer
@@ -31,7 +30,6 @@ from collector.status import authorization_header, fetch_alerts, performance_tex
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 from tests.conftest import free_port, require_binary
-from tests.http_client import http_get
 from tests.streams import predictions
 from tests.test_alerting_e2e import Processes, _wait_for
 
@@ -146,24 +144,22 @@ def test_an_unreachable_collector_is_one_line_on_stderr_and_exit_2() -> None:
 
 
 def test_a_server_that_is_not_a_collector_is_a_clear_error() -> None:
-    with _gate(lambda headers: True, body=b"<html>hello</html>") as url:
+    with _not_a_collector(b"<html>hello</html>") as url:
         result = _status("--url", url)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: the collector at {url}/api/v1/models did not answer JSON"
 
 
 @contextmanager
-def _gate(allows: Callable[[str | None], bool], body: bytes) -> Iterator[str]:
-    """A collector stand-in answering ``body`` only to requests whose Authorization header it allows."""
+def _not_a_collector(body: bytes) -> Iterator[str]:
+    """Some other web server, answering ``body`` to every GET."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            ok = allows(self.headers.get("Authorization"))
-            payload = body if ok else b"authentication required\n"
-            self.send_response(200 if ok else 401)
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             return
@@ -177,33 +173,54 @@ def _gate(allows: Callable[[str | None], bool], body: bytes) -> Iterator[str]:
         server.server_close()
 
 
-def test_bearer_token_and_basic_credentials_reach_the_collector(
+@contextmanager
+def _authenticated(pipeline: Pipeline, auth: dict[str, str]) -> Iterator[str]:
+    """The same collector's endpoints behind the server's own ``http.auth``."""
+    endpoints = Endpoints(build_registry(MetricStore()), pipeline.status, lambda: True)
+    settings = HttpConfig.model_validate({"auth": auth})
+    server = HttpServer(endpoints, "127.0.0.1", 0, settings=settings)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_bearer_token_reaches_a_collector_with_authentication(
     collector: tuple[str, Pipeline], tmp_path: Path
 ) -> None:
-    models = http_get(collector[0] + "/api/v1/models")[2].encode()
-    bearer = "Bearer s3cret-token"
-    basic = "Basic " + base64.b64encode(b"ops:pa ss").decode()
-    token_file, password_file = tmp_path / "token", tmp_path / "password"
+    token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
-    password_file.write_text("pa ss\n")
-    with _gate(lambda header: header == bearer, models) as url:
+    with _authenticated(collector[1], {"mode": "bearer", "token": "s3cret-token"}) as url:
         refused = _status("--url", url)
-        assert refused.returncode == 2
-        assert refused.stderr.strip() == (
-            f"error: the collector at {url}/api/v1/models answered 401 Unauthorized "
-            "(pass --token-file, $DRIFTLINE_TOKEN or --user)"
-        )
         by_file = _status("--url", url, "--token-file", str(token_file))
         by_env = _status("--url", url, env={"DRIFTLINE_TOKEN": "s3cret-token"})
+        wrong = _status("--url", url, env={"DRIFTLINE_TOKEN": "s3cret-tokeN"})
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: the collector at {url}/api/v1/models answered 401 Unauthorized "
+        "(pass --token-file, $DRIFTLINE_TOKEN or --user)"
+    )
     assert by_file.returncode == 0 and by_env.returncode == 0, by_file.stderr + by_env.stderr
     assert _rows(by_file.stdout)["1"][4] == "auto-5000" and _rows(by_env.stdout)["2"][5] == "6000"
-    with _gate(lambda header: header == basic, models) as url:
+    assert wrong.returncode == 2 and "answered 401" in wrong.stderr
+
+
+def test_basic_credentials_reach_a_collector_with_authentication(
+    collector: tuple[str, Pipeline], tmp_path: Path
+) -> None:
+    password_file = tmp_path / "password"
+    password_file.write_text("pa ss\n")
+    auth = {"mode": "basic", "username": "ops", "password": "pa ss"}
+    with _authenticated(collector[1], auth) as url:
         by_file = _status("--url", url, "--user", "ops", "--password-file", str(password_file))
         by_env = _status("--url", url, "--user", "ops", env={"DRIFTLINE_PASSWORD": "pa ss"})
         wrong = _status("--url", url, "--user", "ops", env={"DRIFTLINE_PASSWORD": "nope"})
+        bearer = _status("--url", url, env={"DRIFTLINE_TOKEN": "pa ss"})
     assert by_file.returncode == 0 and by_env.returncode == 0, by_file.stderr + by_env.stderr
     assert set(_rows(by_file.stdout)) == {"1", "2"} and set(_rows(by_env.stdout)) == {"1", "2"}
     assert wrong.returncode == 2 and "answered 401" in wrong.stderr
+    assert bearer.returncode == 2 and "answered 401" in bearer.stderr
 
 
 def test_authorization_header_sources() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.runner import run
-from collector.sources import MemorySource, RawMessage
+from collector.sources import MemorySource, RawMessage, Source
 from exporters.store import MetricStore
 from exporters.tracing import STAGES, PipelineTracer
 from tests.otlp_receiver import Receiver, otlp_receiver
@@ -34,6 +35,13 @@ def run_batch(tracer: PipelineTracer) -> None:
         for stage in STAGES:
             with tracer.span(stage) as span:
                 span.set_attribute("stage.ok", True)
+
+
+def run_event_time(source: Source, pipeline: Pipeline, tracer: PipelineTracer) -> None:
+    """The service loop as replay runs it: no wall-clock ticks, whose time would retire the
+    event-time versions on a slow machine."""
+    run(source, pipeline, threading.Event(), batch_size=2000, poll_timeout=0.0, tick_interval=math.inf,
+        tracer=tracer)
 
 
 def test_stage_spans_nest_under_the_batch() -> None:
@@ -147,7 +155,7 @@ def test_the_service_loop_traces_poll_decode_detect_and_export() -> None:
     source = MemorySource(transport)
     source.close()  # finite: the loop ends when the transport is drained
     pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True, tracer=tracer)
-    run(source, pipeline, threading.Event(), batch_size=2000, poll_timeout=0.0, tracer=tracer)
+    run_event_time(source, pipeline, tracer)
     tracer.force_flush()
     names = [span.name for span in memory.get_finished_spans()]
     assert names.count("decode") == 3 and names.count("export") == 3
@@ -194,7 +202,7 @@ def test_each_batch_is_one_trace_and_empty_polls_are_not_traced(
     memory.close()  # finite: the loop ends when the transport is drained
     source = EmptyPollsFirst(memory, empty=5)
     pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True, tracer=tracer)
-    run(source, pipeline, threading.Event(), batch_size=2000, poll_timeout=0.0, tracer=tracer)
+    run_event_time(source, pipeline, tracer)
     tracer.shutdown()
     assert source.polls == 5 + 3 + 1  # empty, three batches, the last empty poll of the finite source
     spans = [
