@@ -3,9 +3,10 @@
 1. OTLP: turning a store snapshot into the SDK's MetricsData and encoding the
    protobuf request, against rendering the Prometheus exposition of the same
    store (what every scrape costs).
-2. Tracing: a pipeline-stage span with tracing off, and with tracing on (to an
-   in-memory exporter, so only the SDK's own cost counts), against an empty
-   ``with`` block.
+2. Tracing: a pipeline-stage span, and a whole batch's trace (the ``batch``
+   span with ``poll``, ``decode`` and ``export`` children, as the runner makes
+   it), with tracing off and with tracing on (to an in-memory exporter, so only
+   the SDK's own cost counts), against an empty ``with`` block.
 3. System metrics: one psutil sample of the process and host.
 
 Run: .venv/bin/python bench/exporters_cost.py [--series N]
@@ -89,15 +90,30 @@ def main() -> None:
 
     disabled = best_of(span_off, repeat=5, number=20_000)
     enabled = best_of(span_on, repeat=5, number=2_000)
+    batch_off = best_of(lambda: batch_trace(off), repeat=5, number=5_000)
+    batch_on = best_of(lambda: batch_trace(on), repeat=5, number=500)
     on.shutdown()
     print(f"empty with-block:      {empty * 1e6:.3f} us (baseline)")
     print(f"span, tracing off:     {disabled * 1e6:.3f} us, ratio {disabled / empty:.1f}")
     print(f"span, tracing on:      {enabled * 1e6:.3f} us, ratio {enabled / empty:.1f}")
+    print(f"batch trace, off:      {batch_off * 1e6:.3f} us, ratio {batch_off / empty:.1f}")
+    print(f"batch trace, on:       {batch_on * 1e6:.3f} us, ratio {batch_on / empty:.1f}")
 
     system = SystemMetrics(MetricStore())
     sample = best_of(system.update, repeat=5, number=200)
     print(f"system metrics sample: {sample * 1e6:.0f} us, ratio to one scrape "
           f"{sample / prometheus:.3f}")
+
+
+def batch_trace(tracer: PipelineTracer) -> None:
+    """The spans the runner makes for one batch (collector/runner.py), around no work."""
+    started = time.time_ns()
+    with tracer.span("batch", start_ns=started, messages=1000):
+        tracer.record("poll", started, time.time_ns(), messages=1000)
+        with tracer.span("decode", messages=1000):
+            pass
+        with tracer.span("export"):
+            pass
 
 
 if __name__ == "__main__":
