@@ -29,6 +29,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from collector.copartitioned_assignor import CopartitionedAssignor
 from collector.errors import SourceError
+from collector.kafka_coordinator import complete_pending_joins
 from collector.sources import RawMessage
 from exporters.store import MetricStore
 
@@ -114,6 +115,7 @@ class KafkaSource:
         options.update(consumer_options)
         try:
             self._consumer = KafkaConsumer(**options)
+            complete_pending_joins(self._consumer)
             self._load_topic_metadata()
             self._consumer.subscribe(self.topics, listener=_Listener(self))
         except KafkaError as exc:
