@@ -23,10 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``driftline`` console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -41,11 +38,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _configure_logging(verbosity: int) -> None:
+    """WARNING by default, INFO with ``-v``, DEBUG with ``-vv``.
+
+    kafka-python logs every retry against an unreachable broker at ERROR or
+    WARNING (dozens of lines a minute); the collector reports the same
+    conditions once, in its own words, on ``/readyz`` and in its metrics. So
+    kafka-python's records are shown only with ``-vv``.
+    """
+    levels = {0: logging.WARNING, 1: logging.INFO}
+    logging.basicConfig(
+        level=levels.get(verbosity, logging.DEBUG),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline", description="Streaming monitoring for ML models."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log progress at INFO level; -vv logs at DEBUG, with kafka-python's own logs",
+    )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {_version()}", help="print the version and exit"
     )
