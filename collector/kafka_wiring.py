@@ -113,6 +113,7 @@ def build_kafka_source(
         on_assign=on_assign,
         auto_offset_reset=kafka.auto_offset_reset,
         max_poll_records=kafka.max_poll_records,
+        commit_stall_seconds=kafka.commit_stall_seconds,
         **security_options(kafka),
     )
 
