@@ -126,6 +126,11 @@ class KafkaSource:
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": max(100, session_timeout_ms // 4),
             "client_id": f"driftline-collector-{group_id}",
+            # kafka-python backs reconnects off up to 30 s; after a broker outage the
+            # broker would drop this member (session timeout) before it reconnects,
+            # and its partitions with their state would be revoked. 1 s is the Java
+            # client's default.
+            "reconnect_backoff_max_ms": 1000,
             # Incremental rebalancing: only partitions that really move are revoked,
             # so a member keeps the state of the partitions it keeps; a model's
             # predictions and labels partitions stay on one member.
