@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STARTS = 10
 COMMIT_BOUND = 30.0
 """Seconds a fresh start may take to commit (the group join takes about 3 s; CI is slow)."""
+BACKLOG = 10_000
+"""Events waiting before the first start: processing them holds the GIL while the group joins."""
 
 EVENT = (
     b'{"type":"prediction","schema_version":1,"event_id":"e%d","model":"m%d",'
@@ -55,15 +57,18 @@ def committed(admin: KafkaAdminClient, group: str) -> dict[tuple[str, int], int]
 
 @pytest.fixture
 def flowing(kafka_broker: KafkaBroker) -> Iterator[tuple[str, str]]:
-    """Fresh predictions and labels topics with events flowing into predictions all along."""
+    """Fresh predictions and labels topics with a backlog, and events flowing into predictions."""
     prefix = unique_topic("commits")
     predictions, labels = f"{prefix}.predictions", f"{prefix}.labels"
     create_topics(kafka_broker.bootstrap, [predictions, labels], partitions=2)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for n in range(BACKLOG):  # each fresh group starts by reading this backlog
+        producer.send(predictions, value=EVENT % (n, n % 4, n), key=b"m%d" % (n % 4))
+    producer.flush(timeout=60)
     stop = threading.Event()
 
     def produce() -> None:
-        n = 0
+        n = BACKLOG
         while not stop.wait(0.02):
             for _ in range(10):
                 producer.send(predictions, value=EVENT % (n, n % 4, n), key=b"m%d" % (n % 4))
