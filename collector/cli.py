@@ -139,9 +139,13 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def _collect(args: argparse.Namespace, console: Console) -> int:
-    from collector.service import serve
+    from collector.kafka_wiring import check_reachable
 
     config: Config = load_config(args.config)
+    # Before the service's imports (seconds on a loaded machine): no broker fails fast.
+    check_reachable(config.kafka.bootstrap_servers)
+    from collector.service import serve
+
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -29,7 +29,7 @@ from collector.kafka_source import KafkaSource, PartitionsCallback
 from collector.sources import Source
 from exporters.store import MetricStore
 
-REACH_TIMEOUT = 5.0
+REACH_TIMEOUT = 4.0
 """Seconds ``driftline collect`` keeps trying to reach a bootstrap server before it gives up."""
 
 

@@ -11,7 +11,7 @@ from collector.config import Config
 from collector.http_server import Endpoints, HttpServer
 from collector.kafka_check import verify_connection
 from collector.kafka_source import Partition
-from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, check_reachable
+from collector.kafka_wiring import build_kafka_dlq, build_kafka_source
 from collector.pipeline import Pipeline
 from collector.runner import run
 from collector.system_metrics import SystemMetrics
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 def serve(config: Config, stop: threading.Event, console: Console) -> None:
     """Consume, evaluate and export until ``stop`` is set; every resource is closed on the way out."""
-    check_reachable(config.kafka.bootstrap_servers)
     verify_connection(config.kafka)
     store = MetricStore()
     reports = HtmlReportWriter()
