@@ -7,9 +7,10 @@ which clears the "metadata changed" reason to rejoin while the task is still
 running. The next poll then sees no reason to rejoin and never awaits the task:
 the member stays ``REBALANCING``, its new assignment is never applied and
 every commit fails with ``RebalanceInProgressError`` for as long as it runs,
-while fetching goes on with the old assignment. A single fresh collector hit
-this whenever its second join (made when the metadata refreshed right after
-the first join) took longer than one poll: one start in four on a loaded machine.
+while fetching goes on with the old assignment. A single fresh collector hits
+this when its second join (made when the metadata refreshed right after the
+first join) takes longer than one poll: 3 of 13 fresh starts were seen stuck
+so; a leader whose assignment takes 0.5 s is stuck every time.
 
 The Java client avoids it by rejoining while a join is needed *or pending*
 (``rejoinNeededOrPending``), as kafka-python 2.x did (dpkp/kafka-python#1695);
