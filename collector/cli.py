@@ -47,11 +47,21 @@ def _configure_logging(verbosity: int) -> None:
     kafka-python's records are shown only with ``-vv``.
     """
     levels = {0: logging.WARNING, 1: logging.INFO}
+    root = logging.getLogger()
+    configured = bool(root.handlers)  # by a host process (or pytest): leave its handlers alone
     logging.basicConfig(
         level=levels.get(verbosity, logging.DEBUG),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("kafka").setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)
+    if not configured and verbosity < 2:
+        # A filter on the output, not a level on the "kafka" logger: the connection
+        # check (collector/kafka_check.py) reads kafka-python's records to name a cause.
+        for handler in root.handlers:
+            handler.addFilter(_not_kafka_python)
+
+
+def _not_kafka_python(record: logging.LogRecord) -> bool:
+    return record.name != "kafka" and not record.name.startswith("kafka.")
 
 
 def _parser() -> argparse.ArgumentParser:
