@@ -23,10 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``driftline`` console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -41,11 +38,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _configure_logging(verbosity: int) -> None:
+    """WARNING by default, INFO with ``-v``, DEBUG with ``-vv``.
+
+    kafka-python logs every retry against an unreachable broker at ERROR or
+    WARNING (dozens of lines a minute); the collector reports the same
+    conditions once, in its own words, on ``/readyz`` and in its metrics. So
+    kafka-python's records are shown only with ``-vv``.
+    """
+    levels = {0: logging.WARNING, 1: logging.INFO}
+    root = logging.getLogger()
+    configured = bool(root.handlers)  # by a host process (or pytest): leave its handlers alone
+    logging.basicConfig(
+        level=levels.get(verbosity, logging.DEBUG),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not configured and verbosity < 2:
+        # A filter on the output, not a level on the "kafka" logger: the connection
+        # check (collector/kafka_check.py) reads kafka-python's records to name a cause.
+        for handler in root.handlers:
+            handler.addFilter(_not_kafka_python)
+
+
+def _not_kafka_python(record: logging.LogRecord) -> bool:
+    return record.name != "kafka" and not record.name.startswith("kafka.")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline", description="Streaming monitoring for ML models."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log progress at INFO level; -vv logs at DEBUG, with kafka-python's own logs",
+    )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {_version()}", help="print the version and exit"
     )
@@ -122,9 +151,13 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def _collect(args: argparse.Namespace, console: Console) -> int:
-    from collector.service import serve
+    from collector.kafka_wiring import check_reachable
 
     config: Config = load_config(args.config)
+    # Before the service's imports (seconds on a loaded machine): no broker fails fast.
+    check_reachable(config.kafka.bootstrap_servers)
+    from collector.service import serve
+
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -48,6 +48,7 @@ class KafkaConfig(_Strict):
     dlq_topic: str = "driftline.dlq"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=2000, ge=1)
+    commit_stall_seconds: float = Field(default=30.0, gt=0)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism = "PLAIN"
     sasl_plain_username: str | None = None

@@ -223,7 +223,7 @@ def run_demo(
     memory = MemoryTransport()
     source = source_factory(store) if source_factory is not None else MemorySource(memory)
     system = SystemMetrics(store)
-    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: True, reports.render, system.update)
+    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: None, reports.render, system.update)
     server = HttpServer(endpoints, http_host, http_port, settings=config.http).start()
     console.print(f"Driftline demo: /metrics on {server.url}/metrics, reports on {server.url}/reports/")
     console.print(f"{total} events over {duration:.0f} s; drift injected from window {DRIFT_FROM_WINDOW} on")

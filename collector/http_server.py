@@ -35,6 +35,8 @@ from exporters.pages import render, render_index
 log = logging.getLogger(__name__)
 
 ReportRenderer = Callable[[str, str], str | None]
+NotReadyReason = Callable[[], str | None]
+"""Why the collector is not ready (``reason: explanation``), or None when it is."""
 
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -52,13 +54,13 @@ class Endpoints:
         self,
         registry: CollectorRegistry,
         models: Callable[[], list[dict[str, object]]],
-        ready: Callable[[], bool],
+        not_ready: NotReadyReason,
         report: ReportRenderer | None = None,
         on_scrape: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry
         self.models = models
-        self.ready = ready
+        self.not_ready = not_ready
         self.report = report
         self.on_scrape = on_scrape
 
@@ -177,8 +179,11 @@ def _handler_class(
             elif path == "/healthz":
                 self._send(200, TEXT, b"ok\n")
             elif path == "/readyz":
-                ready = endpoints.ready()
-                self._send(200 if ready else 503, TEXT, b"ready\n" if ready else b"not ready\n")
+                reason = endpoints.not_ready()
+                if reason is None:
+                    self._send(200, TEXT, b"ready\n")
+                else:
+                    self._send(503, TEXT, f"not ready: {reason}\n".encode())
             elif path == "/api/v1/models":
                 body = json.dumps({"models": endpoints.models()}, default=str, indent=2).encode()
                 self._send(200, "application/json", body)

@@ -13,7 +13,9 @@ asks for the next one.
 kafka-python's consumer is not thread-safe: use one source from one thread.
 Broker restarts are retried inside kafka-python (``next_batch`` returns empty
 batches meanwhile); only errors that retrying cannot cure raise
-:class:`~collector.errors.SourceError`.
+:class:`~collector.errors.SourceError`. What readiness needs (broker reachable,
+commits going through, partitions held) is observed on that thread after each
+poll and commit and read from any thread with :meth:`KafkaSource.not_ready_reason`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from collector.copartitioned_assignor import CopartitionedAssignor
 from collector.errors import SourceError
+from collector.kafka_coordinator import complete_pending_joins
 from collector.sources import RawMessage
 from exporters.store import MetricStore
 
@@ -38,6 +41,8 @@ Partition = tuple[str, int]
 PartitionsCallback = Callable[[list[Partition]], None]
 
 LAG_METRIC = "driftline_consumer_lag"
+COMMIT_FAILURES_METRIC = "driftline_commit_failures_total"
+CONNECTED_METRIC = "driftline_source_connected"
 
 
 class KafkaSource:
@@ -55,6 +60,7 @@ class KafkaSource:
         session_timeout_ms: how long the group waits for a silent member before
             moving its partitions (a killed collector's partitions move after this).
         commit_timeout_ms: the longest one commit may wait for the coordinator.
+        commit_stall_seconds: commits failing for longer than this make the source not ready.
         **consumer_options: any other ``kafka.KafkaConsumer`` option; overrides these.
     """
 
@@ -71,12 +77,15 @@ class KafkaSource:
         max_poll_records: int = 2000,
         session_timeout_ms: int = 10_000,
         commit_timeout_ms: int = 5_000,
+        commit_stall_seconds: float = 30.0,
         **consumer_options: Any,
     ) -> None:
         if not topics:
             raise ValueError("topics must name at least one topic, got none")
         if max_poll_records < 1:
             raise ValueError(f"max_poll_records must be >= 1, got {max_poll_records}")
+        if commit_stall_seconds <= 0:
+            raise ValueError(f"commit_stall_seconds must be > 0, got {commit_stall_seconds}")
         if auto_offset_reset not in {"earliest", "latest"}:
             raise ValueError(
                 f"auto_offset_reset must be earliest or latest, got {auto_offset_reset!r}"
@@ -97,6 +106,17 @@ class KafkaSource:
         """Kept by the rebalance callbacks, so other threads (readiness) may read it."""
         self._paused = False
         self._closed = False
+        self.commit_stall_seconds = commit_stall_seconds
+        self._commit_failing_since: float | None = None
+        """Monotonic time of the first failed commit since the last one that went through."""
+        self._connected = False
+        self._joined = False
+        """A group join completed at least once (a member before that is not ready)."""
+        self._sole_member = False
+        self._partition_count = 0
+        if store is not None:
+            store.inc(COMMIT_FAILURES_METRIC, {}, 0.0)
+            store.set(CONNECTED_METRIC, {}, 0.0)
         options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -106,6 +126,11 @@ class KafkaSource:
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": max(100, session_timeout_ms // 4),
             "client_id": f"driftline-collector-{group_id}",
+            # kafka-python backs reconnects off up to 30 s; after a broker outage the
+            # broker would drop this member (session timeout) before it reconnects,
+            # and its partitions with their state would be revoked. 1 s is the Java
+            # client's default.
+            "reconnect_backoff_max_ms": 1000,
             # Incremental rebalancing: only partitions that really move are revoked,
             # so a member keeps the state of the partitions it keeps; a model's
             # predictions and labels partitions stay on one member.
@@ -114,6 +139,7 @@ class KafkaSource:
         options.update(consumer_options)
         try:
             self._consumer = KafkaConsumer(**options)
+            self._coordinator = complete_pending_joins(self._consumer)
             self._load_topic_metadata()
             self._consumer.subscribe(self.topics, listener=_Listener(self))
         except KafkaError as exc:
@@ -141,10 +167,12 @@ class KafkaSource:
                 max_records=max(1, min(max_items, self.max_poll_records)),
             )
         except KafkaError as exc:
+            self._observe_group()
             if getattr(exc, "retriable", False):
                 logger.warning("kafka poll failed, retrying: %s", exc)
                 return []
             raise SourceError(f"kafka poll failed: {exc}") from exc
+        self._observe_group()
         now = time.time()
         batch: list[RawMessage] = []
         for tp, messages in records.items():
@@ -176,6 +204,32 @@ class KafkaSource:
     @property
     def exhausted(self) -> bool:
         return False
+
+    def not_ready_reason(self) -> str | None:
+        """Why this member is not ready, as ``reason: explanation``; None when ready (any thread).
+
+        Reasons: ``not_joined`` (no group join completed yet), ``kafka_unreachable``
+        (the group coordinator cannot be reached), ``commits_failing`` (for longer
+        than ``commit_stall_seconds``), ``no_partitions`` (none assigned while the
+        topics have some and this is the group's only member; a member whose
+        partitions are all held by others is a ready standby).
+        """
+        if not self._joined:
+            return f"not_joined: not yet a member of consumer group {self.group_id}"
+        if not self._connected:
+            return "kafka_unreachable: the consumer group's coordinator cannot be reached"
+        since = self._commit_failing_since
+        if since is not None and time.monotonic() - since > self.commit_stall_seconds:
+            return (
+                f"commits_failing: offset commits have failed for {time.monotonic() - since:.0f} s "
+                f"(more than {self.commit_stall_seconds:g} s)"
+            )
+        if not self._owned and self._partition_count > 0 and self._sole_member:
+            return (
+                f"no_partitions: none of the {self._partition_count} partitions of "
+                f"{', '.join(self.topics)} is assigned, and this is the group's only member"
+            )
+        return None
 
     def assignment(self) -> frozenset[Partition]:
         """The ``(topic, partition)`` pairs this member owns now (safe from any thread)."""
@@ -228,14 +282,37 @@ class KafkaSource:
         except (CommitFailedError, KafkaTimeoutError, RebalanceInProgressError) as exc:
             # RebalanceInProgressError is not marked retriable by kafka-python, but the
             # commit only has to wait for the rebalance (as the Java client treats it).
-            logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
+            self._commit_failed(exc)
             return
         except KafkaError as exc:
             if getattr(exc, "retriable", False):
-                logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
+                self._commit_failed(exc)
                 return
             raise SourceError(f"kafka commit failed: {exc}") from exc
         self._committed.update({tp: meta.offset for tp, meta in pending.items()})
+        self._commit_failing_since = None
+
+    def _commit_failed(self, exc: KafkaError) -> None:
+        logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
+        if self._commit_failing_since is None:
+            self._commit_failing_since = time.monotonic()
+        if self.store is not None:
+            self.store.inc(COMMIT_FAILURES_METRIC, {})
+
+    def _observe_group(self) -> None:
+        """Record what readiness reads; on the consumer's thread, right after a poll."""
+        connected = self._coordinator.reachable()
+        if connected != self._connected and self._joined:
+            if connected:
+                logger.warning("kafka group coordinator reachable again")
+            else:
+                logger.warning("kafka group coordinator lost: the broker is unreachable")
+        self._connected = connected
+        self._joined = self._joined or self._coordinator.joined()
+        self._sole_member = self._coordinator.sole_member()
+        self._partition_count = self._coordinator.partition_count(self.topics)
+        if self.store is not None:
+            self.store.set(CONNECTED_METRIC, {}, 1.0 if connected else 0.0)
 
     def _update_lag(self) -> None:
         if self.store is None:

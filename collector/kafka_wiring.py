@@ -11,6 +11,7 @@ Every Kafka client built from the configuration takes :func:`security_options`
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +28,52 @@ from collector.kafka_dlq import KafkaDeadLetterSink
 from collector.kafka_source import KafkaSource, PartitionsCallback
 from collector.sources import Source
 from exporters.store import MetricStore
+
+REACH_TIMEOUT = 4.0
+"""Seconds ``driftline collect`` keeps trying to reach a bootstrap server before it gives up."""
+
+
+def check_reachable(bootstrap_servers: str, timeout: float = REACH_TIMEOUT) -> None:
+    """Fail fast, in one clear line, when no bootstrap server accepts a connection.
+
+    kafka-python retries an unreachable bootstrap for about 30 s with a log line
+    per attempt; a TCP connection attempt (retried for ``timeout`` seconds, so a
+    broker still starting up is waited for) answers the common case, no broker
+    running, in seconds.
+    """
+    addresses = bootstrap_addresses(bootstrap_servers)
+    if not addresses:
+        raise SourceError("kafka.bootstrap_servers names no server")
+    deadline = time.monotonic() + timeout
+    while True:
+        errors = []
+        for host, port in addresses:
+            try:
+                socket.create_connection((host, port), timeout=1.0).close()
+                return
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                errors.append(reason if len(addresses) == 1 else f"{host}:{port}: {reason}")
+        if time.monotonic() >= deadline:
+            raise SourceError(
+                f"cannot reach Kafka at {bootstrap_servers} ({'; '.join(errors)}): start a "
+                "local broker with `make kafka`, or set kafka.bootstrap_servers"
+            )
+        time.sleep(0.5)
+
+
+def bootstrap_addresses(bootstrap_servers: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of each comma-separated server; a bare host means port 9092."""
+    return [_host_port(server.strip()) for server in bootstrap_servers.split(",") if server.strip()]
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, sep, port = server.rpartition(":")
+    if not sep or host.endswith(":") or (host.startswith("[") != host.endswith("]")):
+        return server.strip("[]"), 9092
+    if not port.isdigit():
+        raise SourceError(f"kafka.bootstrap_servers: {server!r} has no numeric port")
+    return host.strip("[]"), int(port)
 
 
 def security_options(kafka: KafkaConfig) -> dict[str, Any]:
@@ -66,6 +113,7 @@ def build_kafka_source(
         on_assign=on_assign,
         auto_offset_reset=kafka.auto_offset_reset,
         max_poll_records=kafka.max_poll_records,
+        commit_stall_seconds=kafka.commit_stall_seconds,
         **security_options(kafka),
     )
 

@@ -40,7 +40,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     endpoints = Endpoints(
         build_registry(store),
         pipeline.status,
-        lambda: bool(source.assignment()),
+        source.not_ready_reason,
         reports.render,
         system.update,
     )

@@ -831,6 +831,21 @@ def _pipeline_rows(board: Dashboard) -> Dashboard:
                 _histogram_quantile(0.95, "driftline_batch_duration_seconds", "p95", "B"),
             )
         )
+        .with_panel(
+            _timeseries(
+                "Kafka connection and commits",
+                "1 while the collector reaches its consumer group's coordinator, 0 while not; "
+                "failed offset commits per second.",
+                "short",
+                _query("driftline_source_connected", "connected {{instance}}"),
+                _query(
+                    f"rate(driftline_commit_failures_total[{RATE}])",
+                    "commit failures/s {{instance}}",
+                    "B",
+                ),
+                span=24,
+            )
+        )
     )
 
 

@@ -392,6 +392,18 @@ CATALOG: tuple[MetricDef, ...] = (
         "Failed exports, by exporter: otlp, otlp_traces.",
         "collector",
     ),
+    _c(
+        "driftline_commit_failures_total",
+        (),
+        "Kafka offset commits that failed (rebalance, coordinator unreachable); retried with the next batch.",
+        "collector",
+    ),
+    _g(
+        "driftline_source_connected",
+        (),
+        "1 while the Kafka consumer group's coordinator is reachable, 0 while it is not.",
+        "collector",
+    ),
     # collector process and host (psutil)
     _c(
         "driftline_process_cpu_seconds_total",

@@ -266,7 +266,7 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     config = _collector_config(tmp_path, kafka_broker.bootstrap, topics, collector_port)
     processes.start("collector", [sys.executable, "-m", "collector.cli", "collect", "--config", str(config)])
     _wait_for(
-        "the collector's /readyz (partitions assigned)",
+        "the collector's /readyz (group joined, Kafka reachable)",
         lambda: _ready(collector, "/readyz"),
         timeout=60,
         diagnose=lambda: processes.log("collector"),

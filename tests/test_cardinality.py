@@ -25,7 +25,7 @@ CONFIG = {
 
 def _scrape(store: MetricStore, pipeline: Pipeline) -> str:
     server = HttpServer(
-        Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0
+        Endpoints(build_registry(store), pipeline.status, lambda: None), "127.0.0.1", 0
     ).start()
     try:
         with urllib.request.urlopen(server.url + "/metrics", timeout=30) as response:

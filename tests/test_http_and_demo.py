@@ -25,14 +25,16 @@ from tests.streams import predictions
 def test_endpoints_serve_metrics_health_models_and_reports() -> None:
     store, reports = MetricStore(), HtmlReportWriter()
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=True, listeners=(reports,))
-    ready = {"value": False}
-    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: ready["value"], reports.render)
+    reason: dict[str, str | None] = {"value": "not_joined: not yet a member of consumer group g"}
+    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: reason["value"], reports.render)
     server = HttpServer(endpoints, "127.0.0.1", 0).start()
     try:
         assert _get(server.url + "/healthz")[0] == 200
-        assert _get(server.url + "/readyz")[0] == 503
-        ready["value"] = True
-        assert _get(server.url + "/readyz")[0] == 200
+        assert _get(server.url + "/readyz")[::2] == (
+            503, "not ready: not_joined: not yet a member of consumer group g\n"
+        )
+        reason["value"] = None
+        assert _get(server.url + "/readyz")[::2] == (200, "ready\n")
         assert _get(server.url + "/reports/m/1/latest")[0] == 404
         messages = [RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(predictions(6000, seed=12))]
         pipeline.process(messages)
@@ -64,7 +66,7 @@ def test_scrape_of_a_running_collector_passes_promtool() -> None:
         [RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(predictions(6000, seed=13))]
     )
     server = HttpServer(
-        Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0
+        Endpoints(build_registry(store), pipeline.status, lambda: None), "127.0.0.1", 0
     ).start()
     try:
         scrape = _get(server.url + "/metrics")[2]

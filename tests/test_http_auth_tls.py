@@ -30,7 +30,7 @@ LOOPBACK = "127.0.0.1"
 
 
 def _endpoints() -> Endpoints:
-    return Endpoints(CollectorRegistry(), lambda: [], lambda: True)
+    return Endpoints(CollectorRegistry(), lambda: [], lambda: None)
 
 
 @contextmanager

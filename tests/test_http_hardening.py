@@ -25,7 +25,7 @@ def _endpoints(**overrides: Any) -> Endpoints:
     parts: dict[str, Any] = {
         "registry": CollectorRegistry(),
         "models": lambda: [{"model": "m", "model_version": "1"}],
-        "ready": lambda: True,
+        "not_ready": lambda: None,
     }
     parts.update(overrides)
     return Endpoints(**parts)

@@ -160,7 +160,7 @@ def test_metrics_and_the_report_index_never_500_on_labels_that_are_not_utf8() ->
     store.inc("driftline_events_total", {"model": "m", "model_version": "\ud800", "type": "prediction"})
     store.set("driftline_model_info", {**MV, "data_version": "d\udfff", "reference_id": "r"}, 1.0)
     status = [{"model": "m", "model_version": "v\ud800"}]
-    server = HttpServer(Endpoints(build_registry(store), lambda: status, lambda: True), "127.0.0.1", 0)
+    server = HttpServer(Endpoints(build_registry(store), lambda: status, lambda: None), "127.0.0.1", 0)
     server.start()
     try:
         code, body = _get(server.url + "/metrics")

@@ -33,8 +33,16 @@ ALERTS = (
     "DriftlineConsumerLag",
     "DriftlineEventsRejected",
     "DriftlineCollectorDown",
+    "DriftlineKafkaUnreachable",
+    "DriftlineCommitsFailing",
 )
-NOT_MODEL_ALERTS = {"DriftlineConsumerLag", "DriftlineEventsRejected", "DriftlineCollectorDown"}
+NOT_MODEL_ALERTS = {
+    "DriftlineConsumerLag",
+    "DriftlineEventsRejected",
+    "DriftlineCollectorDown",
+    "DriftlineKafkaUnreachable",
+    "DriftlineCommitsFailing",
+}
 JOIN = "* on(model, model_version) group_left(data_version) driftline_model_info"
 
 
@@ -51,7 +59,7 @@ def _rules() -> list[dict[str, object]]:
 def test_promtool_check_config_accepts_the_prometheus_config() -> None:
     result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 19 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 21 rules found" in result.stdout + result.stderr
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
@@ -155,6 +163,8 @@ MODEL_LABELS = ("model=credit-risk", "model_version=3")
         (("alertname=DriftlinePerformanceDrop", "severity=critical", *MODEL_LABELS), "driftline-oncall"),
         (("alertname=DriftlineCollectorDown", "severity=critical"), "driftline-platform"),
         (("alertname=DriftlineConsumerLag", "severity=warning"), "driftline-platform"),
+        (("alertname=DriftlineKafkaUnreachable", "severity=critical"), "driftline-platform"),
+        (("alertname=DriftlineCommitsFailing", "severity=warning"), "driftline-platform"),
         (("alertname=SomethingElse", "severity=warning"), "driftline-default"),
     ],
 )

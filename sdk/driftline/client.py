@@ -76,7 +76,7 @@ class ClientStats:
     dropped_closed: int
     """Logged after ``close()`` began, and dropped."""
     failed: int
-    """``transport.send`` raised; the event is lost."""
+    """``transport.send`` raised, or ``close()`` ran out of time before sending it; the event is lost."""
     invalid: int
     """Did not conform to the event schema (e.g. a NaN feature); never sent."""
     pending: int
@@ -163,6 +163,8 @@ class Client:
         self._requests_total = 0
         self._errors_total = 0
         self._closed = False
+        self._abandon = threading.Event()
+        """Set when close() stops delivering: queued events are then counted failed, not sent."""
         self._progress = threading.Condition(threading.Lock())
         self._processed = 0
         self._outcomes = dict.fromkeys((outcome.value for outcome in _Outcome), 0)
@@ -280,18 +282,27 @@ class Client:
     def close(self, timeout: float = 10.0) -> None:
         """Stop the heartbeat, deliver what is queued, stop the sender, close the transport.
 
-        Waits at most about ``timeout`` seconds. Events logged afterwards are
-        dropped and counted in ``dropped_closed``. Safe to call twice.
+        Waits at most about ``timeout`` seconds: delivery gets all but the last
+        ``min(1 s, timeout / 4)``, which is kept for stopping. Events still
+        queued then are not sent and count as ``failed``, and the transport's
+        ``abort()``, when it has one (the Kafka transport does), cuts a blocked
+        send short and stops its waiting. Events logged afterwards are dropped and counted in
+        ``dropped_closed``. Safe to call twice.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         deadline = time.monotonic() + timeout
+        stopping = min(1.0, timeout / 4)
         if self._ticker is not None:
-            self._ticker.stop(timeout=max(0.0, deadline - time.monotonic()))
-        undelivered = self.flush(max(0.0, deadline - time.monotonic()))
+            self._ticker.stop(timeout=max(0.0, deadline - stopping - time.monotonic()))
+        undelivered = self.flush(max(0.0, deadline - stopping - time.monotonic()))
+        self._abandon.set()
         self._queue.put(_STOP)
+        abort = getattr(self.transport, "abort", None)
+        if callable(abort):
+            abort()
         self._sender.join(max(0.0, deadline - time.monotonic()))
         if self._sender.is_alive():
             logger.warning(
@@ -363,7 +374,11 @@ class Client:
             event = self._queue.get()
             if event is _STOP:
                 return
-            outcome, reason = self._deliver(event)
+            # Once close() has run out of time, what is still queued is not sent.
+            if self._abandon.is_set():
+                outcome, reason = _Outcome.FAILED, None
+            else:
+                outcome, reason = self._deliver(event)
             with self._progress:
                 self._outcomes[outcome.value] += 1
                 if reason is not None:

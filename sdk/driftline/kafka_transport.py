@@ -11,8 +11,11 @@ The producer is idempotent with ``acks=all`` and batches for ``linger_ms``.
 never blocks longer than ``max_block_ms``: when the broker is down and the
 topic's metadata is unknown, or the producer's buffer is full, it raises
 :class:`KafkaTransportError` after that long and the client counts the event as
-failed. The producer itself is created on the first ``send``, so building a
-client while the broker is down neither blocks nor fails.
+failed. It waits in slices of at most half a second, so :meth:`KafkaTransport.abort`
+(from ``Client.close``) ends the wait at once. The producer itself is created
+on the first ``send``, so building a client while the broker is down neither
+blocks nor fails. ``close`` stops the producer's thread even when messages
+cannot be delivered (the broker is down): they count as failed.
 
 >>> transport = KafkaTransport("localhost:9092")  # connects on the first send
 >>> transport.topic_for(b'{"type":"label","schema_version":1}')
@@ -24,13 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 # schema.encode writes "type" first, so a label's payload starts with this.
 _LABEL_PREFIX = b'{"type":"label"'
+_SLICE_MS = 500
+"""The longest one blocking producer call waits before the transport checks for abort()."""
 
 
 class KafkaTransportError(Exception):
@@ -79,6 +85,7 @@ class KafkaTransport:
         self.failed_total = 0
         """Messages accepted by ``send`` that Kafka later refused (after its retries)."""
         self._closed = False
+        self._aborted = threading.Event()
 
     def topic_for(self, payload: bytes) -> str:
         """The topic of one encoded event, from its leading ``type`` field."""
@@ -86,19 +93,33 @@ class KafkaTransport:
 
     def send(self, key: str, payload: bytes) -> None:
         """Hand one message to the producer; raise :class:`KafkaTransportError` if it cannot."""
-        if self._closed:
-            raise KafkaTransportError("the transport is closed")
-        producer = self._connect()
+        deadline = time.monotonic() + self.max_block_ms / 1000
+        producer = self._connect(deadline)
         with self._lock:
             self._in_flight += 1
         try:
-            future = producer.send(self.topic_for(payload), value=payload, key=key.encode("utf-8"))
+            future = self._send_until(producer, deadline, key.encode("utf-8"), payload)
         except KafkaError as exc:
             with self._lock:
                 self._in_flight -= 1
             raise KafkaTransportError(f"kafka did not take the message: {exc}") from exc
         future.add_callback(self._delivered)
         future.add_errback(self._failed)
+
+    def abort(self) -> None:
+        """Stop delivering (``Client.close`` out of time): a blocked ``send`` gives up now, later
+        ones fail, and :meth:`close` waits no more."""
+        self._aborted.set()
+
+    def _send_until(self, producer: KafkaProducer, deadline: float, key: bytes, value: bytes) -> Any:
+        """``producer.send``, retried while it times out (one slice) until ``deadline`` or abort."""
+        while True:
+            self._check_open()
+            try:
+                return producer.send(self.topic_for(value), value=value, key=key)
+            except KafkaTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds; return how many messages sent since the last flush
@@ -114,34 +135,48 @@ class KafkaTransport:
         return undelivered
 
     def close(self, timeout: float = 5.0) -> None:
-        """Deliver what the producer holds (up to ``timeout`` seconds), then close; safe twice."""
+        """Deliver what the producer holds (up to ``timeout`` seconds), then close; safe twice.
+
+        What is still undelivered then is dropped (counted as failed) and the
+        producer's thread is stopped, even with the broker down. After
+        :meth:`abort` nothing more is waited for.
+        """
+        if self._aborted.is_set():
+            timeout = 0.0
         self._closed = True
         with self._lock:
             producer, self._producer = self._producer, None
-        if producer is not None:
-            producer.close(timeout=timeout)
+        if producer is None:
+            return
+        # A timeout is not an error: what is left is aborted below.
+        with contextlib.suppress(KafkaError):
+            producer.flush(timeout=max(0.0, timeout))
+        # kafka-python's close(timeout) raises, and leaves its thread running, when its
+        # own flush times out; its sender's force_close() fails the pending batches first.
+        producer._sender.force_close()
+        producer._sender.join(_SLICE_MS / 1000)
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=0)
 
-    def _connect(self) -> KafkaProducer:
-        with self._lock:
-            if self._producer is not None:
-                return self._producer
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": self.linger_ms,
-            "batch_size": 64 * 1024,
-            "max_block_ms": self.max_block_ms,
-            "bootstrap_timeout_ms": max(self.max_block_ms, 1),
-            "client_id": "driftline-sdk",
-        }
-        options.update(self.producer_options)
-        try:
-            producer = KafkaProducer(**options)
-        except KafkaError as exc:
-            raise KafkaTransportError(
-                f"cannot reach Kafka at {self.bootstrap_servers}: {exc}"
-            ) from exc
+    def _check_open(self) -> None:
+        if self._closed or self._aborted.is_set():
+            raise KafkaTransportError("the transport is closed")
+
+    def _connect(self, deadline: float) -> KafkaProducer:
+        """The producer, created on the first call; bootstrap is retried in slices until ``deadline``."""
+        while True:
+            self._check_open()
+            with self._lock:
+                if self._producer is not None:
+                    return self._producer
+            try:
+                producer = KafkaProducer(**self._options())
+                break
+            except KafkaError as exc:
+                if time.monotonic() >= deadline:
+                    raise KafkaTransportError(
+                        f"cannot reach Kafka at {self.bootstrap_servers}: {exc}"
+                    ) from exc
         with self._lock:
             if self._producer is None and not self._closed:
                 self._producer = producer
@@ -151,6 +186,21 @@ class KafkaTransport:
         if existing is None:
             raise KafkaTransportError("the transport is closed")
         return existing
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self.linger_ms,
+            "batch_size": 64 * 1024,
+            "max_block_ms": min(self.max_block_ms, _SLICE_MS),
+            "bootstrap_timeout_ms": max(min(self.max_block_ms, _SLICE_MS), 1),
+            "reconnect_backoff_max_ms": 1000,
+            "client_id": "driftline-sdk",
+        }
+        options.update(self.producer_options)
+        return options
 
     def _delivered(self, _metadata: object) -> None:
         with self._lock:

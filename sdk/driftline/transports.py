@@ -2,7 +2,9 @@
 
 A transport's ``send`` runs on the client's sender thread, never on the serving
 path, so it may block. ``flush`` returns how many messages it could not
-deliver within the timeout.
+deliver within the timeout. A transport whose ``send`` may block for long can
+also define ``abort()``: called from another thread when ``Client.close`` runs
+out of time, it makes a blocked ``send`` give up at once (raise).
 """
 
 from __future__ import annotations
