@@ -109,7 +109,7 @@ def test_no_flagged_window_kept_when_keep_flagged_is_zero() -> None:
 def test_the_version_whose_last_window_is_oldest_is_forgotten_beyond_max_versions() -> None:
     writer = HtmlReportWriter(_config(max_versions=2).reports)
     reports: list[WindowReport] = []
-    _feed(reports.append, _config(), _stream(1))  # type: ignore[arg-type]
+    _feed(reports.append, _config(), _stream(1))
     (report,) = reports
     for version in ("1", "2", "1", "3"):
         writer(dataclasses.replace(report, model_version=version, index=len(reports) + 1))
@@ -122,7 +122,7 @@ def test_the_version_whose_last_window_is_oldest_is_forgotten_beyond_max_version
 def test_a_version_counting_its_windows_from_one_again_starts_a_new_list() -> None:
     """A retired version (or one whose partition moved away and back) restarts at window 1."""
     reports: list[WindowReport] = []
-    _feed(reports.append, _config(), _stream(3))  # type: ignore[arg-type]
+    _feed(reports.append, _config(), _stream(3))
     writer = HtmlReportWriter()
     for report in (*reports, reports[0]):
         writer(report)
