@@ -45,7 +45,8 @@ class WindowSummary:
     """One window as the index lists it."""
 
     index: int
-    end: float
+    closed: str
+    """When the window closed, in UTC (event time in replays)."""
     n_events: int
     data_version: str
     reference_id: str
@@ -59,7 +60,7 @@ class WindowSummary:
     def of(cls, report: WindowReport) -> WindowSummary:
         return cls(
             index=report.index,
-            end=report.end,
+            closed=_utc(report.end),
             n_events=report.n_events,
             data_version=report.data_version,
             reference_id=report.reference_id,
@@ -165,7 +166,7 @@ class HtmlReportWriter:
             n_events=report.n_events,
             reference_id=report.reference_id,
             data_version=report.data_version,
-            closed=_utc(report.end),
+            closed=summary.closed,
             flagged=summary.describe_flags(),
         )
         page = neutralise_inline_data(snapshot.get_html_str(as_iframe=False))
@@ -182,15 +183,19 @@ def _flagged(drift: DataDriftResult) -> tuple[str, ...]:
 
 
 def _index_row(model: str, model_version: str, window: WindowSummary, kept: bool) -> dict[str, object]:
+    """The window's link (None when its report is not kept) and the cells after it, in table order."""
+    cells = (
+        window.closed,
+        window.n_events,
+        window.data_version,
+        window.reference_id,
+        f"{window.drift_share:.2f}",
+        window.describe_flags(),
+    )
     return {
         "index": window.index,
         "href": report_href(model, model_version, window.index) if kept else None,
-        "closed": _utc(window.end),
-        "n_events": window.n_events,
-        "data_version": window.data_version,
-        "reference_id": window.reference_id,
-        "drift_share": f"{window.drift_share:.2f}",
-        "flagged": window.describe_flags(),
+        "cells": cells,
     }
 
 
