@@ -183,3 +183,13 @@ def _dashboard_report_url(collector: str) -> str:
     for variable, value in {"collector_url": collector, "model": "credit-risk", "model_version": "3"}.items():
         url = url.replace("${" + variable + "}", value)
     return url
+
+
+def test_a_window_end_no_calendar_holds_is_listed_as_its_number() -> None:
+    """Replays take the time from events: a time beyond datetime's range must not break the listener."""
+    reports: list[WindowReport] = []
+    _feed(reports.append, _config(), _stream(1))
+    writer = HtmlReportWriter()
+    for index, end in enumerate((1e20, float("nan"), -1e18), start=1):
+        writer(dataclasses.replace(reports[0], index=index, end=end))
+    assert [row[1] for row in _rows(writer.index_page())] == ["-1e+18", "nan", "1e+20"]
