@@ -9,11 +9,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
 from driftline.schema import Prediction, encode
 
 from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.errors import ConfigError
 from collector.http_server import Endpoints, HttpServer
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
@@ -193,3 +195,15 @@ def test_a_window_end_no_calendar_holds_is_listed_as_its_number() -> None:
     for index, end in enumerate((1e20, float("nan"), -1e18), start=1):
         writer(dataclasses.replace(reports[0], index=index, end=end))
     assert [row[1] for row in _rows(writer.index_page())] == ["-1e+18", "nan", "1e+20"]
+
+
+def test_report_bounds_are_validated_with_the_key_named() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config({"reports": {"keep_flagged": -1, "index_windows": 0, "max_versions": 10_001, "keep": 3}})
+    lines = str(error.value).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "reports.keep_flagged",
+        "reports.index_windows",
+        "reports.max_versions",
+        "reports.keep",
+    ]
