@@ -162,7 +162,8 @@ def test_metrics_and_the_report_index_never_500_on_labels_that_are_not_utf8() ->
     """Defence in depth: the schema keeps such strings out, but if one got in, scrapes go on."""
     store = MetricStore()
     store.inc("driftline_events_total", {"model": "m", "model_version": "\ud800", "type": "prediction"})
-    store.set("driftline_model_info", {**MV, "data_version": "d\udfff", "reference_id": "r"}, 1.0)
+    info = {**MV, "data_version": "d\udfff", "reference_id": "r", "role": "champion"}
+    store.set("driftline_model_info", info, 1.0)
     status = [{"model": "m", "model_version": "v\ud800"}]
     reports, drift, empty = HtmlReportWriter(), DataDriftResult((), 0.0, False), FeatureTable({}, {}, 0)
     quality = DataQualityResult(())
