@@ -83,7 +83,7 @@ def main() -> None:
     store, reports = MetricStore(), HtmlReportWriter()
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=True, listeners=(reports,))
     pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(predictions(6000, seed=5))])
-    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: None, reports.render)
+    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: None, reports)
     settings = HttpConfig(report_workers=args.renders)
     server = HttpServer(endpoints, "127.0.0.1", 0, settings=settings).start()
     try:

@@ -25,6 +25,7 @@ from collector.errors import ConfigError
 from detectors.base import FeatureKind
 from exporters.catalog import LIMITS
 from exporters.otlp_config import OtlpConfig
+from exporters.report_config import ReportsConfig
 from exporters.secrets import BASE_DIR, Secret, secret_fields
 
 DriftMode = Literal["calibrated", "evidently"]
@@ -233,6 +234,7 @@ class Config(_Strict):
     limits: Limits = Limits()
     instances: InstancesConfig = InstancesConfig()
     otlp: OtlpConfig = OtlpConfig()
+    reports: ReportsConfig = ReportsConfig()
     labels: LabelsConfig = LabelsConfig()
     reference_registry: Path | None = None
 

@@ -218,12 +218,12 @@ def run_demo(
     total = config.defaults.reference.auto_events + WINDOWS * events_per_window
     drift_from = config.defaults.reference.auto_events + (DRIFT_FROM_WINDOW - 1) * events_per_window
     store = MetricStore()
-    view, reports = DemoView(), HtmlReportWriter()
+    view, reports = DemoView(), HtmlReportWriter(config.reports)
     pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=False, listeners=(view, reports))
     memory = MemoryTransport()
     source = source_factory(store) if source_factory is not None else MemorySource(memory)
     system = SystemMetrics(store)
-    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: None, reports.render, system.update)
+    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: None, reports, system.update)
     server = HttpServer(endpoints, http_host, http_port, settings=config.http).start()
     console.print(f"Driftline demo: /metrics on {server.url}/metrics, reports on {server.url}/reports/")
     console.print(f"{total} events over {duration:.0f} s; drift injected from window {DRIFT_FROM_WINDOW} on")

@@ -1,8 +1,8 @@
 """The collector's read-only HTTP endpoints (docs/contracts.md#http).
 
 ``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/models``, ``/api/v1/model-groups``,
-``/reports/`` and
-``/reports/<model>/<model_version>/latest``, for GET and HEAD. Started
+``/reports/`` and ``/reports/<model>/<model_version>/<window>`` (a window index
+or ``latest``), for GET and HEAD. Started
 explicitly, on a background thread, bound to a configurable address
 (127.0.0.1 by default). The socket side (limits, deadlines, TLS) is
 :mod:`collector.http_transport`; authentication is :mod:`collector.http_auth`.
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import unquote
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,11 +32,10 @@ from collector.http_auth import Authenticator, exposure_warning
 from collector.http_transport import QUIET_ERRORS, BoundedHandler, BoundedHTTPServer
 from collector.model_groups import group_versions
 from collector.render_pool import RenderBusy, RenderPool
-from exporters.pages import render, render_index
+from exporters.pages import render
 
 log = logging.getLogger(__name__)
 
-ReportRenderer = Callable[[str, str], str | None]
 NotReadyReason = Callable[[], str | None]
 """Why the collector is not ready (``reason: explanation``), or None when it is."""
 
@@ -45,6 +46,16 @@ HTML = "text/html; charset=utf-8"
 OWN_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 REPORT_CSP = "sandbox allow-scripts"
 PUBLIC = frozenset({"/healthz", "/readyz"})
+WINDOW = re.compile(r"[0-9]{1,18}")
+
+
+class ReportPages(Protocol):
+    """The report index and the kept reports (exporters.html_report.HtmlReportWriter)."""
+
+    def index_page(self) -> str: ...
+
+    def render(self, model: str, model_version: str, window: int | None = None) -> str | None:
+        """A kept window's page (None: the latest), or None when that window has no kept report."""
 
 
 class Endpoints:
@@ -55,13 +66,13 @@ class Endpoints:
         registry: CollectorRegistry,
         models: Callable[[], list[dict[str, object]]],
         not_ready: NotReadyReason,
-        report: ReportRenderer | None = None,
+        reports: ReportPages | None = None,
         on_scrape: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry
         self.models = models
         self.not_ready = not_ready
-        self.report = report
+        self.reports = reports
         self.on_scrape = on_scrape
 
 
@@ -190,19 +201,21 @@ def _handler_class(
             elif path == "/api/v1/model-groups":
                 groups = {"models": group_versions(endpoints.models())}
                 self._send(200, "application/json", json.dumps(groups, default=str, indent=2).encode())
-            elif path in {"/reports", "/reports/"}:
-                self._send(200, HTML, _utf8(render_index(endpoints.models())))
+            elif path in {"/reports", "/reports/"} and endpoints.reports is not None:
+                self._send(200, HTML, _utf8(endpoints.reports.index_page()))
             elif path.startswith("/reports/"):
                 self._report([unquote(part) for part in path.removeprefix("/reports/").split("/")])
             else:
                 self._send(404, TEXT, b"not found\n")
 
         def _report(self, parts: list[str]) -> None:
-            if len(parts) != 3 or parts[2] != "latest" or endpoints.report is None:
+            reports = endpoints.reports
+            if len(parts) != 3 or not (parts[2] == "latest" or WINDOW.fullmatch(parts[2])) or reports is None:
                 self._send(404, TEXT, b"not found\n")
                 return
+            model, version, window = parts[0], parts[1], None if parts[2] == "latest" else int(parts[2])
             try:
-                page = renders.render(endpoints.report, parts[0], parts[1])
+                page = renders.render(lambda: reports.render(model, version, window))
             except RenderBusy:
                 self._send(503, TEXT, b"busy rendering other reports, retry\n", {"Retry-After": "5"})
                 return
@@ -213,7 +226,7 @@ def _handler_class(
                 self._send(503, HTML, render("unavailable.html", reason=str(exc)).encode())
                 return
             if page is None:
-                self._send(404, TEXT, b"no evaluated window for this model version yet\n")
+                self._send(404, TEXT, b"no kept report for this window of this model version\n")
                 return
             self.csp = REPORT_CSP
             self._send(200, HTML, _utf8(page))

@@ -19,19 +19,19 @@ class RenderBusy(Exception):
 
 
 class RenderPool:
-    """A bounded pool for ``render(model, model_version)`` calls; close it with :meth:`close`."""
+    """A bounded pool for report renders; close it with :meth:`close`."""
 
     def __init__(self, workers: int, timeout: float) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="driftline-render")
         self._slots = threading.BoundedSemaphore(2 * workers)
         self._timeout = timeout
 
-    def render(self, renderer: Callable[[str, str], str | None], model: str, version: str) -> str | None:
+    def render(self, renderer: Callable[[], str | None]) -> str | None:
         """The renderer's page; raises RenderBusy when full, TimeoutError when it takes too long."""
         if not self._slots.acquire(blocking=False):
             raise RenderBusy
         try:
-            future = self._executor.submit(renderer, model, version)
+            future = self._executor.submit(renderer)
         except RuntimeError:  # closed
             self._slots.release()
             raise RenderBusy from None

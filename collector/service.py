@@ -28,7 +28,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     """Consume, evaluate and export until ``stop`` is set; every resource is closed on the way out."""
     verify_connection(config.kafka)
     store = MetricStore()
-    reports = HtmlReportWriter()
+    reports = HtmlReportWriter(config.reports)
     dlq = build_kafka_dlq(config)
     tracer = PipelineTracer.from_config(store, config.otlp)
     pipeline = Pipeline(config, store, dlq, event_time=False, listeners=(reports,), tracer=tracer)
@@ -41,7 +41,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         build_registry(store),
         pipeline.status,
         source.not_ready_reason,
-        reports.render,
+        reports,
         system.update,
     )
     server = HttpServer.from_config(endpoints, config.http).start()

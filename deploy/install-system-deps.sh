@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests run for real, if it is missing:
-# Prometheus + promtool, Alertmanager, kcat (Debian packages), Java + Maven,
-# and the Apache Kafka jars (Maven Central, via deploy/kafka/kafka.sh fetch).
+# Prometheus + promtool, Alertmanager, kcat, headless Chromium and its driver for
+# the browser test (Debian packages), Java + Maven, and the Apache Kafka jars
+# (Maven Central, via deploy/kafka/kafka.sh fetch).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,6 +11,8 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v kcat >/dev/null || missing+=(kcat)
+[ -x /usr/bin/chromium ] || missing+=(chromium)             # tests/test_report_browser.py uses these paths
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 

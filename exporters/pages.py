@@ -8,7 +8,6 @@ one segment of its own link.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from functools import cache
 from urllib.parse import quote
 
@@ -29,24 +28,11 @@ def render(template: str, **values: object) -> str:
     return _environment().get_template(template).render(**values)
 
 
-def report_href(model: str, model_version: str) -> str:
-    """The link to a version's latest report, each segment percent-encoded.
+def report_href(model: str, model_version: str, window: int | None = None) -> str:
+    """The link to a version's report of ``window`` (None: the latest), each segment percent-encoded.
 
     A lone surrogate (which the schema rejects) is encoded as its escape rather
     than failing the whole index page.
     """
     segments = (quote(part, safe="", errors="backslashreplace") for part in (model, model_version))
-    return "/reports/{}/{}/latest".format(*segments)
-
-
-def render_index(models: Sequence[Mapping[str, object]]) -> str:
-    """The /reports/ page: one link per model version."""
-    rows = [
-        {
-            "model": str(status["model"]),
-            "model_version": str(status["model_version"]),
-            "href": report_href(str(status["model"]), str(status["model_version"])),
-        }
-        for status in models
-    ]
-    return render("index.html", rows=rows)
+    return "/reports/{}/{}/{}".format(*segments, "latest" if window is None else window)

@@ -97,7 +97,7 @@ def test_counts_per_version_and_the_grouped_view_on_a_real_socket() -> None:
     pipeline = Pipeline(parse_config(SMALL), store, MemoryDeadLetterSink(), event_time=True)
     events = shadow_versions(2000, seed=5, error_rates={"3": 0.1, "4": 0.3})
     pipeline.process(_messages(events))
-    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0)
+    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: None), "127.0.0.1", 0)
     server.start()
     try:
         status, content_type, body = http_get(server.url + "/api/v1/model-groups")
@@ -144,7 +144,7 @@ def test_a_worse_challenger_fires_in_real_prometheus_and_an_alike_one_does_not(t
     prometheus_bin = require_binary("prometheus")
     store = MetricStore()
     pipeline = Pipeline(parse_config(SMALL), store, MemoryDeadLetterSink(), event_time=True)
-    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0)
+    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: None), "127.0.0.1", 0)
     server.start()
     processes = Processes(tmp_path)
     prometheus_port = free_port()

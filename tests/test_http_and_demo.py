@@ -26,7 +26,7 @@ def test_endpoints_serve_metrics_health_models_and_reports() -> None:
     store, reports = MetricStore(), HtmlReportWriter()
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=True, listeners=(reports,))
     reason: dict[str, str | None] = {"value": "not_joined: not yet a member of consumer group g"}
-    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: reason["value"], reports.render)
+    endpoints = Endpoints(build_registry(store), pipeline.status, lambda: reason["value"], reports)
     server = HttpServer(endpoints, "127.0.0.1", 0).start()
     try:
         assert _get(server.url + "/healthz")[0] == 200

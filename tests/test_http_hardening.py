@@ -212,12 +212,12 @@ def test_a_slow_report_render_never_delays_metrics_and_extra_renders_are_refused
     release = threading.Event()
     started = threading.Semaphore(0)
 
-    def slow_report(model: str, version: str) -> str:
+    def slow_report(model: str, version: str, window: int | None) -> str:
         started.release()
         release.wait(20)
         return "<!doctype html><title>r</title>"
 
-    with _serving(_endpoints(report=slow_report), report_workers=1) as server:
+    with _serving(_endpoints(reports=_Reports(slow_report)), report_workers=1) as server:
         path = b"GET /reports/m/1/latest HTTP/1.1\r\nHost: x\r\n\r\n"
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending = [pool.submit(_exchange, server, path) for _ in range(2)]
@@ -236,20 +236,37 @@ def test_a_slow_report_render_never_delays_metrics_and_extra_renders_are_refused
 
 
 def test_path_segments_are_percent_decoded_so_any_version_is_reachable() -> None:
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, int | None]] = []
 
-    def report(model: str, version: str) -> str:
-        seen.append((model, version))
+    def report(model: str, version: str, window: int | None) -> str:
+        seen.append((model, version, window))
         return "<!doctype html><title>r</title>"
 
-    models: Callable[[], list[dict[str, object]]] = lambda: [{"model": "m", "model_version": "a/b?c#d"}]  # noqa: E731
-    with _serving(_endpoints(report=report, models=models)) as server:
-        index = _exchange(server, b"GET /reports/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    with _serving(_endpoints(reports=_Reports(report))) as server:
         answer = _exchange(server, b"GET /reports/m/a%2Fb%3Fc%23d/latest HTTP/1.1\r\nHost: x\r\n\r\n")
+        numbered = _exchange(server, b"GET /reports/m/a%2Fb%3Fc%23d/7 HTTP/1.1\r\nHost: x\r\n\r\n")
         escaped = _exchange(server, b"GET /reports/m/a/b/latest HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert b'href="/reports/m/a%2Fb%3Fc%23d/latest"' in index
-    assert _status(answer) == 200 and seen == [("m", "a/b?c#d")]
+        not_a_window = [
+            _exchange(server, b"GET /reports/m/1/" + window + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            for window in (b"-1", b"1.5", b"%C2%B2", b"first", b"9" * 19)
+        ]
+    assert _status(answer) == 200 and _status(numbered) == 200
+    assert seen == [("m", "a/b?c#d", None), ("m", "a/b?c#d", 7)]
     assert _status(escaped) == 404
+    assert [_status(answer) for answer in not_a_window] == [404] * 5
+
+
+class _Reports:
+    """Report pages from a render function, with a fixed index."""
+
+    def __init__(self, render: Callable[[str, str, int | None], str]) -> None:
+        self._render = render
+
+    def index_page(self) -> str:
+        return "<!doctype html><title>index</title>"
+
+    def render(self, model: str, model_version: str, window: int | None = None) -> str | None:
+        return self._render(model, model_version, window)
 
 
 @pytest.mark.parametrize(

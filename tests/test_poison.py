@@ -20,7 +20,11 @@ from collector.kafka_dlq import dead_letter_headers
 from collector.model_state import ModelVersionState
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
-from detectors.data_drift import DataDriftDetector
+from detectors.base import FeatureTable
+from detectors.data_drift import DataDriftDetector, DataDriftResult
+from detectors.data_quality import DataQualityResult
+from detectors.window_report import WindowReport
+from exporters.html_report import HtmlReportWriter
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 from tests.poison import POISONS, valid
@@ -158,16 +162,21 @@ def test_metrics_and_the_report_index_never_500_on_labels_that_are_not_utf8() ->
     """Defence in depth: the schema keeps such strings out, but if one got in, scrapes go on."""
     store = MetricStore()
     store.inc("driftline_events_total", {"model": "m", "model_version": "\ud800", "type": "prediction"})
-    store.set("driftline_model_info", {**MV, "data_version": "d\udfff", "reference_id": "r"}, 1.0)
+    info = {**MV, "data_version": "d\udfff", "reference_id": "r", "role": "champion"}
+    store.set("driftline_model_info", info, 1.0)
     status = [{"model": "m", "model_version": "v\ud800"}]
-    server = HttpServer(Endpoints(build_registry(store), lambda: status, lambda: None), "127.0.0.1", 0)
+    reports, drift, empty = HtmlReportWriter(), DataDriftResult((), 0.0, False), FeatureTable({}, {}, 0)
+    quality = DataQualityResult(())
+    reports(WindowReport("m", "v\ud800", "d\udfff", "r", 1, 0, 0.0, 1.0, drift, drift, quality, empty, empty))
+    endpoints = Endpoints(build_registry(store), lambda: status, lambda: None, reports)
+    server = HttpServer(endpoints, "127.0.0.1", 0)
     server.start()
     try:
         code, body = _get(server.url + "/metrics")
         assert code == 200
         assert b'model_version="\\\\ud800"' in body
         code, page = _get(server.url + "/reports/")
-        assert code == 200 and b"v\\ud800" in page
+        assert code == 200 and b"v\\ud800" in page and b"d\\udfff" in page and b"/v%5Cud800/1" in page
         assert _get(server.url + "/api/v1/models")[0] == 200
     finally:
         server.stop()

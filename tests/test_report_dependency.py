@@ -51,7 +51,7 @@ def test_a_report_without_evidently_answers_503_naming_the_pip_command(
     events = predictions(6000, seed=14)
     pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(events)])
     server = HttpServer(
-        Endpoints(build_registry(store), pipeline.status, lambda: None, reports.render), "127.0.0.1", 0
+        Endpoints(build_registry(store), pipeline.status, lambda: None, reports), "127.0.0.1", 0
     ).start()
     try:
         for module in ("evidently", "evidently.presets"):

@@ -13,7 +13,6 @@ from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from exporters.html_report import HtmlReportWriter, neutralise_inline_data
-from exporters.pages import render_index
 from exporters.store import MetricStore
 from tests.streams import predictions
 
@@ -40,12 +39,16 @@ def _tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
-def _render(events: list[Prediction], model_version: str) -> str:
+def _writer(events: list[Prediction]) -> HtmlReportWriter:
     reports = HtmlReportWriter()
     store, dlq = MetricStore(), MemoryDeadLetterSink()
     pipeline = Pipeline(Config(), store, dlq, event_time=True, listeners=(reports,))
     pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(events)])
-    page = reports.render("m", model_version)
+    return reports
+
+
+def _render(events: list[Prediction], model_version: str) -> str:
+    page = _writer(events).render("m", model_version)
     assert page is not None
     return page
 
@@ -82,9 +85,10 @@ def test_neutralise_inline_data_leaves_json_meaning_unchanged() -> None:
     assert neutralise_inline_data(code) == code  # only Evidently's data lines are touched
 
 
-def test_report_links_percent_encode_each_segment() -> None:
+def test_index_escapes_values_and_its_links_percent_encode_each_segment() -> None:
     version = "a/b?c#d <x>"
-    href = f"/reports/m/{quote(version, safe='')}/latest"
-    page = render_index([{"model": "m", "model_version": version}])
-    assert f'href="{href}"' in page
+    page = _writer(list(predictions(6000, seed=23, model_version=version, data_version=SCRIPT))).index_page()
+    for window in ("latest", "1"):
+        assert f'href="/reports/m/{quote(version, safe="")}/{window}"' in page
     assert "<x>" not in page and "a/b?c#d &lt;x&gt;" in page
+    assert SCRIPT not in page and "&lt;script&gt;alert(document.domain)&lt;/script&gt;" in page

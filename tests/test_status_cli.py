@@ -62,7 +62,7 @@ def collector() -> Iterator[tuple[str, Pipeline]]:
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=True)
     pipeline.process(_events("1", seed=31))
     pipeline.process(_events("2", seed=41, shifted=("n1", "n2", "n3", "n4", "n5", "c0", "c1")))
-    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: True), "127.0.0.1", 0)
+    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: None), "127.0.0.1", 0)
     server.start()
     try:
         yield server.url, pipeline
@@ -176,7 +176,7 @@ def _not_a_collector(body: bytes) -> Iterator[str]:
 @contextmanager
 def _authenticated(pipeline: Pipeline, auth: dict[str, str]) -> Iterator[str]:
     """The same collector's endpoints behind the server's own ``http.auth``."""
-    endpoints = Endpoints(build_registry(MetricStore()), pipeline.status, lambda: True)
+    endpoints = Endpoints(build_registry(MetricStore()), pipeline.status, lambda: None)
     settings = HttpConfig.model_validate({"auth": auth})
     server = HttpServer(endpoints, "127.0.0.1", 0, settings=settings)
     server.start()
