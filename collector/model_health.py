@@ -65,6 +65,8 @@ class ModelHealth:
         if self.task != "regression":  # the counts of a two-proportion test between versions
             for source in ("realized", "estimated"):
                 self._scored(source, 0, 0.0)
+        else:  # the sums of a two-sample test of absolute errors between versions
+            self._errors(np.zeros(0))
 
     def fit(self, reference: Reference, reference_ids: set[str]) -> None:
         """Prepare CBPE from the reference; ``reference_ids`` are the automatic reference's events."""
@@ -183,7 +185,9 @@ class ModelHealth:
         for cls, support in result.class_support.items():
             self._set("driftline_class_support", float(support), **{"class": cls})
         self._concept_drift(result, labels, predictions, p)
-        if result.task != "regression":
+        if result.task == "regression":
+            self._errors(np.array(labels, dtype=np.float64) - np.array(predictions, dtype=np.float64))
+        else:
             correct = sum(class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True))
             self._scored("realized", len(labels), float(correct))
             self._segment_accuracy(records, labels, predictions)
@@ -244,6 +248,14 @@ class ModelHealth:
         labels = {**self.labels, "source": source}
         self.store.inc("driftline_predictions_scored_total", labels, float(scored))
         self.store.inc("driftline_predictions_correct_total", labels, correct)
+
+    def _errors(self, errors: FloatArray) -> None:
+        """Count a window's realized regression errors; a non-finite one (an infinite label) is left out."""
+        finite = np.abs(errors[np.isfinite(errors)])
+        labels = {**self.labels, "source": "realized"}
+        self.store.inc("driftline_regression_scored_total", labels, float(finite.size))
+        self.store.inc("driftline_regression_absolute_error_total", labels, float(finite.sum()))
+        self.store.inc("driftline_regression_squared_error_total", labels, float(np.square(finite).sum()))
 
     def _proxy(self, mappings: list[Mapping[str, float] | None]) -> None:
         classes = sorted({c for m in mappings if m for c in m})

@@ -226,6 +226,27 @@ CATALOG: tuple[MetricDef, ...] = (
         "accuracy over any range is increase(correct) / increase(scored).",
         "model_health",
     ),
+    _c(
+        "driftline_regression_scored_total",
+        (*MV, "source"),
+        "Regressor predictions whose error is known (realized: joined labels; regression has no "
+        "estimated source).",
+        "model_health",
+    ),
+    _c(
+        "driftline_regression_absolute_error_total",
+        (*MV, "source"),
+        "Of those, the sum of absolute errors |label - prediction|: mean absolute error over any "
+        "range is increase(absolute_error) / increase(scored).",
+        "model_health",
+    ),
+    _c(
+        "driftline_regression_squared_error_total",
+        (*MV, "source"),
+        "Of those, the sum of squared errors: with the two above, the variance of the absolute "
+        "error for a two-sample test between versions.",
+        "model_health",
+    ),
     _g(
         "driftline_class_recall",
         (*MV, "class"),

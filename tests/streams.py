@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
-from driftline.schema import Heartbeat, Label, Prediction, encode
+from driftline.schema import Heartbeat, Label, Prediction, Scalar, encode
 
 NUMERICAL = ("n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7")
 CATEGORICAL = ("c0", "c1", "c2", "c3")
@@ -69,16 +69,56 @@ def shadow_versions(
     version), and one label per prediction follows each row's predictions.
     No probabilities, so only realized performance is computed.
     """
-    truth = np.random.default_rng(seed).integers(0, 2, size=n)
+    truth = [int(y) for y in np.random.default_rng(seed).integers(0, 2, size=n)]
     rows = list(predictions(n, seed=seed, start=start, model=model))
-    events: list[Prediction | Label] = []
-    labels: list[Label] = []
+    scored: dict[str, list[Scalar]] = {}
     for offset, (version, rate) in enumerate(sorted(error_rates.items())):
         wrong = np.random.default_rng(seed + 1 + offset).random(n) < rate
+        scored[version] = [y ^ int(w) for y, w in zip(truth, wrong, strict=True)]
+    events, labels = _shadow(rows, truth, scored, model=model, start=start)
+    return events + labels if labelled else events
+
+
+def shadow_regressors(
+    n: int,
+    *,
+    seed: int,
+    error_scales: dict[str, float],
+    model: str = "m",
+    start: int = 0,
+) -> list[Prediction | Label]:
+    """The same traffic scored by several versions of one regressor (shadow deployment).
+
+    Every version sees the same ``n`` feature rows and the same true value; a
+    version's prediction is the truth plus normal noise of its scale (seeded per
+    version), so its mean absolute error is about ``0.8 * scale``; one label per
+    prediction follows each row's predictions.
+    """
+    truth = np.random.default_rng(seed).normal(100.0, 10.0, size=n)
+    rows = list(predictions(n, seed=seed, start=start, model=model))
+    scored: dict[str, list[Scalar]] = {}
+    for offset, (version, scale) in enumerate(sorted(error_scales.items())):
+        noise = np.random.default_rng(seed + 1 + offset).normal(0.0, scale, size=n)
+        scored[version] = [float(v) for v in truth + noise]
+    events, labels = _shadow(rows, [float(y) for y in truth], scored, model=model, start=start)
+    return events + labels
+
+
+def _shadow(
+    rows: list[Prediction],
+    truth: Sequence[Scalar],
+    scored: dict[str, list[Scalar]],
+    *,
+    model: str,
+    start: int,
+) -> tuple[list[Prediction | Label], list[Prediction | Label]]:
+    """Each version's predictions of the same rows (without probabilities), and one label for each."""
+    events: list[Prediction | Label] = []
+    labels: list[Prediction | Label] = []
+    for version, predicted in scored.items():
         for i, row in enumerate(rows):
             event_id = f"{model}-{version}-{start + i}"
-            predicted = int(truth[i]) ^ int(wrong[i])
-            scored = replace(row, event_id=event_id, model_version=version, prediction=predicted)
-            events.append(replace(scored, probabilities=None))
-            labels.append(Label(event_id=event_id, model=model, label=int(truth[i]), timestamp=row.timestamp))
-    return events + labels if labelled else events
+            row = replace(row, event_id=event_id, model_version=version, prediction=predicted[i])
+            events.append(replace(row, probabilities=None))
+            labels.append(Label(event_id=event_id, model=model, label=truth[i], timestamp=row.timestamp))
+    return events, labels

@@ -22,7 +22,7 @@ from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 from tests.conftest import free_port, require_binary
 from tests.http_client import http_get
-from tests.streams import predictions, shadow_versions
+from tests.streams import predictions, shadow_regressors, shadow_versions
 from tests.test_alerting_e2e import Processes, _prometheus_config, _query, _ready, _wait_for
 
 SMALL = {"defaults": {"reference": {"auto_events": 1000}, "window": {"events": 1000}}}
@@ -135,6 +135,41 @@ def test_counts_per_version_and_the_grouped_view_on_a_real_socket() -> None:
     documented = {"data_version", "reference", "reference_events_collected", "windows_evaluated"}
     documented |= {"windows_skipped", "current_window_events", "thresholds", "last_window", "model_health"}
     assert all(documented <= set(m) for m in models)
+
+
+
+REGRESSION = {**SMALL, "models": {"m": {"task": "regression"}}}
+
+
+def _expected_errors(events: list[Prediction | Label], version: str, first: int) -> tuple[int, float, float]:
+    """(scored, sum of absolute errors, sum of squared errors) of ``version`` from row ``first`` on."""
+    truth = {e.event_id: float(e.label) for e in events if isinstance(e, Label)}
+    scored = [e for e in events if isinstance(e, Prediction) and e.model_version == version][first:]
+    errors = [truth[e.event_id] - float(e.prediction) for e in scored]
+    return len(errors), sum(abs(x) for x in errors), sum(x * x for x in errors)
+
+
+def test_error_sums_per_regressor_version_from_joined_labels() -> None:
+    """A regressor's versions are compared on their absolute errors: count, sum and sum of squares
+    per version from joined labels, at 0 from the first event; no accuracy counts."""
+    store = MetricStore()
+    pipeline = Pipeline(parse_config(REGRESSION), store, MemoryDeadLetterSink(), event_time=True)
+    events = shadow_regressors(2000, seed=6, error_scales={"3": 1.0, "4": 2.0})
+    pipeline.process(_messages(events[:1]))
+    first = {"model": "m", "model_version": "3", "source": "realized"}
+    for name in ("scored", "absolute_error", "squared_error"):
+        assert store.get(f"driftline_regression_{name}_total", first) == 0.0
+    pipeline.process(_messages(events[1:]))
+    maes = {}
+    for version in ("3", "4"):
+        scored, absolute, squared = _expected_errors(events, version, first=1000)
+        labels = {"model": "m", "model_version": version, "source": "realized"}
+        assert store.get("driftline_regression_scored_total", labels) == scored == 1000
+        assert store.get("driftline_regression_absolute_error_total", labels) == pytest.approx(absolute)
+        assert store.get("driftline_regression_squared_error_total", labels) == pytest.approx(squared)
+        assert store.get("driftline_predictions_scored_total", labels) is None
+        maes[version] = absolute / scored
+    assert 0.7 < maes["3"] < 0.9 and 1.5 < maes["4"] < 1.7  # 0.8 times the noise scale
 
 
 @pytest.mark.integration
