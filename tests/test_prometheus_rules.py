@@ -59,7 +59,7 @@ def _rules() -> list[dict[str, object]]:
 def test_promtool_check_config_accepts_the_prometheus_config() -> None:
     result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 21 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 25 rules found" in result.stdout + result.stderr
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
@@ -99,6 +99,21 @@ def test_the_challenger_rule_tests_fail_at_another_alpha(tmp_path: Path) -> None
     assert 'model="fraud"' in output  # z = -1.26 now fires
 
 
+def test_the_challenger_error_rule_tests_fail_at_another_alpha(tmp_path: Path) -> None:
+    """The Welch test's threshold is pinned too: a looser one fires for the alike regressor."""
+    output = _test_changed_rules(tmp_path, "> 2.326)", "> 0.1)", "versions.test.yml")
+    assert 'model="demand"' in output  # z = 0.64 at 30m, above 0.1 from the first minute: fires
+
+
+def test_the_challenger_error_rule_tests_fail_on_the_variance(tmp_path: Path) -> None:
+    """The recorded z is pinned to its value: the population variance (dividing by n) breaks it."""
+    output = _test_changed_rules(
+        tmp_path, "(driftline:regression_scored:increase1h - 1)", "driftline:regression_scored:increase1h",
+        "versions.test.yml",
+    )
+    assert "driftline:challenger_mae_z:1h" in output
+
+
 def test_recording_rules_are_named_driftline_colon() -> None:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     records = [rule["record"] for group in groups for rule in group["rules"] if "record" in rule]
@@ -108,6 +123,10 @@ def test_recording_rules_are_named_driftline_colon() -> None:
         "driftline:champion_predictions_scored:increase1h",
         "driftline:champion_predictions_correct:increase1h",
         "driftline:challenger_accuracy_z:1h",
+        "driftline:regression_scored:increase1h",
+        "driftline:regression_mae:1h",
+        "driftline:regression_mae_variance:1h",
+        "driftline:challenger_mae_z:1h",
     ]
 
 
