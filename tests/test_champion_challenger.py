@@ -3,9 +3,11 @@ view on a real socket, and DriftlineChallengerWorse in a real Prometheus on the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,16 +178,105 @@ def test_error_sums_per_regressor_version_from_joined_labels() -> None:
 def test_a_worse_challenger_fires_in_real_prometheus_and_an_alike_one_does_not(tmp_path: Path) -> None:
     """Versions 3 and 4 of two models on the same traffic, through the shipped rules: credit's
     version 4 is wrong 25% of the time beside 10% (fires); fraud's versions are both wrong 10%."""
-    prometheus_bin = require_binary("prometheus")
+    pipeline = Pipeline(parse_config(SMALL), MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    with _scraped(pipeline, tmp_path) as prometheus:
+        _stream(pipeline, prometheus, SHADOWS, "driftline:predictions_scored:increase1h")
+        firing = [("credit", "4", "realized", "challenger", "d1", "accuracy")]
+        _wait_for(
+            "DriftlineChallengerWorse firing for credit 4",
+            lambda: _firing(prometheus) == firing,
+            timeout=60,
+            diagnose=lambda: json.dumps(_query(prometheus, "driftline:challenger_accuracy_z:1h")),
+        )
+        z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, _Z)}
+        time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
+        assert _firing(prometheus) == firing
+    assert z["credit"] < -8.0  # -13.8 from the counts (0.91 against 0.745 of 2000 each)
+    assert -1.0 < z["fraud"] < 1.0  # -0.25 from the counts
+
+
+@pytest.mark.integration
+def test_a_regressor_with_larger_errors_fires_in_real_prometheus_and_an_alike_one_does_not(
+    tmp_path: Path,
+) -> None:
+    """Regressor versions 3 and 4 on the same traffic: price's version 4 errs with 1.5 times
+    the noise of version 3 (a larger mean absolute error: fires); demand's err alike."""
+    config = parse_config({**SMALL, "models": {model: {"task": "regression"} for model in REGRESSORS}})
     store = MetricStore()
-    pipeline = Pipeline(parse_config(SMALL), store, MemoryDeadLetterSink(), event_time=True)
-    server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: None), "127.0.0.1", 0)
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
+    with _scraped(pipeline, tmp_path) as prometheus:
+        _stream(pipeline, prometheus, REGRESSORS, "driftline:regression_scored:increase1h")
+        firing = [("price", "4", "realized", "challenger", "d1", "mae")]
+        _wait_for(
+            "DriftlineChallengerWorse firing for price 4",
+            lambda: _firing(prometheus) == firing,
+            timeout=60,
+            diagnose=lambda: json.dumps(_query(prometheus, _MAE_Z)),
+        )
+        z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, _MAE_Z)}
+        mae = {
+            (r["metric"]["model"], r["metric"]["model_version"]): float(r["value"][1])
+            for r in _query(prometheus, "driftline:regression_mae:1h")
+        }
+        time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
+        assert _firing(prometheus) == firing
+    for (model, version), value in mae.items():  # the mean of what the collector counted, exactly
+        labels = {"model": model, "model_version": version, "source": "realized"}
+        absolute = store.get("driftline_regression_absolute_error_total", labels)
+        scored = store.get("driftline_regression_scored_total", labels)
+        assert isinstance(absolute, float) and isinstance(scored, float)
+        assert value == pytest.approx(absolute / scored)
+    assert mae[("price", "4")] > 1.1 and mae[("price", "3")] < 0.9
+    assert z["price"] > 10.0  # 17.4 from the counts (mae 1.20 against 0.79 of 2000 each)
+    assert -1.5 < z["demand"] < 1.5  # -0.59 from the counts
+
+
+def _shadow_classifiers(
+    model: str, seed: int, rates: dict[str, float], offset: int, start: int
+) -> list[Prediction | Label]:
+    return shadow_versions(1000, seed=seed + offset, error_rates=rates, model=model, start=start)
+
+
+def _shadow_regressors(
+    model: str, seed: int, scales: dict[str, float], offset: int, start: int
+) -> list[Prediction | Label]:
+    return shadow_regressors(1000, seed=seed + offset, error_scales=scales, model=model, start=start)
+
+
+_Z = 'driftline:challenger_accuracy_z:1h{source="realized"}'
+_MAE_Z = "driftline:challenger_mae_z:1h"
+Events = Callable[[int, int], list[Prediction | Label]]
+"""A model's shadow traffic from a seed and a first row."""
+
+SHADOWS: dict[str, Events] = {
+    model: functools.partial(_shadow_classifiers, model, seed, rates)
+    for model, seed, rates in (("credit", 8, {"3": 0.1, "4": 0.25}), ("fraud", 10, {"3": 0.1, "4": 0.1}))
+}
+"""Per model: the seed of its label windows and each version's error rate. fraud's seeded
+draws give z of -0.29 after its first window and -0.25 after both (credit's: -13.8), far
+from the threshold even when increase() extrapolates a young series."""
+
+REGRESSORS: dict[str, Events] = {
+    model: functools.partial(_shadow_regressors, model, seed, scales)
+    for model, seed, scales in (("price", 20, {"3": 1.0, "4": 1.5}), ("demand", 30, {"3": 1.0, "4": 1.0}))
+}
+"""Per model: the seed of its label windows and each version's noise scale; demand's seeded
+draws give a Welch z of -0.59 after both windows (price's: 17.4)."""
+
+
+@contextlib.contextmanager
+def _scraped(pipeline: Pipeline, tmp_path: Path) -> Iterator[str]:
+    """The pipeline's /metrics on a real socket, scraped every second by a real Prometheus on the
+    shipped rules (no Alertmanager needed); yields Prometheus's URL."""
+    prometheus_bin = require_binary("prometheus")
+    endpoints = Endpoints(build_registry(pipeline.store), pipeline.status, lambda: None)
+    server = HttpServer(endpoints, "127.0.0.1", 0)
     server.start()
     processes = Processes(tmp_path)
     prometheus_port = free_port()
     prometheus = f"http://127.0.0.1:{prometheus_port}"
     try:
-        config = _prometheus_config(tmp_path, server.port, free_port())  # no Alertmanager needed
+        config = _prometheus_config(tmp_path, server.port, free_port())
         processes.start(
             "prometheus",
             [
@@ -196,46 +287,25 @@ def test_a_worse_challenger_fires_in_real_prometheus_and_an_alike_one_does_not(t
             ],
         )
         _wait_for("prometheus to be ready", functools.partial(_ready, prometheus), timeout=30)
-        _stream(pipeline, prometheus)
-        _wait_for(
-            "DriftlineChallengerWorse firing for credit 4",
-            lambda: _firing(prometheus) == [("credit", "4", "realized", "challenger", "d1")],
-            timeout=60,
-            diagnose=lambda: json.dumps(_query(prometheus, "driftline:challenger_accuracy_z:1h")),
-        )
-        z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, _Z)}
-        time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
-        assert _firing(prometheus) == [("credit", "4", "realized", "challenger", "d1")]
+        yield prometheus
     finally:
         processes.stop()
         server.stop()
-    assert z["credit"] < -8.0  # -13.8 from the counts (0.91 against 0.745 of 2000 each)
-    assert -1.0 < z["fraud"] < 1.0  # -0.25 from the counts
 
 
-_Z = 'driftline:challenger_accuracy_z:1h{source="realized"}'
-SHADOWS = {"credit": (8, {"3": 0.1, "4": 0.25}), "fraud": (10, {"3": 0.1, "4": 0.1})}
-"""Per model: the seed of its label windows and each version's error rate. fraud's seeded
-draws give z of -0.29 after its first window and -0.25 after both (credit's: -13.8), far
-from the threshold even when increase() extrapolates a young series."""
-
-
-def _stream(pipeline: Pipeline, prometheus: str) -> None:
-    """References first; once Prometheus has scraped the zero counts, two label windows per
-    version, a scrape apart, so increase() sees the counts grow."""
-    for model, (seed, rates) in SHADOWS.items():
-        pipeline.process(_messages(shadow_versions(1000, seed=seed - 1, error_rates=rates, model=model)))
+def _stream(pipeline: Pipeline, prometheus: str, models: dict[str, Events], counts: str) -> None:
+    """References first; once Prometheus has scraped the zero ``counts`` of every version, two
+    label windows per version, a scrape apart, so increase() sees the counts grow."""
+    for events in models.values():
+        pipeline.process(_messages(events(-1, 0)))
     _wait_for(
-        "the zero accuracy counts of all four versions in Prometheus",
-        lambda: len(_query(prometheus, 'driftline:predictions_scored:increase1h{source="realized"}')) == 4,
+        "the zero counts of all four versions in Prometheus",
+        lambda: len(_query(prometheus, f'{counts}{{source="realized"}}')) == 2 * len(models),
         timeout=30,
     )
     for chunk in range(2):
-        for model, (seed, rates) in SHADOWS.items():
-            events = shadow_versions(
-                1000, seed=seed + chunk, error_rates=rates, model=model, start=1000 * (chunk + 1)
-            )
-            pipeline.process(_messages(events))
+        for events in models.values():
+            pipeline.process(_messages(events(chunk, 1000 * (chunk + 1))))
         time.sleep(2.5)
 
 
@@ -243,7 +313,7 @@ def _firing(prometheus: str) -> list[tuple[Any, ...]]:
     alerts = json.loads(http_get(f"{prometheus}/api/v1/alerts")[2])["data"]["alerts"]
     return sorted(
         (a["labels"]["model"], a["labels"]["model_version"], a["labels"]["source"], a["labels"]["role"],
-         a["labels"]["data_version"])
+         a["labels"]["data_version"], a["labels"]["metric"])
         for a in alerts
         if a["labels"]["alertname"] == "DriftlineChallengerWorse" and a["state"] == "firing"
     )
