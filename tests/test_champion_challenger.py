@@ -181,16 +181,7 @@ def test_a_worse_challenger_fires_in_real_prometheus_and_an_alike_one_does_not(t
     pipeline = Pipeline(parse_config(SMALL), MetricStore(), MemoryDeadLetterSink(), event_time=True)
     with _scraped(pipeline, tmp_path) as prometheus:
         _stream(pipeline, prometheus, SHADOWS, "driftline:predictions_scored:increase1h")
-        firing = [("credit", "4", "realized", "challenger", "d1", "accuracy")]
-        _wait_for(
-            "DriftlineChallengerWorse firing for credit 4",
-            lambda: _firing(prometheus) == firing,
-            timeout=60,
-            diagnose=lambda: json.dumps(_query(prometheus, "driftline:challenger_accuracy_z:1h")),
-        )
-        z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, _Z)}
-        time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
-        assert _firing(prometheus) == firing
+        z = _only_firing(prometheus, ("credit", "4", "realized", "challenger", "d1", "accuracy"), _Z)
     assert z["credit"] < -8.0  # -13.8 from the counts (0.91 against 0.745 of 2000 each)
     assert -1.0 < z["fraud"] < 1.0  # -0.25 from the counts
 
@@ -206,20 +197,11 @@ def test_a_regressor_with_larger_errors_fires_in_real_prometheus_and_an_alike_on
     pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
     with _scraped(pipeline, tmp_path) as prometheus:
         _stream(pipeline, prometheus, REGRESSORS, "driftline:regression_scored:increase1h")
-        firing = [("price", "4", "realized", "challenger", "d1", "mae")]
-        _wait_for(
-            "DriftlineChallengerWorse firing for price 4",
-            lambda: _firing(prometheus) == firing,
-            timeout=60,
-            diagnose=lambda: json.dumps(_query(prometheus, _MAE_Z)),
-        )
-        z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, _MAE_Z)}
+        z = _only_firing(prometheus, ("price", "4", "realized", "challenger", "d1", "mae"), _MAE_Z)
         mae = {
             (r["metric"]["model"], r["metric"]["model_version"]): float(r["value"][1])
             for r in _query(prometheus, "driftline:regression_mae:1h")
         }
-        time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
-        assert _firing(prometheus) == firing
     for (model, version), value in mae.items():  # the mean of what the collector counted, exactly
         labels = {"model": model, "model_version": version, "source": "realized"}
         absolute = store.get("driftline_regression_absolute_error_total", labels)
@@ -307,6 +289,21 @@ def _stream(pipeline: Pipeline, prometheus: str, models: dict[str, Events], coun
         for events in models.values():
             pipeline.process(_messages(events(chunk, 1000 * (chunk + 1))))
         time.sleep(2.5)
+
+
+def _only_firing(prometheus: str, alert: tuple[str, ...], z_query: str) -> dict[str, float]:
+    """Wait for ``alert`` (model, version, source, role, data version, metric) to fire, alone,
+    and stay alone over several more evaluations; the z per model that it fired on."""
+    _wait_for(
+        f"DriftlineChallengerWorse firing for {alert[0]} {alert[1]}",
+        lambda: _firing(prometheus) == [alert],
+        timeout=60,
+        diagnose=lambda: json.dumps(_query(prometheus, z_query)),
+    )
+    z = {r["metric"]["model"]: float(r["value"][1]) for r in _query(prometheus, z_query)}
+    time.sleep(3.0)  # several more evaluations: the alike challenger stays silent
+    assert _firing(prometheus) == [alert]
+    return z
 
 
 def _firing(prometheus: str) -> list[tuple[Any, ...]]:
