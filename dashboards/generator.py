@@ -153,8 +153,8 @@ def _table(title: str, description: str, *queries: Query, span: int = 12) -> tab
     return panel
 
 
-def _bars(title: str, description: str, unit: str, query: Query, span: int = 12) -> bargauge.Panel:
-    return (
+def _bars(title: str, description: str, unit: str, *queries: Query, span: int = 12) -> bargauge.Panel:
+    panel = (
         bargauge.Panel()
         .title(title)
         .description(description)
@@ -162,8 +162,10 @@ def _bars(title: str, description: str, unit: str, query: Query, span: int = 12)
         .unit(unit)
         .span(span)
         .height(8)
-        .with_target(query)
     )
+    for query in queries:
+        panel = panel.with_target(query)
+    return panel
 
 
 def _base(uid: str, title: str, description: str, selector: str = "") -> Dashboard:
@@ -564,6 +566,8 @@ def _model_comparison_rows(board: Dashboard) -> Dashboard:
     model = 'model=~"$model"'
     role = "* on(model, model_version) group_left(role) driftline_model_info"
     counts = "sum by (model, model_version, source) (increase(driftline_predictions_{}_total{{{}}}[1h]))"
+    errors = "sum by (model, model_version, source) (increase(driftline_regression_{}_total{{{}}}[1h]))"
+    scored = errors.format("scored", model)
     return (
         board.with_row(dashboard.Row("Version comparison"))
         .with_panel(
@@ -581,7 +585,7 @@ def _model_comparison_rows(board: Dashboard) -> Dashboard:
                     "{{model_version}} ({{role}}) drift share",
                     "B",
                 ),
-                span=16,
+                span=12,
             ).max(1)
         )
         .with_panel(
@@ -595,8 +599,29 @@ def _model_comparison_rows(board: Dashboard) -> Dashboard:
                     "{{model_version}} ({{role}}), {{source}}",
                     instant=True,
                 ),
-                span=8,
+                span=6,
             ).max(1)
+        )
+        .with_panel(
+            _bars(
+                "Regression errors over the last hour by version",
+                "Mean absolute error (what DriftlineChallengerWorse compares for a regressor) and "
+                "root mean squared error of each version's predictions with joined labels in the "
+                "last hour; regressors only, in the label's unit.",
+                "none",
+                _query(
+                    f"({errors.format('absolute_error', model)} / {scored}) {role}",
+                    "{{model_version}} ({{role}}) MAE",
+                    instant=True,
+                ),
+                _query(
+                    f"sqrt({errors.format('squared_error', model)} / {scored}) {role}",
+                    "{{model_version}} ({{role}}) RMSE",
+                    "B",
+                    instant=True,
+                ),
+                span=6,
+            )
         )
     )
 

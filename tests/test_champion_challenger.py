@@ -20,6 +20,7 @@ from collector.http_server import Endpoints, HttpServer
 from collector.pipeline import Pipeline
 from collector.roles import assign_roles, version_key
 from collector.sources import RawMessage
+from dashboards import panel_queries
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 from tests.conftest import free_port, require_binary
@@ -27,6 +28,7 @@ from tests.http_client import http_get
 from tests.streams import predictions, shadow_regressors, shadow_versions
 from tests.test_alerting_e2e import Processes, _prometheus_config, _query, _ready, _wait_for
 
+DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards" / "json"
 SMALL = {"defaults": {"reference": {"auto_events": 1000}, "window": {"events": 1000}}}
 
 
@@ -198,10 +200,8 @@ def test_a_regressor_with_larger_errors_fires_in_real_prometheus_and_an_alike_on
     with _scraped(pipeline, tmp_path) as prometheus:
         _stream(pipeline, prometheus, REGRESSORS, "driftline:regression_scored:increase1h")
         z = _only_firing(prometheus, ("price", "4", "realized", "challenger", "d1", "mae"), _MAE_Z)
-        mae = {
-            (r["metric"]["model"], r["metric"]["model_version"]): float(r["value"][1])
-            for r in _query(prometheus, "driftline:regression_mae:1h")
-        }
+        mae = _by_version(_query(prometheus, "driftline:regression_mae:1h"))
+        panel = _errors_panel(prometheus)
     for (model, version), value in mae.items():  # the mean of what the collector counted, exactly
         labels = {"model": model, "model_version": version, "source": "realized"}
         absolute = store.get("driftline_regression_absolute_error_total", labels)
@@ -209,6 +209,9 @@ def test_a_regressor_with_larger_errors_fires_in_real_prometheus_and_an_alike_on
         assert isinstance(absolute, float) and isinstance(scored, float)
         assert value == pytest.approx(absolute / scored)
     assert mae[("price", "4")] > 1.1 and mae[("price", "3")] < 0.9
+    assert panel["MAE"] == pytest.approx(mae)  # the Model dashboard shows what the alert compares
+    assert set(panel["RMSE"]) == set(mae)
+    assert all(panel["RMSE"][key] > value for key, value in mae.items())  # normal errors: 1.25 MAE
     assert z["price"] > 10.0  # 17.4 from the counts (mae 1.20 against 0.79 of 2000 each)
     assert -1.5 < z["demand"] < 1.5  # -0.59 from the counts
 
@@ -289,6 +292,20 @@ def _stream(pipeline: Pipeline, prometheus: str, models: dict[str, Events], coun
         for events in models.values():
             pipeline.process(_messages(events(chunk, 1000 * (chunk + 1))))
         time.sleep(2.5)
+
+
+def _by_version(result: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    return {(r["metric"]["model"], r["metric"]["model_version"]): float(r["value"][1]) for r in result}
+
+
+def _errors_panel(prometheus: str) -> dict[str, dict[tuple[str, str], float]]:
+    """The Model dashboard's regression errors panel, each query run in Prometheus for every
+    model: MAE and RMSE per (model, version)."""
+    doc = json.loads((DASHBOARDS / "model.json").read_text())
+    queries = [expr for title, expr in panel_queries(doc) if title.startswith("Regression errors")]
+    assert len(queries) == 2
+    mae, rmse = (_by_version(_query(prometheus, q.replace("$model", ".*"))) for q in queries)
+    return {"MAE": mae, "RMSE": rmse}
 
 
 def _only_firing(prometheus: str, alert: tuple[str, ...], z_query: str) -> dict[str, float]:
