@@ -250,12 +250,15 @@ class ModelHealth:
         self.store.inc("driftline_predictions_correct_total", labels, correct)
 
     def _errors(self, errors: FloatArray) -> None:
-        """Count a window's realized regression errors; a non-finite one (an infinite label) is left out."""
-        finite = np.abs(errors[np.isfinite(errors)])
+        """Count a window's realized regression errors. An error whose square is not finite
+        (a label of 1e200) is left out: it would make the sums infinite for good."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares = np.square(errors)
+        kept = np.isfinite(squares)
         labels = {**self.labels, "source": "realized"}
-        self.store.inc("driftline_regression_scored_total", labels, float(finite.size))
-        self.store.inc("driftline_regression_absolute_error_total", labels, float(finite.sum()))
-        self.store.inc("driftline_regression_squared_error_total", labels, float(np.square(finite).sum()))
+        self.store.inc("driftline_regression_scored_total", labels, float(kept.sum()))
+        self.store.inc("driftline_regression_absolute_error_total", labels, float(np.abs(errors[kept]).sum()))
+        self.store.inc("driftline_regression_squared_error_total", labels, float(squares[kept].sum()))
 
     def _proxy(self, mappings: list[Mapping[str, float] | None]) -> None:
         classes = sorted({c for m in mappings if m for c in m})

@@ -8,6 +8,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,25 @@ def test_error_sums_per_regressor_version_from_joined_labels() -> None:
         assert store.get("driftline_predictions_scored_total", labels) is None
         maes[version] = absolute / scored
     assert 0.7 < maes["3"] < 0.9 and 1.5 < maes["4"] < 1.7  # 0.8 times the noise scale
+
+
+
+def test_an_error_too_large_to_square_is_left_out_of_the_sums() -> None:
+    """A finite label whose squared error overflows would make the sums infinite for good."""
+    store = MetricStore()
+    pipeline = Pipeline(parse_config(REGRESSION), store, MemoryDeadLetterSink(), event_time=True)
+    events = shadow_regressors(2000, seed=7, error_scales={"3": 1.0})
+    huge = next(i for i, e in enumerate(events) if isinstance(e, Label) and e.event_id == "m-3-1500")
+    label = events[huge]
+    assert isinstance(label, Label)
+    events[huge] = replace(label, label=1e200)
+    pipeline.process(_messages(events))
+    others = [e for e in events if isinstance(e, Label) or e.event_id != "m-3-1500"]
+    scored, absolute, squared = _expected_errors(others, "3", first=1000)
+    labels = {"model": "m", "model_version": "3", "source": "realized"}
+    assert store.get("driftline_regression_scored_total", labels) == scored == 999
+    assert store.get("driftline_regression_absolute_error_total", labels) == pytest.approx(absolute)
+    assert store.get("driftline_regression_squared_error_total", labels) == pytest.approx(squared)
 
 
 @pytest.mark.integration
