@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--dlq", type=Path, help="write rejected lines with their reasons here (JSON lines)"
     )
+    replay.add_argument(
+        "--windows-out",
+        type=Path,
+        help="write every evaluated window here, one row per window and feature "
+        "(.jsonl, .csv or .parquet; schema in docs/batch.md)",
+    )
     replay.set_defaults(handler=_replay)
 
     from collector.reference_cli import add_commands as add_reference_commands
@@ -179,7 +185,12 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
     summary = replay(
-        args.file, config, metrics_out=args.metrics_out, dlq_path=args.dlq, console=console
+        args.file,
+        config,
+        metrics_out=args.metrics_out,
+        dlq_path=args.dlq,
+        windows_out=args.windows_out,
+        console=console,
     )
     print_summary(summary, console)
     return 0

@@ -226,6 +226,12 @@ class LabelsConfig(_Strict):
     max_age_seconds: float = Field(default=86_400.0, gt=0)
 
 
+class HistoryConfig(_Strict):
+    """Windows kept per model version for ``/api/v1/models/{model}/{version}/windows``."""
+
+    windows: int = Field(default=100, ge=0, le=10_000)
+
+
 class Config(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
@@ -236,6 +242,7 @@ class Config(_Strict):
     otlp: OtlpConfig = OtlpConfig()
     reports: ReportsConfig = ReportsConfig()
     labels: LabelsConfig = LabelsConfig()
+    history: HistoryConfig = HistoryConfig()
     reference_registry: Path | None = None
 
     def model(self, name: str) -> ModelConfig:

@@ -17,13 +17,13 @@ from driftline.schema import Prediction
 
 from collector.config import Config
 from collector.failures import DetectorFailure, FailureLog, guarded
-from collector.model_health import ModelHealth
+from collector.model_health import LabelWindowListener, ModelHealth
 from collector.references import Reference, automatic_reference
 from collector.roles import CHAMPION
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
-from detectors.window_report import WindowReport
+from detectors.window_report import PredictionHealth, WindowReport
 from exporters.store import MetricStore
 from exporters.tracing import PipelineTracer
 
@@ -47,6 +47,7 @@ class ModelVersionState:
         tracer: PipelineTracer | None = None,
         failures: FailureLog | None = None,
         role: str = CHAMPION,
+        label_listeners: tuple[LabelWindowListener, ...] = (),
     ) -> None:
         self.model = model
         self.role = role
@@ -76,6 +77,7 @@ class ModelVersionState:
             self.model_config,
             max_segment_values=config.limits.max_segment_values,
             label_window_events=self.window_config.events,
+            label_listeners=label_listeners,
         )
         if reference is not None:
             self._use_reference(reference, set())
@@ -255,6 +257,11 @@ class ModelVersionState:
         prediction_drift = guarded("prediction_drift", self._prediction_drift.evaluate, outputs)
         quality = guarded("data_quality", self._quality.evaluate, features)
         self.windows_evaluated += 1
+        try:
+            health = self.health.evaluate_predictions(window.predictions)
+        except Exception:  # the drift results stand; this window's model health is skipped
+            self._detector_failed("model_health")
+            health = PredictionHealth()
         report = WindowReport(
             model=self.model,
             model_version=self.model_version,
@@ -269,13 +276,10 @@ class ModelVersionState:
             quality=quality,
             features=features,
             reference_features=self.reference.features,
+            health=health,
         )
         self._export(report)
         self.last_report = report
-        try:
-            self.health.evaluate_predictions(window.predictions)
-        except Exception:  # the drift results above stand; this window's model health is skipped
-            self._detector_failed("model_health")
         return report
 
     def _export(self, report: WindowReport) -> None:

@@ -28,6 +28,7 @@ from collector.dlq import DeadLetterSink
 from collector.failures import FailureLog
 from collector.instances import InstanceTracker
 from collector.label_join import LabelJoinStore, PredictionRecord
+from collector.model_health import LabelWindowListener
 from collector.model_state import ModelVersionState, WindowListener
 from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
@@ -69,12 +70,14 @@ class Pipeline:
         event_time: bool,
         listeners: Sequence[WindowListener] = (),
         tracer: PipelineTracer | None = None,
+        label_listeners: Sequence[LabelWindowListener] = (),
     ) -> None:
         self.config = config
         self.store = store
         self.dlq = dlq
         self.event_time = event_time
         self.listeners = tuple(listeners)
+        self.label_listeners = tuple(label_listeners)
         self.tracer = tracer or PipelineTracer()
         self.counts = PipelineCounts()
         self.clock = 0.0
@@ -304,6 +307,7 @@ class Pipeline:
             self.listeners,
             self.tracer,
             self.failures,
+            label_listeners=self.label_listeners,
             role=roles[model_version],
         )
         self.states[key] = state

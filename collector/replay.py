@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +15,13 @@ from rich.table import Table
 
 from collector.config import Config
 from collector.dlq import DeadLetterSink, FileDeadLetterSink, MemoryDeadLetterSink
+from collector.model_health import LabelWindowListener
+from collector.model_state import WindowListener
 from collector.pipeline import Pipeline, PipelineCounts, VersionKey
 from collector.runner import run
 from collector.sources import FileSource
+from collector.window_history import WindowHistory
+from collector.window_table import WindowTableWriter
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
 
@@ -33,6 +37,8 @@ class ReplaySummary:
     drift_windows: dict[VersionKey, int]
     trailing: dict[VersionKey, int]
     exposition: str
+    window_rows: int = 0
+    """Rows written to ``--windows-out`` (0 without it)."""
 
 
 def replay(
@@ -41,13 +47,29 @@ def replay(
     *,
     metrics_out: Path | None = None,
     dlq_path: Path | None = None,
+    windows_out: Path | None = None,
     console: Console | None = None,
     batch_size: int = 2000,
+    store: MetricStore | None = None,
+    listeners: Sequence[WindowListener] = (),
+    label_listeners: Sequence[LabelWindowListener] = (),
 ) -> ReplaySummary:
-    """Process every line of ``path``; write the exposition and the rejected lines if asked."""
-    store = MetricStore()
+    """Process every line of ``path``; write the exposition, the windows and the rejected lines if asked.
+
+    ``store`` and the listeners let a caller watch the metrics as each window closes.
+    """
+    store = store if store is not None else MetricStore()
+    table = WindowTableWriter(windows_out) if windows_out is not None else None
+    history = WindowHistory(keep=0, sink=table)
     dlq: DeadLetterSink = FileDeadLetterSink(dlq_path) if dlq_path else MemoryDeadLetterSink()
-    pipeline = Pipeline(config, store, dlq, event_time=True)
+    pipeline = Pipeline(
+        config,
+        store,
+        dlq,
+        event_time=True,
+        listeners=(history, *listeners),
+        label_listeners=(history.label_window, *label_listeners),
+    )
     source = FileSource(path)
     try:
         _run_with_progress(source, pipeline, path, console, batch_size)
@@ -55,6 +77,8 @@ def replay(
     finally:
         source.close()
         dlq.close()
+        if table is not None:
+            table.close()
     exposition = generate_latest(build_registry(store)).decode("utf-8")
     if metrics_out is not None:
         metrics_out.write_text(exposition, encoding="utf-8")
@@ -64,6 +88,7 @@ def replay(
         drift_windows={key: _drift_windows(store, key) for key in pipeline.states},
         trailing=trailing,
         exposition=exposition,
+        window_rows=table.rows_written if table is not None else 0,
     )
 
 
