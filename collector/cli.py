@@ -172,7 +172,8 @@ def _collect(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    from collector.replay import print_summary, replay
+    from collector.replay import replay
+    from collector.replay_summary import print_summary
 
     if not args.file.is_file():
         raise DriftlineError(f"{args.file}: no such file")

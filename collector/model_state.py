@@ -16,6 +16,7 @@ from collections.abc import Callable
 from driftline.schema import Prediction
 
 from collector.config import Config
+from collector.event_gaps import EventGaps
 from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import LabelWindowListener, ModelHealth
 from collector.references import Reference, automatic_reference
@@ -68,6 +69,9 @@ class ModelVersionState:
         self.events = 0
         self.windows_evaluated = 0
         self.windows_skipped = 0
+        self.windows_closed_by_age = 0
+        self.windows_too_small = 0
+        self.gaps = EventGaps()
         self.last_report: WindowReport | None = None
         self._info_labels: dict[str, str] | None = None
         self._reference_buffer: Window | None = None
@@ -91,6 +95,7 @@ class ModelVersionState:
         """Take one accepted prediction (its features and segments already within the limits)."""
         self.last_seen = max(self.last_seen, event_time)
         self.events += 1
+        self.gaps.add(event_time)
         self._set_data_version(event.data_version)
         if self.reference is None:
             self._collect_reference(event, event_time)
@@ -117,8 +122,11 @@ class ModelVersionState:
         window, self.window = self.window, None
         if window is None or self.reference is None:
             return None
+        if window.n_events < self.window_config.events:
+            self.windows_closed_by_age += 1
         if window.n_events < min(self.window_config.min_events, self.window_config.events):
             self.windows_skipped += 1
+            self.windows_too_small += 1
             log.info(
                 "%s/%s: window of %d events closed by age, under min_events: not evaluated",
                 self.model,
@@ -150,6 +158,10 @@ class ModelVersionState:
             self.model_version,
             detector,
         )
+
+    def pending_reference_events(self) -> int:
+        """Predictions collected so far for the automatic reference."""
+        return self._reference_buffer.n_events if self._reference_buffer is not None else 0
 
     def pending_events(self) -> int:
         """Predictions in the current, not yet evaluated, window."""

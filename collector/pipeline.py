@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -361,6 +362,8 @@ class Pipeline:
 
     def _schedule(self, state: ModelVersionState) -> None:
         assert state.window is not None
+        if math.isinf(state.window_config.max_seconds):
+            return  # no age rule (replay's default): a deadline would only keep the window alive
         self._sequence += 1
         deadline = state.window.start + state.window_config.max_seconds
         key = (state.model, state.model_version)
