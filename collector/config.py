@@ -194,6 +194,7 @@ class ModelConfig(_Strict):
     concept_drift: ConceptDriftConfig = ConceptDriftConfig()
     confidence_threshold: float = Field(default=0.6, gt=0, lt=1)
     reference_labels: int = Field(default=500, ge=1)
+    performance_alpha: float = Field(default=0.01, gt=0, lt=0.5)  # false alarms per metric and window
     window: WindowConfig | None = None
     drift: DriftConfig | None = None
     champion: str | None = None  # else the oldest live version (collector/roles.py)

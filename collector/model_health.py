@@ -24,6 +24,7 @@ from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
 from detectors.fairness import FairnessEvaluator, FairnessResult
 from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
+from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds, Statistic
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
 from detectors.window_report import LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
@@ -60,6 +61,9 @@ class ModelHealth:
         drift = model_config.concept_drift
         self.concept = ConceptDriftDetector(drift.detector, alpha=drift.alpha, tolerance=drift.tolerance)
         self.proxy = ProxyMetrics(model_config.confidence_threshold)
+        self.threshold_fitter = PerformanceThresholds(alpha=model_config.performance_alpha)
+        self.thresholds: dict[str, dict[str, PerformanceThreshold]] = {}
+        """Per source (``realized``, ``estimated``): each metric's threshold at the window size."""
         self.cbpe: CBPE | None = None
         self.reference_performance: PerformanceResult | None = None
         self._reference: Reference | None = None
@@ -85,7 +89,9 @@ class ModelHealth:
             self._fit_from_joined()
         else:
             self.cbpe = CBPE()
-            self.cbpe.fit(probabilities[~np.isnan(probabilities)])
+            present = probabilities[~np.isnan(probabilities)]
+            self.cbpe.fit(present)
+            self._fit_estimated_thresholds(present, None)
 
     def evaluate_predictions(self, predictions: Sequence[Prediction]) -> PredictionHealth:
         """Proxy metrics, estimated performance and fairness of one closed prediction window."""
@@ -173,11 +179,49 @@ class ModelHealth:
         predicted = [v for _, _, v in pairs]
         p = probabilities[rows] if probabilities is not None else None
         self.reference_performance = self.performance.evaluate(labels, predicted, p)
+        self._fit_thresholds(
+            "realized",
+            lambda r: self.performance.evaluate(
+                [labels[i] for i in r], [predicted[i] for i in r], p[r] if p is not None else None
+            ).metrics,
+            len(labels),
+        )
         if p is not None and self.reference_performance.task == "binary_classification":
             present = ~np.isnan(p)
             y = np.array([class_key(v) == self.positive_class for v in labels], dtype=np.float64)
             self.cbpe = CBPE()
             self.cbpe.fit(p[present], y[present])
+            positive = np.array([class_key(v) == self.positive_class for v in predicted])
+            self._fit_estimated_thresholds(p[present], positive[present])
+
+    def _fit_estimated_thresholds(self, p: FloatArray, positive: npt.NDArray[np.bool_] | None) -> None:
+        """Thresholds of CBPE's estimate: its spread over reference windows of the window size."""
+        cbpe = self.cbpe
+        if cbpe is None or len(p) == 0:
+            return
+        self._fit_thresholds(
+            "estimated",
+            lambda r: cbpe.estimate(p[r], positive[r] if positive is not None else None).metrics,
+            len(p),
+        )
+
+    def _fit_thresholds(self, source: str, statistic: Statistic, n_rows: int) -> None:
+        """Fit and export ``driftline_performance_threshold`` for one source, replacing earlier ones."""
+        for old in self.thresholds.pop(source, {}).values():
+            self.store.remove(
+                "driftline_performance_threshold",
+                {**self.labels, "metric": old.metric, "source": source, "bound": old.bound},
+            )
+        fitted = self.threshold_fitter.fit(statistic, n_rows, self.label_window_events)
+        self.thresholds[source] = fitted
+        for threshold in fitted.values():
+            self._set(
+                "driftline_performance_threshold",
+                threshold.value,
+                metric=threshold.metric,
+                source=source,
+                bound=threshold.bound,
+            )
 
     def _evaluate_labels(self, joined: list[JoinResult]) -> None:
         records: list[PredictionRecord] = [r.prediction for r in joined if r.prediction is not None]
