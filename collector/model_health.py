@@ -116,7 +116,7 @@ class ModelHealth:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
             fairness = self._fairness_for(names).evaluate(values, predicted_positive)
             self._fairness(fairness)
-        return PredictionHealth(proxy, estimated, fairness)
+        return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"))
 
     def add_label(self, result: JoinResult) -> None:
         """Take one joined label: into the reference period's labels, or the current label window."""
@@ -254,6 +254,7 @@ class ModelHealth:
             performance=result,
             concept_drift=concept,
             segments=segments,
+            thresholds=self.thresholds.get("realized"),
         )
         for listener in self.label_listeners:
             listener(report)

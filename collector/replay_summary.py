@@ -68,6 +68,7 @@ def summarize(
         for model in sorted(pipeline.joins)
     }
     warnings = [w for key, v in sorted(versions.items()) if (w := _window_warning(key, v, pipeline))]
+    warnings += [w for _, state in sorted(pipeline.states.items()) if (w := _threshold_warning(state))]
     warnings += [w for model, outcomes in labels.items() if (w := _label_warning(model, outcomes))]
     return ReplaySummary(pipeline.counts, versions, labels, tuple(warnings), exposition, window_rows)
 
@@ -111,6 +112,26 @@ def _window_warning(key: VersionKey, version: VersionSummary, pipeline: Pipeline
         f"windows close after {version.max_seconds:g} s. Raise {where}.max_seconds{needed}, "
         f"or lower {where}.min_events."
     )
+
+
+def _threshold_warning(state: ModelVersionState) -> str | None:
+    """Label windows evaluated with no realized performance threshold: say why (the 10% rules apply)."""
+    health = state.health
+    if health.label_windows_evaluated == 0 or "realized" in health.thresholds:
+        return None
+    name = f"{state.model}/{state.model_version}"
+    windows = f"{health.label_windows_evaluated} label windows"
+    reference = state.reference
+    if reference is not None and not reference.automatic:
+        why = "its reference file has no label column"
+    else:
+        joined = health.status()["reference_labels_joined"]
+        why = (
+            f"{joined} of the {health.reference_labels_needed} labels of the reference period joined "
+            f"(models.{state.model}.reference_labels)"
+        )
+    rules = "only the fixed 10% rules apply"
+    return f"{name}: {windows} evaluated without a performance threshold: {why}; {rules}"
 
 
 def _label_warning(model: str, outcomes: dict[str, int]) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from detectors.data_drift import FeatureDrift
 from detectors.fairness import FairnessResult
+from detectors.performance_threshold import PerformanceThreshold
 from detectors.window_report import LabelWindowReport, WindowReport
 
 Row = dict[str, Any]
@@ -39,6 +40,7 @@ PERFORMANCE_METRICS = (
     "r2",
 )
 TEXT = ("feature", "output", "segment", "segment_value")
+THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse")
 COLUMN_TYPES: dict[str, str] = {
     "kind": "string",
     "model": "string",
@@ -75,6 +77,7 @@ COLUMN_TYPES: dict[str, str] = {
     "segment_accuracy": "float",
     "disparate_impact": "float",
     "parity_difference": "float",
+    **{f"{metric}_threshold": "float" for metric in THRESHOLD_METRICS},
 }
 """The columns in order, with their types; ``feature``, ``output``, ``segment`` and
 ``segment_value`` are empty strings where they do not apply, any other column null."""
@@ -97,7 +100,9 @@ def window_rows(report: WindowReport) -> list[Row]:
             low_confidence_ratio=health.proxy.low_confidence_ratio,
         )
     if health.estimated is not None:
-        top.update(performance_source="estimated", **_performance(health.estimated))
+        top.update(
+            performance_source="estimated", **_performance(health.estimated), **_thresholds(health.thresholds)
+        )
     rows = [top]
     quality = {q.feature: q for q in report.quality.features}
     for drift in report.drift.features:
@@ -124,6 +129,7 @@ def label_window_rows(report: LabelWindowReport, data_version: str) -> list[Row]
         **base,
         "performance_source": "realized",
         **_performance(report.performance.metrics),
+        **_thresholds(report.thresholds),
         "concept_drift_detector": concept.detector,
         "concept_drift_detected": concept.detected,
         "concept_gap": concept.gap,
@@ -208,6 +214,10 @@ def _drift(drift: FeatureDrift) -> Row:
 
 def _performance(metrics: Mapping[str, float]) -> Row:
     return {name: metrics[name] for name in PERFORMANCE_METRICS if name in metrics}
+
+
+def _thresholds(thresholds: Mapping[str, PerformanceThreshold] | None) -> Row:
+    return {f"{m}_threshold": t.value for m, t in (thresholds or {}).items() if m in THRESHOLD_METRICS}
 
 
 def _segment_rows(base: Row, fairness: FairnessResult | None, value_column: str) -> list[Row]:

@@ -18,6 +18,7 @@ from detectors.data_drift import DataDriftResult
 from detectors.data_quality import DataQualityResult
 from detectors.fairness import FairnessResult
 from detectors.performance import PerformanceResult
+from detectors.performance_threshold import PerformanceThreshold
 from detectors.proxy_metrics import ProxyResult
 
 
@@ -31,6 +32,8 @@ class PredictionHealth:
     """CBPE's estimated performance per metric (a calibrated binary classifier only)."""
     fairness: FairnessResult | None = None
     """Positive rate per segment value, disparate impact and parity difference per segment."""
+    thresholds: Mapping[str, PerformanceThreshold] | None = None
+    """The estimated metrics' thresholds from the reference (none without one)."""
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,5 @@ class LabelWindowReport:
     concept_drift: ConceptDriftResult
     segments: FairnessResult | None = None
     """Accuracy per segment value (classifiers whose predictions carry segments)."""
+    thresholds: Mapping[str, PerformanceThreshold] | None = None
+    """The realized metrics' thresholds from the labelled reference (none without one)."""

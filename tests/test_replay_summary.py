@@ -100,9 +100,16 @@ def test_late_labels_that_expire_are_counted_and_warned(tmp_path: Path) -> None:
     # label i comes at 89,940 + 1 + i s, prediction i at 60 i: joined while 89,941 - 59 i <= 43,200
     joined = sum(1 for i in range(1500) if 89_941 + i - 60 * i <= 43_200)
     assert outcomes == {"joined": joined, "expired": 1500 - joined, "unmatched": 0}
-    (warning,) = summary.warnings
-    assert f"m: {1500 - joined} of 1500 labels expired" in warning
-    assert "Raise labels.max_age_seconds" in warning
+    threshold, expired = summary.warnings
+    assert f"m: {1500 - joined} of 1500 labels expired" in expired
+    assert "Raise labels.max_age_seconds" in expired
+    # the reference period's labels (predictions 0-999) mostly expired too: no threshold for the label window
+    reference_joined = sum(1 for i in range(1000) if 89_941 + i - 60 * i <= 43_200)
+    assert threshold == (
+        "m/1: 1 label windows evaluated without a performance threshold: "
+        f"{reference_joined} of the 500 labels of the reference period joined (models.m.reference_labels); "
+        "only the fixed 10% rules apply"
+    )
     assert "Labels" in _printed(summary)
 
 

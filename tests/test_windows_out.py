@@ -125,9 +125,14 @@ def _check_window(row: dict[str, object], samples: Samples) -> int:
         same("low_confidence_ratio", "driftline_low_confidence_ratio")
         for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
             same(metric, "driftline_performance", metric=metric, source="estimated")
+            threshold = {"metric": metric, "source": "estimated", "bound": "lower"}
+            same(f"{metric}_threshold", "driftline_performance_threshold", **threshold)
     else:
         for metric in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
             same(metric, "driftline_performance", metric=metric, source="realized")
+        for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+            threshold = {"metric": metric, "source": "realized", "bound": "lower"}
+            same(f"{metric}_threshold", "driftline_performance_threshold", **threshold)
         detector = str(row["concept_drift_detector"])
         same("concept_drift_detected", "driftline_concept_drift_detected", detector=detector)
         same("concept_gap_significant", "driftline_concept_drift_detected", detector="gap_test")
