@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--dlq", type=Path, help="write rejected lines with their reasons here (JSON lines)"
     )
+    replay.add_argument(
+        "--windows-out",
+        type=Path,
+        help="write every evaluated window here, one row per window and feature "
+        "(.jsonl, .csv or .parquet; schema in docs/batch.md)",
+    )
     replay.set_defaults(handler=_replay)
 
     from collector.reference_cli import add_commands as add_reference_commands
@@ -166,7 +172,8 @@ def _collect(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    from collector.replay import print_summary, replay
+    from collector.replay import replay
+    from collector.replay_summary import print_summary
 
     if not args.file.is_file():
         raise DriftlineError(f"{args.file}: no such file")
@@ -179,7 +186,12 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
     summary = replay(
-        args.file, config, metrics_out=args.metrics_out, dlq_path=args.dlq, console=console
+        args.file,
+        config,
+        metrics_out=args.metrics_out,
+        dlq_path=args.dlq,
+        windows_out=args.windows_out,
+        console=console,
     )
     print_summary(summary, console)
     return 0

@@ -194,6 +194,7 @@ class ModelConfig(_Strict):
     concept_drift: ConceptDriftConfig = ConceptDriftConfig()
     confidence_threshold: float = Field(default=0.6, gt=0, lt=1)
     reference_labels: int = Field(default=500, ge=1)
+    performance_alpha: float = Field(default=0.01, gt=0, lt=0.5)  # false alarms per metric and window
     window: WindowConfig | None = None
     drift: DriftConfig | None = None
     champion: str | None = None  # else the oldest live version (collector/roles.py)
@@ -226,6 +227,12 @@ class LabelsConfig(_Strict):
     max_age_seconds: float = Field(default=86_400.0, gt=0)
 
 
+class HistoryConfig(_Strict):
+    """Windows kept per model version for ``/api/v1/models/{model}/{version}/windows``."""
+
+    windows: int = Field(default=100, ge=0, le=10_000)
+
+
 class Config(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
@@ -236,6 +243,7 @@ class Config(_Strict):
     otlp: OtlpConfig = OtlpConfig()
     reports: ReportsConfig = ReportsConfig()
     labels: LabelsConfig = LabelsConfig()
+    history: HistoryConfig = HistoryConfig()
     reference_registry: Path | None = None
 
     def model(self, name: str) -> ModelConfig:

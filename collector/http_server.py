@@ -1,6 +1,7 @@
 """The collector's read-only HTTP endpoints (docs/contracts.md#http).
 
 ``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/models``, ``/api/v1/model-groups``,
+``/api/v1/models/<model>/<model_version>/windows``,
 ``/reports/`` and ``/reports/<model>/<model_version>/<window>`` (a window index
 or ``latest``), for GET and HEAD. Started
 explicitly, on a background thread, bound to a configurable address
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 NotReadyReason = Callable[[], str | None]
 """Why the collector is not ready (``reason: explanation``), or None when it is."""
+WindowRows = Callable[[str, str], list[dict[str, object]] | None]
 
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -68,12 +70,14 @@ class Endpoints:
         not_ready: NotReadyReason,
         reports: ReportPages | None = None,
         on_scrape: Callable[[], None] | None = None,
+        windows: WindowRows | None = None,
     ) -> None:
         self.registry = registry
         self.models = models
         self.not_ready = not_ready
         self.reports = reports
         self.on_scrape = on_scrape
+        self.windows = windows
 
 
 class HttpServer:
@@ -203,10 +207,22 @@ def _handler_class(
                 self._send(200, "application/json", json.dumps(groups, default=str, indent=2).encode())
             elif path in {"/reports", "/reports/"} and endpoints.reports is not None:
                 self._send(200, HTML, _utf8(endpoints.reports.index_page()))
+            elif path.startswith("/api/v1/models/"):
+                self._windows([unquote(part) for part in path.removeprefix("/api/v1/models/").split("/")])
             elif path.startswith("/reports/"):
                 self._report([unquote(part) for part in path.removeprefix("/reports/").split("/")])
             else:
                 self._send(404, TEXT, b"not found\n")
+
+        def _windows(self, parts: list[str]) -> None:
+            rows = None
+            if len(parts) == 3 and parts[2] == "windows" and endpoints.windows is not None:
+                rows = endpoints.windows(parts[0], parts[1])
+            if rows is None:
+                self._send(404, TEXT, b"not found\n")
+                return
+            body = json.dumps({"model": parts[0], "model_version": parts[1], "rows": rows}, indent=2)
+            self._send(200, "application/json", body.encode())
 
         def _report(self, parts: list[str]) -> None:
             reports = endpoints.reports

@@ -11,7 +11,7 @@ results into the metric store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,13 +21,16 @@ from collector.config import ModelConfig
 from collector.label_join import JoinResult, PredictionRecord
 from collector.references import Reference
 from detectors.cbpe import CBPE
-from detectors.concept_drift import GAP_TEST, ConceptDriftDetector
+from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
 from detectors.fairness import FairnessEvaluator, FairnessResult
 from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
-from detectors.proxy_metrics import ProxyMetrics, positive_probability, probability_matrix
+from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds, Statistic
+from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
+from detectors.window_report import LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
 
 FloatArray = npt.NDArray[np.float64]
+LabelWindowListener = Callable[[LabelWindowReport], None]
 
 
 class ModelHealth:
@@ -41,6 +44,7 @@ class ModelHealth:
         *,
         max_segment_values: int,
         label_window_events: int,
+        label_listeners: tuple[LabelWindowListener, ...] = (),
     ) -> None:
         self.store = store
         self.labels = labels
@@ -50,11 +54,16 @@ class ModelHealth:
         self.reference_labels_needed = model_config.reference_labels
         self.label_window_events = label_window_events
         self.max_segment_values = max_segment_values
+        self.label_listeners = label_listeners
+        self.label_windows_evaluated = 0
         self._fairness_evaluators: dict[tuple[str, ...], FairnessEvaluator] = {}
         self.performance = PerformanceEvaluator(model_config.task, model_config.positive_class)
         drift = model_config.concept_drift
         self.concept = ConceptDriftDetector(drift.detector, alpha=drift.alpha, tolerance=drift.tolerance)
         self.proxy = ProxyMetrics(model_config.confidence_threshold)
+        self.threshold_fitter = PerformanceThresholds(alpha=model_config.performance_alpha)
+        self.thresholds: dict[str, dict[str, PerformanceThreshold]] = {}
+        """Per source (``realized``, ``estimated``): each metric's threshold at the window size."""
         self.cbpe: CBPE | None = None
         self.reference_performance: PerformanceResult | None = None
         self._reference: Reference | None = None
@@ -82,28 +91,34 @@ class ModelHealth:
             self._fit_from_joined()
         else:
             self.cbpe = CBPE()
-            self.cbpe.fit(probabilities[~np.isnan(probabilities)])
+            present = probabilities[~np.isnan(probabilities)]
+            self.cbpe.fit(present)
+            self._fit_estimated_thresholds(present, None)
 
-    def evaluate_predictions(self, predictions: Sequence[Prediction]) -> None:
+    def evaluate_predictions(self, predictions: Sequence[Prediction]) -> PredictionHealth:
         """Proxy metrics, estimated performance and fairness of one closed prediction window."""
         mappings = [p.probabilities for p in predictions]
-        if any(mappings):
-            self._proxy(mappings)
+        proxy = self._proxy(mappings) if any(mappings) else None
         predicted_positive = np.array([class_key(p.prediction) == self.positive_class for p in predictions])
+        estimated = None
         if self.cbpe is not None:
             p = positive_probability(mappings, self.positive_class)
             present = ~np.isnan(p)
             if present.any():
                 estimate = self.cbpe.estimate(p[present], predicted_positive[present])
-                self._performance(estimate.metrics, "estimated")
-                accuracy = estimate.metrics.get("accuracy")
+                estimated = {m: v for m, v in estimate.metrics.items() if v is not None}
+                self._performance(estimated, "estimated")
+                accuracy = estimated.get("accuracy")
                 if accuracy is not None:
                     scored = int(present.sum())
                     self._scored("estimated", scored, accuracy * scored)
+        fairness = None
         names = self._segment_names(predictions)
         if names:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
-            self._fairness(self._fairness_for(names).evaluate(values, predicted_positive))
+            fairness = self._fairness_for(names).evaluate(values, predicted_positive)
+            self._fairness(fairness)
+        return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"))
 
     def add_label(self, result: JoinResult) -> None:
         """Take one joined label: into the reference period's labels, or the current label window."""
@@ -166,11 +181,49 @@ class ModelHealth:
         predicted = [v for _, _, v in pairs]
         p = probabilities[rows] if probabilities is not None else None
         self.reference_performance = self.performance.evaluate(labels, predicted, p)
+        self._fit_thresholds(
+            "realized",
+            lambda r: self.performance.evaluate(
+                [labels[i] for i in r], [predicted[i] for i in r], p[r] if p is not None else None
+            ).metrics,
+            len(labels),
+        )
         if p is not None and self.reference_performance.task == "binary_classification":
             present = ~np.isnan(p)
             y = np.array([class_key(v) == self.positive_class for v in labels], dtype=np.float64)
             self.cbpe = CBPE()
             self.cbpe.fit(p[present], y[present])
+            positive = np.array([class_key(v) == self.positive_class for v in predicted])
+            self._fit_estimated_thresholds(p[present], positive[present])
+
+    def _fit_estimated_thresholds(self, p: FloatArray, positive: npt.NDArray[np.bool_] | None) -> None:
+        """Thresholds of CBPE's estimate: its spread over reference windows of the window size."""
+        cbpe = self.cbpe
+        if cbpe is None or len(p) == 0:
+            return
+        self._fit_thresholds(
+            "estimated",
+            lambda r: cbpe.estimate(p[r], positive[r] if positive is not None else None).metrics,
+            len(p),
+        )
+
+    def _fit_thresholds(self, source: str, statistic: Statistic, n_rows: int) -> None:
+        """Fit and export ``driftline_performance_threshold`` for one source, replacing earlier ones."""
+        for old in self.thresholds.pop(source, {}).values():
+            self.store.remove(
+                "driftline_performance_threshold",
+                {**self.labels, "metric": old.metric, "source": source, "bound": old.bound},
+            )
+        fitted = self.threshold_fitter.fit(statistic, n_rows, self.label_window_events)
+        self.thresholds[source] = fitted
+        for threshold in fitted.values():
+            self._set(
+                "driftline_performance_threshold",
+                threshold.value,
+                metric=threshold.metric,
+                source=source,
+                bound=threshold.bound,
+            )
 
     def _evaluate_labels(self, joined: list[JoinResult]) -> None:
         records: list[PredictionRecord] = [r.prediction for r in joined if r.prediction is not None]
@@ -184,17 +237,35 @@ class ModelHealth:
             self._set("driftline_class_recall", recall, **{"class": cls})
         for cls, support in result.class_support.items():
             self._set("driftline_class_support", float(support), **{"class": cls})
-        self._concept_drift(result, labels, predictions, p)
+        concept = self._concept_drift(result, labels, predictions, p)
+        segments = None
         if result.task == "regression":
             self._errors(np.array(labels, dtype=np.float64) - np.array(predictions, dtype=np.float64))
         else:
             correct = sum(class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True))
             self._scored("realized", len(labels), float(correct))
-            self._segment_accuracy(records, labels, predictions)
+            segments = self._segment_accuracy(records, labels, predictions)
+        self.label_windows_evaluated += 1
+        times = [r.timestamp for r in records]
+        report = LabelWindowReport(
+            model=self.labels["model"],
+            model_version=self.labels["model_version"],
+            reference_id=self._reference.reference_id if self._reference is not None else "collecting",
+            index=self.label_windows_evaluated,
+            n_labels=len(records),
+            start=min(times, default=0.0),
+            end=max(times, default=0.0),
+            performance=result,
+            concept_drift=concept,
+            segments=segments,
+            thresholds=self.thresholds.get("realized"),
+        )
+        for listener in self.label_listeners:
+            listener(report)
 
     def _concept_drift(
         self, result: PerformanceResult, labels: list[Scalar], predictions: list[Scalar], p: FloatArray | None
-    ) -> None:
+    ) -> ConceptDriftResult:
         """Errors against what the model was expected to get right: CBPE, else the reference's error rate."""
         reference = self.reference_performance or result
         expected: FloatArray | float
@@ -216,13 +287,14 @@ class ModelHealth:
         drift = self.concept.update(errors.astype(np.float64), expected)
         self._set("driftline_concept_drift_detected", float(drift.detected), detector=drift.detector)
         self._set("driftline_concept_drift_detected", float(drift.significant), detector=GAP_TEST)
+        return drift
 
     def _segment_accuracy(
         self, records: list[PredictionRecord], labels: list[Scalar], predictions: list[Scalar]
-    ) -> None:
+    ) -> FairnessResult | None:
         names = self._segment_names(records)
         if not names:
-            return
+            return None
         correct = np.array([class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True)])
         positive = np.array([class_key(v) == self.positive_class for v in predictions])
         values = {name: [(r.segments or {}).get(name) for r in records] for name in names}
@@ -236,6 +308,7 @@ class ModelHealth:
                         segment=segment.segment,
                         value=stats.value,
                     )
+        return fairness
 
     def _performance(self, metrics: Mapping[str, float | None], source: str) -> None:
         """Export one window's realized or estimated metrics and keep them for the status."""
@@ -260,7 +333,7 @@ class ModelHealth:
         self.store.inc("driftline_regression_absolute_error_total", labels, float(np.abs(errors[kept]).sum()))
         self.store.inc("driftline_regression_squared_error_total", labels, float(squares[kept].sum()))
 
-    def _proxy(self, mappings: list[Mapping[str, float] | None]) -> None:
+    def _proxy(self, mappings: list[Mapping[str, float] | None]) -> ProxyResult:
         classes = sorted({c for m in mappings if m for c in m})
         matrix = probability_matrix(mappings, classes)
         matrix = matrix[~np.isnan(matrix).any(axis=1)]
@@ -268,6 +341,7 @@ class ModelHealth:
         self._set("driftline_prediction_confidence", result.confidence)
         self._set("driftline_prediction_entropy", result.entropy)
         self._set("driftline_low_confidence_ratio", result.low_confidence_ratio)
+        return result
 
     def _fairness(self, result: FairnessResult) -> None:
         for segment in result.segments.values():

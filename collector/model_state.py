@@ -16,14 +16,15 @@ from collections.abc import Callable
 from driftline.schema import Prediction
 
 from collector.config import Config
+from collector.event_gaps import EventGaps
 from collector.failures import DetectorFailure, FailureLog, guarded
-from collector.model_health import ModelHealth
+from collector.model_health import LabelWindowListener, ModelHealth
 from collector.references import Reference, automatic_reference
 from collector.roles import CHAMPION
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
-from detectors.window_report import WindowReport
+from detectors.window_report import PredictionHealth, WindowReport
 from exporters.store import MetricStore
 from exporters.tracing import PipelineTracer
 
@@ -47,6 +48,7 @@ class ModelVersionState:
         tracer: PipelineTracer | None = None,
         failures: FailureLog | None = None,
         role: str = CHAMPION,
+        label_listeners: tuple[LabelWindowListener, ...] = (),
     ) -> None:
         self.model = model
         self.role = role
@@ -67,6 +69,9 @@ class ModelVersionState:
         self.events = 0
         self.windows_evaluated = 0
         self.windows_skipped = 0
+        self.windows_closed_by_age = 0
+        self.windows_too_small = 0
+        self.gaps = EventGaps()
         self.last_report: WindowReport | None = None
         self._info_labels: dict[str, str] | None = None
         self._reference_buffer: Window | None = None
@@ -76,6 +81,7 @@ class ModelVersionState:
             self.model_config,
             max_segment_values=config.limits.max_segment_values,
             label_window_events=self.window_config.events,
+            label_listeners=label_listeners,
         )
         if reference is not None:
             self._use_reference(reference, set())
@@ -89,6 +95,7 @@ class ModelVersionState:
         """Take one accepted prediction (its features and segments already within the limits)."""
         self.last_seen = max(self.last_seen, event_time)
         self.events += 1
+        self.gaps.add(event_time)
         self._set_data_version(event.data_version)
         if self.reference is None:
             self._collect_reference(event, event_time)
@@ -115,8 +122,11 @@ class ModelVersionState:
         window, self.window = self.window, None
         if window is None or self.reference is None:
             return None
+        if window.n_events < self.window_config.events:
+            self.windows_closed_by_age += 1
         if window.n_events < min(self.window_config.min_events, self.window_config.events):
             self.windows_skipped += 1
+            self.windows_too_small += 1
             log.info(
                 "%s/%s: window of %d events closed by age, under min_events: not evaluated",
                 self.model,
@@ -148,6 +158,10 @@ class ModelVersionState:
             self.model_version,
             detector,
         )
+
+    def pending_reference_events(self) -> int:
+        """Predictions collected so far for the automatic reference."""
+        return self._reference_buffer.n_events if self._reference_buffer is not None else 0
 
     def pending_events(self) -> int:
         """Predictions in the current, not yet evaluated, window."""
@@ -255,6 +269,11 @@ class ModelVersionState:
         prediction_drift = guarded("prediction_drift", self._prediction_drift.evaluate, outputs)
         quality = guarded("data_quality", self._quality.evaluate, features)
         self.windows_evaluated += 1
+        try:
+            health = self.health.evaluate_predictions(window.predictions)
+        except Exception:  # the drift results stand; this window's model health is skipped
+            self._detector_failed("model_health")
+            health = PredictionHealth()
         report = WindowReport(
             model=self.model,
             model_version=self.model_version,
@@ -269,13 +288,10 @@ class ModelVersionState:
             quality=quality,
             features=features,
             reference_features=self.reference.features,
+            health=health,
         )
         self._export(report)
         self.last_report = report
-        try:
-            self.health.evaluate_predictions(window.predictions)
-        except Exception:  # the drift results above stand; this window's model health is skipped
-            self._detector_failed("model_health")
         return report
 
     def _export(self, report: WindowReport) -> None:

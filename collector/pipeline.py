@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ from collector.dlq import DeadLetterSink
 from collector.failures import FailureLog
 from collector.instances import InstanceTracker
 from collector.label_join import LabelJoinStore, PredictionRecord
+from collector.model_health import LabelWindowListener
 from collector.model_state import ModelVersionState, WindowListener
 from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
@@ -69,12 +71,14 @@ class Pipeline:
         event_time: bool,
         listeners: Sequence[WindowListener] = (),
         tracer: PipelineTracer | None = None,
+        label_listeners: Sequence[LabelWindowListener] = (),
     ) -> None:
         self.config = config
         self.store = store
         self.dlq = dlq
         self.event_time = event_time
         self.listeners = tuple(listeners)
+        self.label_listeners = tuple(label_listeners)
         self.tracer = tracer or PipelineTracer()
         self.counts = PipelineCounts()
         self.clock = 0.0
@@ -304,6 +308,7 @@ class Pipeline:
             self.listeners,
             self.tracer,
             self.failures,
+            label_listeners=self.label_listeners,
             role=roles[model_version],
         )
         self.states[key] = state
@@ -357,6 +362,8 @@ class Pipeline:
 
     def _schedule(self, state: ModelVersionState) -> None:
         assert state.window is not None
+        if math.isinf(state.window_config.max_seconds):
+            return  # no age rule (replay's default): a deadline would only keep the window alive
         self._sequence += 1
         deadline = state.window.start + state.window_config.max_seconds
         key = (state.model, state.model_version)

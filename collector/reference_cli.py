@@ -27,7 +27,13 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("--model", required=True, help="model name")
     add.add_argument("--model-version", required=True, help="model version the reference is for")
     add.add_argument(
-        "--data-version", default="unknown", help="data version of the reference (default unknown)"
+        "--data-version",
+        help="data version of the reference (default: the version's newest entry's, else unknown)",
+    )
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the entry of the same model, model version and data version (else refused)",
     )
     add.set_defaults(handler=_add)
     listing = actions.add_parser("list", help="list registered references")
@@ -49,17 +55,29 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 def _add(args: argparse.Namespace, console: Console) -> int:
     if not args.file.is_file():
         raise DriftlineError(f"{args.file}: no such file")
-    entry = ReferenceRegistry(args.registry).add(args.file, args.model, args.model_version, args.data_version)
-    console.print(
-        f"registered {entry.model}/{entry.model_version} (data version {entry.data_version}): "
-        f"{entry.rows} rows, {args.registry / entry.path}"
+    added = ReferenceRegistry(args.registry).add(
+        args.file, args.model, args.model_version, args.data_version, replace=args.replace
     )
+    entry, old = added.entry, added.replaced
+    name = f"{entry.model}/{entry.model_version} data version {entry.data_version}"
+    if added.unchanged:
+        console.print(f"{name} is already registered with identical data ({entry.reference_id}): unchanged")
+    elif old is not None:
+        console.print(
+            f"replaced {name}: {old.reference_id or old.sha256[:12]} ({old.rows} rows) "
+            f"with {entry.reference_id} ({entry.rows} rows), {args.registry / entry.path}"
+        )
+    else:
+        console.print(
+            f"registered {entry.model}/{entry.model_version} (data version {entry.data_version}): "
+            f"{entry.rows} rows, {entry.reference_id}, {args.registry / entry.path}"
+        )
     return 0
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"References in {args.registry}")
-    for column in ("model", "model_version", "data_version", "rows", "sha256", "file"):
+    for column in ("model", "model_version", "data_version", "rows", "reference_id", "file"):
         table.add_column(column)
     for entry in ReferenceRegistry(args.registry).entries():
         if args.model is None or entry.model == args.model:
@@ -68,7 +86,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
                 entry.model_version,
                 entry.data_version,
                 str(entry.rows),
-                entry.sha256[:12],
+                entry.reference_id,
                 entry.path,
             )
     console.print(table)

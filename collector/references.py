@@ -5,12 +5,17 @@ configuration for a model version) or automatic (the first N predictions of
 the version). In a reference file, the columns ``prediction``, ``label`` and
 ``proba_<class>`` are the model's outputs and ground truth; every other column
 is a feature.
+
+A registered reference's id is ``ref-`` and the first 16 hex digits of
+:func:`content_id` of its columns as loaded, so the same data gives the same
+id whether it came as CSV or Parquet, and any changed value a new one.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +86,7 @@ def load_reference(
     if frame.empty:
         raise ReferenceDataError(f"{reference.path}: the reference has no rows")
     columns = {name: [_plain(v) for v in frame[name].tolist()] for name in frame.columns}
+    columns_with_labels = dict(columns)
     labels = tuple(columns.pop(LABEL_COLUMN)) if LABEL_COLUMN in columns else None
     outputs = {name: values for name, values in columns.items() if _is_output(name)}
     features = {name: values for name, values in columns.items() if not _is_output(name)}
@@ -88,7 +94,7 @@ def load_reference(
         raise ReferenceDataError(f"{reference.path}: no feature columns")
     kinds = {name: overrides.get(name) or infer_kind(values) for name, values in features.items()}
     return Reference(
-        reference_id=f"{reference.path.stem}-{_digest(reference.path)}",
+        reference_id=f"ref-{content_id(columns_with_labels)[:16]}",
         data_version=reference.data_version,
         automatic=False,
         features=build_table(features, kinds, len(frame)),
@@ -105,8 +111,8 @@ def _read_frame(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             return pd.read_parquet(path)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
+        if path.suffix.lower() == ".csv":  # exact decimal to float64, as the file was written
+            return pd.read_csv(path, float_precision="round_trip")
     except (OSError, ValueError) as exc:
         raise ReferenceDataError(f"{path}: cannot read the reference: {exc}") from exc
     raise ReferenceDataError(f"{path}: a reference must be .csv or .parquet")
@@ -123,5 +129,27 @@ def _plain(value: object) -> Value:
     return str(value)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+def content_id(columns: Mapping[str, Sequence[Value]]) -> str:
+    """SHA-256 (hex) of a table's values, whatever file format they were read from.
+
+    Columns are taken in name order; numbers (not booleans) are compared as
+    float64, so ``1`` and ``1.0`` are the same value while ``"1"`` is not;
+    a missing value is ``None``. The one hashing scheme for reference ids.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(columns):
+        digest.update(json.dumps(name).encode() + b"\x00")
+        for value in columns[name]:
+            digest.update(_canonical(value) + b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def _canonical(value: Value) -> bytes:
+    if value is None:
+        return b"n"
+    if isinstance(value, bool):
+        return b"b1" if value else b"b0"
+    if isinstance(value, int | float):
+        return b"f" + float(value).hex().encode()
+    return b"s" + json.dumps(value).encode()

@@ -15,6 +15,7 @@ from collector.kafka_wiring import build_kafka_dlq, build_kafka_source
 from collector.pipeline import Pipeline
 from collector.runner import run
 from collector.system_metrics import SystemMetrics
+from collector.window_history import WindowHistory
 from exporters.html_report import HtmlReportWriter
 from exporters.otlp import OtlpExporter
 from exporters.prometheus import build_registry
@@ -31,7 +32,16 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     reports = HtmlReportWriter(config.reports)
     dlq = build_kafka_dlq(config)
     tracer = PipelineTracer.from_config(store, config.otlp)
-    pipeline = Pipeline(config, store, dlq, event_time=False, listeners=(reports,), tracer=tracer)
+    history = WindowHistory(config.history.windows)
+    pipeline = Pipeline(
+        config,
+        store,
+        dlq,
+        event_time=False,
+        listeners=(reports, history),
+        label_listeners=(history.label_window,),
+        tracer=tracer,
+    )
     predictions_topic = config.kafka.predictions_topic
     source = build_kafka_source(
         config, store, on_revoke=lambda parts: _drop(pipeline, parts, predictions_topic)
@@ -43,6 +53,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         source.not_ready_reason,
         reports,
         system.update,
+        windows=history.rows,
     )
     server = HttpServer.from_config(endpoints, config.http).start()
     otlp = OtlpExporter.from_config(store, config.otlp, before_export=system.update)

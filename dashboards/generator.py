@@ -497,9 +497,15 @@ def _model_performance_rows(board: Dashboard) -> Dashboard:
         .with_panel(
             _timeseries(
                 "Realized vs estimated performance",
-                "Realized from joined labels; estimated from probabilities alone.",
+                "Realized from joined labels; estimated from probabilities alone. Also each "
+                "metric's threshold from the reference at the window size (the alerts fire past it).",
                 "none",
                 _query(f"driftline_performance{{{MV}}}", "{{source}} {{metric}}"),
+                _query(
+                    f"driftline_performance_threshold{{{MV}}}",
+                    "{{source}} {{metric}} threshold ({{bound}})",
+                    "B",
+                ),
             )
         )
         .with_panel(

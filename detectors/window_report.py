@@ -1,17 +1,39 @@
 """What the detectors found in one closed window of a model version.
 
-A plain result object: the collector builds it when a window closes and hands
-it to its window listeners (the HTML report writer, the demo's view), so they
-need nothing from the collector to read it.
+Plain result objects: the collector builds a :class:`WindowReport` when a
+prediction window closes and a :class:`LabelWindowReport` when a window of
+joined labels is evaluated, and hands them to its listeners (the HTML report
+writer, the demo's view, the window history), so they need nothing from the
+collector to read them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from detectors.base import FeatureTable
+from detectors.concept_drift import ConceptDriftResult
 from detectors.data_drift import DataDriftResult
 from detectors.data_quality import DataQualityResult
+from detectors.fairness import FairnessResult
+from detectors.performance import PerformanceResult
+from detectors.performance_threshold import PerformanceThreshold
+from detectors.proxy_metrics import ProxyResult
+
+
+@dataclass(frozen=True)
+class PredictionHealth:
+    """Model health read from one prediction window alone (no labels needed)."""
+
+    proxy: ProxyResult | None = None
+    """Confidence, entropy and low-confidence share (when the events carry probabilities)."""
+    estimated: Mapping[str, float] | None = None
+    """CBPE's estimated performance per metric (a calibrated binary classifier only)."""
+    fairness: FairnessResult | None = None
+    """Positive rate per segment value, disparate impact and parity difference per segment."""
+    thresholds: Mapping[str, PerformanceThreshold] | None = None
+    """The estimated metrics' thresholds from the reference (none without one)."""
 
 
 @dataclass(frozen=True)
@@ -33,3 +55,26 @@ class WindowReport:
     """The window's feature columns, typed by the reference's kinds (what the detectors read)."""
     reference_features: FeatureTable
     """The reference's feature columns the window was compared with."""
+    health: PredictionHealth = PredictionHealth()
+    """Proxy metrics, estimated performance and fairness of the same window."""
+
+
+@dataclass(frozen=True)
+class LabelWindowReport:
+    """One evaluated window of joined labels: realized performance and concept drift."""
+
+    model: str
+    model_version: str
+    reference_id: str
+    index: int
+    n_labels: int
+    start: float
+    """Time of the earliest prediction in the window."""
+    end: float
+    """Time of the latest prediction in the window."""
+    performance: PerformanceResult
+    concept_drift: ConceptDriftResult
+    segments: FairnessResult | None = None
+    """Accuracy per segment value (classifiers whose predictions carry segments)."""
+    thresholds: Mapping[str, PerformanceThreshold] | None = None
+    """The realized metrics' thresholds from the labelled reference (none without one)."""

@@ -248,6 +248,13 @@ CATALOG: tuple[MetricDef, ...] = (
         "model_health",
     ),
     _g(
+        "driftline_performance_threshold",
+        (*MV, "metric", "source", "bound"),
+        "Where a performance metric's alarm starts at the window size: the performance_alpha quantile "
+        "of the metric over bootstrap windows of the reference, on its worse side (bound lower or upper).",
+        "model_health",
+    ),
+    _g(
         "driftline_class_recall",
         (*MV, "class"),
         "Recall per class in the last window of joined labels.",

@@ -28,6 +28,7 @@ from detectors.concept_drift import ConceptDriftDetector
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
 from detectors.performance import PerformanceEvaluator
+from detectors.performance_threshold import PerformanceThresholds
 from detectors.proxy_metrics import ProxyMetrics
 
 Drive = Callable[[Any, np.random.Generator], object]
@@ -77,6 +78,19 @@ def _drive_performance(detector: PerformanceEvaluator, rng: np.random.Generator)
         predictions = [str(int(v)) for v in p > 0.5]
         results.append(detector.evaluate(labels, predictions, p))
     return results
+
+
+def _drive_thresholds(detector: PerformanceThresholds, rng: np.random.Generator) -> object:
+    correct = rng.random(3000) < 0.9
+    error = rng.normal(0.0, 1.0, 3000)
+    return detector.fit(
+        lambda rows: {
+            "accuracy": float(correct[rows].mean()),
+            "rmse": float(np.sqrt(np.mean(error[rows] ** 2))),
+        },
+        3000,
+        500,
+    )
 
 
 def _drive_cbpe(detector: CBPE, rng: np.random.Generator) -> object:
@@ -147,6 +161,13 @@ CASES: tuple[ConformanceCase, ...] = (
         {"threshold": 0.5, "calibration": "isotonic"},
         (bad("threshold", 1.0), bad("calibration", "platt")),
         _drive_cbpe,
+    ),
+    ConformanceCase(
+        "performance_thresholds",
+        PerformanceThresholds,
+        {"alpha": 0.05, "resamples": 100, "seed": 3},
+        (bad("alpha", 0.5), bad("resamples", 10)),
+        _drive_thresholds,
     ),
     ConformanceCase(
         "proxy_metrics",

@@ -3,7 +3,9 @@
 The calls on the serving path (``log_prediction``, ``log_label``) only build an
 event and put it on a bounded in-memory queue: they never block on I/O and
 never raise because the queue is full, the transport is broken or the event is
-invalid. One background thread encodes, validates and sends the events; what
+invalid. For a backfill, ``when_full="block"`` makes them wait for room instead
+of dropping, and ``log_predictions`` takes a whole iterable of records. One
+background thread encodes, validates and sends the events; what
 happens to each one is counted in :attr:`Client.stats`.
 
 >>> from driftline import Client, MemoryTransport, decode
@@ -29,11 +31,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from driftline.heartbeat import ProcessProbe, Ticker
 from driftline.schema import (
@@ -92,6 +94,8 @@ class _Outcome(Enum):
 
 
 _STOP = object()
+_NO_LABEL = object()
+WhenFull = Literal["drop", "block"]
 
 
 class Client:
@@ -105,7 +109,13 @@ class Client:
             :class:`~driftline.transports.Transport`). The client closes it.
         data_version: the version of the data the model was trained on.
         max_queue: how many events may wait for the sender (including the one
-            being sent) before new ones are dropped.
+            being sent) before new ones are dropped (or, with ``when_full="block"``,
+            before the caller waits).
+        when_full: ``"drop"`` (the default, for the serving path: a full queue
+            drops the event and counts it) or ``"block"`` (for a backfill: the
+            call waits until the sender makes room, so nothing is dropped; it
+            returns without queueing only once ``close()`` has begun).
+            Heartbeats never wait.
         heartbeat_interval: seconds between heartbeat events; ``None`` sends none.
         instance: the name of this serving process in heartbeats; default
             ``"<hostname>-<pid>"``.
@@ -133,6 +143,7 @@ class Client:
         max_queue: int = 10_000,
         heartbeat_interval: float | None = None,
         instance: str | None = None,
+        when_full: WhenFull = "drop",
     ) -> None:
         if not isinstance(model, str) or not MODEL_PATTERN.fullmatch(model):
             raise ValueError(f"model must match [A-Za-z0-9_.-]{{1,64}}, got {model!r}")
@@ -140,6 +151,8 @@ class Client:
         _check_length("data_version", data_version, MAX_VERSION_CHARS)
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise ValueError(f"max_queue must be an int >= 1, got {max_queue!r}")
+        if when_full not in ("drop", "block"):
+            raise ValueError(f"when_full must be 'drop' or 'block', got {when_full!r}")
         if heartbeat_interval is not None and not (
             math.isfinite(heartbeat_interval) and heartbeat_interval > 0
         ):
@@ -152,6 +165,7 @@ class Client:
         self.transport = transport
         self.data_version = data_version
         self.max_queue = max_queue
+        self.when_full = when_full
         self.heartbeat_interval = heartbeat_interval
         self.instance = instance
 
@@ -240,6 +254,34 @@ class Client:
             model_version=model_version,
         )
         self._offer(event)
+
+    def log_predictions(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Log a history of predictions (a backfill); return their ids in order.
+
+        Each record holds :meth:`log_prediction`'s arguments by name
+        (``features`` and ``prediction`` required, ``timestamp`` usually the
+        historical one); an optional ``label`` logs the ground truth right after
+        the prediction, at ``label_timestamp`` (default: the prediction's
+        ``timestamp``). Use a client made with ``when_full="block"`` so that no
+        event is dropped. A record that is not such a mapping raises
+        ``ValueError`` naming its position; the records before it are queued.
+        """
+        ids = []
+        for position, record in enumerate(records):
+            try:
+                fields = dict(record)
+                label = fields.pop("label", _NO_LABEL)
+                label_timestamp = fields.pop("label_timestamp", fields.get("timestamp"))
+                event_id = self.log_prediction(fields.pop("features"), fields.pop("prediction"), **fields)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"record {position}: {exc!s}; a record holds features, prediction and "
+                    "optionally log_prediction's other arguments, label and label_timestamp"
+                ) from exc
+            if label is not _NO_LABEL:
+                self.log_label(event_id, label, timestamp=label_timestamp)
+            ids.append(event_id)
+        return ids
 
     # --- delivery control ---------------------------------------------------
 
@@ -333,23 +375,39 @@ class Client:
     # --- internals ------------------------------------------------------------
 
     def _offer(self, event: Event) -> None:
-        """Enqueue without blocking, or count why not; the only lock the serving path takes."""
+        """Enqueue, or count why not; in block mode wait for room first (never for a heartbeat)."""
+        blocking = self.when_full == "block" and not isinstance(event, Heartbeat)
+        first = True
+        while not self._try_enqueue(event, blocking, first):
+            first = False
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """Until fewer than ``max_queue`` events are pending, or ``close()`` begins."""
+        with self._progress:
+            while not self._closed and self._offered["enqueued"] - self._processed >= self.max_queue:
+                self._progress.wait(0.1)
+
+    def _try_enqueue(self, event: Event, blocking: bool, first: bool) -> bool:
+        """Enqueue or count the drop; ``False`` only when ``blocking`` and the queue is full."""
         with self._lock:
-            if isinstance(event, Prediction):
+            if first and isinstance(event, Prediction):
                 self._requests_total += 1
                 self._errors_total += event.error is not None
             if self._closed:
                 if isinstance(event, Heartbeat):
-                    return  # a tick that raced with close(): not the caller's event
+                    return True  # a tick that raced with close(): not the caller's event
                 kind = "dropped_closed"
             # _processed is read without its lock: it only grows, so a stale value can
             # only make the queue look fuller than it is, never let it overflow.
             elif self._offered["enqueued"] - self._processed >= self.max_queue:
+                if blocking:
+                    return False
                 kind = "dropped_queue_full"
             else:
                 self._offered["enqueued"] += 1
                 self._queue.put(event)
-                return
+                return True
             self._offered[kind] += 1
         if self._first(kind):
             logger.warning(
@@ -358,6 +416,7 @@ class Client:
                 self.model,
                 "client closed" if self._closed else f"{self.max_queue} events pending",
             )
+        return True
 
     def _first(self, kind: str) -> bool:
         """True the first time ``kind`` happens."""

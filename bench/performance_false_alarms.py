@@ -1,0 +1,108 @@
+"""False alarms and detection of the performance thresholds, per metric and per window.
+
+For each of ``--references`` seeded labelled references (x0 ~ N(0, 4.9) under
+a calibrated model p = sigmoid(2 x0): accuracy 0.944), the thresholds are fitted
+as the collector fits them (realized: PerformanceEvaluator; estimated: CBPE
+calibrated on the reference), then ``--windows`` fresh windows are scored:
+
+* no drift (same distribution): the share of windows past each threshold is
+  the false-alarm rate, printed beside the nominal ``alpha`` (ratio measured /
+  nominal);
+* a covariate shift to x0 ~ N(0, 3.0) (accuracy 0.911, 3.5% lower): the
+  share past the threshold is the detection rate, against the baseline of the
+  fixed rule (more than 10% below the reference value).
+
+    .venv/bin/python bench/performance_false_alarms.py [--references 10] [--windows 100] [--window 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+import numpy as np
+
+from detectors.cbpe import CBPE
+from detectors.performance import PerformanceEvaluator
+from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+Scored = dict[str, list[float]]
+
+
+def draw(n: int, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = 1 / (1 + np.exp(-2 * rng.normal(0.0, scale, n)))
+    return p, (p >= 0.5).astype(int), (rng.random(n) < p).astype(int)
+
+
+def fit(
+    n_rows: int, window: int, seed: int, alpha: float
+) -> tuple[dict[str, dict[str, PerformanceThreshold]], CBPE, Mapping[str, float]]:
+    rng = np.random.default_rng(seed)
+    p, predicted, labels = draw(n_rows, 4.9, rng)
+    evaluator = PerformanceEvaluator("binary_classification")
+    cbpe = CBPE()
+    cbpe.fit(p, labels.astype(np.float64))
+    fitter = PerformanceThresholds(alpha=alpha, seed=seed)
+    realized = fitter.fit(
+        lambda r: evaluator.evaluate(list(labels[r]), list(predicted[r]), p[r]).metrics, n_rows, window
+    )
+    estimated = fitter.fit(lambda r: cbpe.estimate(p[r], predicted[r] == 1).metrics, n_rows, window)
+    reference = evaluator.evaluate(list(labels), list(predicted), p).metrics
+    return {"realized": realized, "estimated": estimated}, cbpe, reference
+
+
+def score(
+    windows: int, window: int, scale: float, seed: int, cbpe: CBPE
+) -> dict[str, list[Mapping[str, float]]]:
+    rng = np.random.default_rng(seed)
+    evaluator = PerformanceEvaluator("binary_classification")
+    out: dict[str, list[Mapping[str, float]]] = {"realized": [], "estimated": []}
+    for _ in range(windows):
+        p, predicted, labels = draw(window, scale, rng)
+        out["realized"].append(evaluator.evaluate(list(labels), list(predicted), p).metrics)
+        out["estimated"].append(cbpe.estimate(p, predicted == 1).metrics)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--references", type=int, default=10)
+    parser.add_argument("--windows", type=int, default=100)
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--reference-rows", type=int, default=5000)
+    parser.add_argument("--alpha", type=float, default=0.01)
+    args = parser.parse_args()
+    crossed: dict[tuple[str, str, str], list[bool]] = {}
+    for ref in range(args.references):
+        thresholds, cbpe, reference = fit(args.reference_rows, args.window, ref, args.alpha)
+        for case, scale in (("no drift", 4.9), ("shift -3.5%", 3.0)):
+            scored = score(args.windows, args.window, scale, 1000 + ref, cbpe)
+            for source, windows in scored.items():
+                for metric in METRICS:
+                    threshold = thresholds[source].get(metric)
+                    for values in windows:
+                        if threshold is None or metric not in values:
+                            continue
+                        crossed.setdefault((case, source, metric), []).append(
+                            threshold.crossed(values[metric])
+                        )
+                        fixed = values[metric] < 0.9 * reference[metric]
+                        crossed.setdefault((case, source, metric + " fixed10%"), []).append(fixed)
+    print(
+        f"window {args.window}, reference {args.reference_rows} rows, alpha {args.alpha}, "
+        f"{args.references} references x {args.windows} windows"
+    )
+    for source in ("realized", "estimated"):
+        for metric in METRICS:
+            fa = np.mean(crossed[("no drift", source, metric)])
+            hit = np.mean(crossed[("shift -3.5%", source, metric)])
+            fixed = np.mean(crossed[("shift -3.5%", source, metric + " fixed10%")])
+            print(
+                f"{source:9} {metric:9}  false alarms {fa:6.3%}  ratio to alpha {fa / args.alpha:5.2f}"
+                f"   detection (-3.5%) {hit:6.1%}  fixed 10% rule {fixed:6.1%}"
+            )
+
+
+if __name__ == "__main__":
+    main()

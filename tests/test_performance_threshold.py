@@ -1,0 +1,137 @@
+"""Performance thresholds from the reference: a 3.5% accuracy drop after a covariate shift crosses them.
+
+The model is calibrated, p = sigmoid(2 x0). The reference has x0 ~ N(0, 4.9)
+(accuracy 0.944); after the shift x0 ~ N(0, 3.0) puts more events near the
+decision boundary (accuracy 0.911, 3.5% lower: NannyML's case, under the
+fixed 10% rule). Windows of 2,000 events; the reference has 5,000 labelled rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from driftline.schema import Label, Prediction, encode
+
+from collector.config import parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.pipeline import Pipeline
+from collector.sources import RawMessage
+from detectors.performance_threshold import PerformanceThresholds
+from detectors.window_report import LabelWindowReport, WindowReport
+from exporters.store import MetricStore
+
+T0 = 1_700_000_000.0
+
+
+def _rows(n: int, scale: float, rng: np.random.Generator) -> pd.DataFrame:
+    x0 = rng.normal(0.0, scale, n)
+    p = 1 / (1 + np.exp(-2 * x0))
+    return pd.DataFrame(
+        {
+            "x0": x0,
+            "x1": rng.normal(0.0, 1.0, n),
+            "prediction": (p >= 0.5).astype(int),
+            "proba_1": p,
+            "label": (rng.random(n) < p).astype(int),
+        }
+    )
+
+
+def _messages(frame: pd.DataFrame, start: int) -> list[RawMessage]:
+    out = []
+    for i, row in enumerate(frame.to_dict("records"), start=start):
+        t = T0 + i
+        prediction = Prediction(
+            event_id=f"e{i}",
+            model="m",
+            model_version="1",
+            features={"x0": row["x0"], "x1": row["x1"]},
+            prediction=int(row["prediction"]),
+            probabilities={"1": float(row["proba_1"])},
+            timestamp=t,
+        )
+        label = Label(event_id=f"e{i}", model="m", label=int(row["label"]), timestamp=t)
+        out += [
+            RawMessage(encode(prediction), "t", 0, 2 * i, 0.0),
+            RawMessage(encode(label), "t", 0, 2 * i + 1, 0.0),
+        ]
+    return out
+
+
+@pytest.fixture(scope="module")
+def crossings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[float, float]]]:
+    rng = np.random.default_rng(11)
+    folder = tmp_path_factory.mktemp("threshold")
+    _rows(5000, 4.9, rng).to_parquet(folder / "ref.parquet")
+    config = parse_config(
+        {
+            "defaults": {"window": {"events": 2000, "max_seconds": 1e9}},
+            "models": {"m": {"references": {"1": {"path": str(folder / "ref.parquet")}}}},
+        }
+    )
+    store = MetricStore()
+    seen: dict[str, list[tuple[float, float]]] = {"estimated": [], "realized": []}
+
+    def value(source: str) -> tuple[float, float]:
+        labels = {"model": "m", "model_version": "1", "metric": "accuracy", "source": source}
+        metric, threshold = (
+            store.get("driftline_performance", labels),
+            store.get("driftline_performance_threshold", {**labels, "bound": "lower"}),
+        )
+        assert isinstance(metric, float) and isinstance(threshold, float)
+        return metric, threshold
+
+    def at_window(report: WindowReport) -> None:
+        seen["estimated"].append(value("estimated"))
+
+    def at_label_window(report: LabelWindowReport) -> None:
+        seen["realized"].append(value("realized"))
+
+    pipeline = Pipeline(
+        config,
+        store,
+        MemoryDeadLetterSink(),
+        event_time=True,
+        listeners=(at_window,),
+        label_listeners=(at_label_window,),
+    )
+    pipeline.process(_messages(_rows(10_000, 4.9, rng), 0))
+    pipeline.process(_messages(_rows(10_000, 3.0, rng), 10_000))
+    return seen
+
+
+@pytest.mark.parametrize("source", ["estimated", "realized"])
+def test_the_shifted_windows_cross_the_threshold_and_the_earlier_ones_do_not(
+    crossings: dict[str, list[tuple[float, float]]], source: str
+) -> None:
+    windows = crossings[source]
+    assert len(windows) == 10
+    crossed = [value < threshold for value, threshold in windows]
+    assert crossed == [False] * 5 + [True] * 5, windows
+    before = np.mean([v for v, _ in windows[:5]])
+    after = np.mean([v for v, _ in windows[5:]])
+    assert before == pytest.approx(0.944, abs=0.01) and after == pytest.approx(0.911, abs=0.01)
+    assert (before - after) / before < 0.10  # the fixed 10% rule would stay silent
+    threshold = windows[0][1]
+    assert all(t == threshold for _, t in windows)  # set once from the reference
+
+
+def test_thresholds_hold_their_false_alarm_rate_on_reference_windows() -> None:
+    """On fresh no-drift windows, accuracy crosses the 1% threshold in about 1% of them."""
+    rng = np.random.default_rng(5)
+    correct = rng.random(20_000) < 0.944
+    fitted = PerformanceThresholds(alpha=0.01, resamples=1000, seed=1).fit(
+        lambda rows: {"accuracy": float(correct[rows].mean())}, len(correct), 1000
+    )["accuracy"]
+    fresh = (rng.random((4000, 1000)) < 0.944).mean(axis=1)
+    rate = float(np.mean([fitted.crossed(v) for v in fresh]))
+    assert 0.003 <= rate <= 0.02, rate
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="alpha must be in"):
+        PerformanceThresholds(alpha=0.6)
+    with pytest.raises(ValueError, match="resamples must be at least 2 / alpha = 200"):
+        PerformanceThresholds(alpha=0.01, resamples=100)
+    assert repr(PerformanceThresholds()) == "PerformanceThresholds(alpha=0.01, resamples=500, seed=0)"
