@@ -18,6 +18,12 @@ with their ratio (Driftline / NannyML: under 1 means Driftline is closer).
 Two models: ``calibrated`` (the true probabilities) and ``overconfident``
 (logit times 3), where both tools must calibrate on the labelled reference.
 
+Then the same for a three-class softmax model (multiclass CBPE, NannyML's
+one-vs-rest construction): accuracy, macro precision/recall/F1 and the
+one-vs-rest ROC AUC, which are the multiclass metrics NannyML estimates. Where
+both tools calibrate the same classes, the estimates must agree to 1e-6; the
+script exits 1 when they do not.
+
 Run: ``.venv/bin/python bench/cbpe_vs_nannyml.py``
 """
 
@@ -29,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,10 +52,11 @@ def _stream(rng: np.random.Generator, n: int, shift: float) -> tuple[np.ndarray,
     return logit, rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
 
 
-def _data(seed: int) -> dict[str, np.ndarray]:
+def _data(seed: int, stream: Callable = _stream) -> dict[str, np.ndarray]:
+    """A reference of 10,000 events and 10 chunks drifting from shift 0 to 1, from ``stream``."""
     rng = np.random.default_rng(seed)
-    ref_logit, ref_y = _stream(rng, 10_000, 0.0)
-    parts = [_stream(rng, CHUNK, float(s)) for s in np.linspace(0.0, 1.0, 10)]
+    ref_logit, ref_y = stream(rng, 10_000, 0.0)
+    parts = [stream(rng, CHUNK, float(s)) for s in np.linspace(0.0, 1.0, 10)]
     return {
         "ref_logit": ref_logit,
         "ref_y": ref_y,
@@ -81,13 +90,21 @@ def _driftline(ref_p: np.ndarray, ref_y: np.ndarray, p: np.ndarray) -> tuple[dic
 
     cbpe = CBPE()
     cbpe.fit(ref_p, ref_y)
+    out, seconds = _chunked(cbpe.estimate, p, METRICS)
+    return out, seconds, cbpe.calibrated
+
+
+def _chunked(
+    estimate: Callable[[np.ndarray], Any], p: np.ndarray, metrics: Iterable[str]
+) -> tuple[dict, float]:
+    """Each metric's estimate per chunk, and the seconds all chunks took."""
     started = time.perf_counter()
-    out: dict[str, list[float]] = {m: [] for m in METRICS}
+    out: dict[str, list[float]] = {m: [] for m in metrics}
     for start in range(0, len(p), CHUNK):
-        estimate = cbpe.estimate(p[start : start + CHUNK])
-        for metric in METRICS:
-            out[metric].append(estimate.metrics[metric])
-    return out, time.perf_counter() - started, cbpe.calibrated
+        result = estimate(p[start : start + CHUNK])
+        for metric in out:
+            out[metric].append(result.metrics[metric])
+    return out, time.perf_counter() - started
 
 
 def _worker(npz: Path, out: Path) -> None:
@@ -96,6 +113,9 @@ def _worker(npz: Path, out: Path) -> None:
     import pandas as pd
 
     data = np.load(npz)
+    if "ref_matrix" in data:
+        _multiclass_worker(data, out)
+        return
     reference = pd.DataFrame(
         {"p": data["ref_p"], "y_pred": (data["ref_p"] >= 0.5).astype(int), "y": data["ref_y"]}
     )
@@ -116,6 +136,108 @@ def _worker(npz: Path, out: Path) -> None:
     out.write_text(json.dumps({"estimates": result, "seconds": seconds, "version": nml.__version__}))
 
 
+MC_CLASSES = ("a", "b", "c")
+MC_WEIGHTS = np.array([[2.0, -1.0], [-1.0, 2.0], [-1.0, -1.0]])
+MC_METRICS = {  # Driftline's label value -> NannyML's multiclass metric
+    "accuracy": "accuracy",
+    "precision_macro": "precision",
+    "recall_macro": "recall",
+    "f1_macro": "f1",
+    "roc_auc_ovr": "roc_auc",
+}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _mc_stream(rng: np.random.Generator, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.normal(np.array([1.0, 0.0]) * (1.0 - shift), 1.0, size=(n, 2))
+    logits = x @ MC_WEIGHTS.T
+    cumulative = np.cumsum(_softmax(logits), axis=1)
+    y = np.array(MC_CLASSES)[(rng.random(n)[:, None] > cumulative).sum(axis=1)]
+    return logits, y
+
+
+def _mc_realized(p: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    from sklearn import metrics as skm
+
+    out: dict[str, list[float]] = {m: [] for m in MC_METRICS}
+    for start in range(0, len(p), CHUNK):
+        pc, yc = p[start : start + CHUNK], y[start : start + CHUNK]
+        predicted = np.array(MC_CLASSES)[pc.argmax(axis=1)]
+        out["accuracy"].append(skm.accuracy_score(yc, predicted))
+        out["precision_macro"].append(skm.precision_score(yc, predicted, average="macro"))
+        out["recall_macro"].append(skm.recall_score(yc, predicted, average="macro"))
+        out["f1_macro"].append(skm.f1_score(yc, predicted, average="macro"))
+        out["roc_auc_ovr"].append(skm.roc_auc_score(yc, pc, multi_class="ovr"))
+    return out
+
+
+def _mc_driftline(ref_p: np.ndarray, ref_y: np.ndarray, p: np.ndarray) -> tuple[dict, float, tuple]:
+    from detectors.multiclass_cbpe import MulticlassCBPE
+
+    cbpe = MulticlassCBPE()
+    cbpe.fit(ref_p, MC_CLASSES, ref_y)
+    out, seconds = _chunked(cbpe.estimate, p, MC_METRICS)
+    return out, seconds, cbpe.calibrated_classes
+
+
+def _multiclass_worker(data: dict, out: Path) -> None:
+    """The multiclass half of the worker: NannyML's classification_multiclass CBPE."""
+    import nannyml as nml
+    import pandas as pd
+    from nannyml.calibration import NoopCalibrator
+
+    def frame(matrix: np.ndarray) -> pd.DataFrame:
+        columns = {f"p_{c}": matrix[:, i] for i, c in enumerate(MC_CLASSES)}
+        return pd.DataFrame({**columns, "y_pred": np.array(MC_CLASSES)[matrix.argmax(axis=1)]})
+
+    reference = frame(data["ref_matrix"]).assign(y=data["ref_y"])
+    estimator = nml.CBPE(
+        problem_type="classification_multiclass",
+        y_pred_proba={c: f"p_{c}" for c in MC_CLASSES},
+        y_pred="y_pred",
+        y_true="y",
+        metrics=list(MC_METRICS.values()),
+        chunk_size=CHUNK,
+    )
+    estimator.fit(reference)
+    started = time.perf_counter()
+    result = estimator.estimate(frame(data["matrix"])).filter(period="analysis").to_df()
+    seconds = time.perf_counter() - started
+    calibrated = [c for c, cal in estimator._calibrators.items() if not isinstance(cal, NoopCalibrator)]
+    estimates = {ours: [float(v) for v in result[(theirs, "value")]] for ours, theirs in MC_METRICS.items()}
+    out.write_text(
+        json.dumps(
+            {"estimates": estimates, "seconds": seconds, "version": nml.__version__, "calibrated": calibrated}
+        )
+    )
+
+
+def _multiclass(python: str, seed: int) -> bool:
+    """Print the multiclass comparison; False when both calibrate alike and still differ."""
+    data = _data(seed, _mc_stream)
+    print(f"\nmulticlass, seed {seed}: 3 classes, reference 10000 events, 10 chunks of {CHUNK}")
+    agree = True
+    for model in ("calibrated", "overconfident"):
+        scale = 3.0 if model == "overconfident" else 1.0
+        ref_p, p = _softmax(scale * data["ref_logit"]), _softmax(scale * data["logit"])
+        realized = _mc_realized(p, data["y"])
+        ours, our_seconds, calibrated = _mc_driftline(ref_p, data["ref_y"], p)
+        theirs = _nannyml(python, {"ref_matrix": ref_p, "ref_y": data["ref_y"], "matrix": p})
+        same = tuple(calibrated) == tuple(theirs["calibrated"])
+        print(
+            f"\nmodel {model}: Driftline calibrates {list(calibrated)}, "
+            f"NannyML {theirs['version']} {theirs['calibrated']}"
+        )
+        difference = _table(ours, theirs, realized, our_seconds)
+        agree = agree and (not same or difference <= 1e-6)
+    print(f"\nparity where both calibrate the same classes (1e-6): {'yes' if agree else 'NO'}")
+    return agree
+
+
 def _nannyml(python: str, arrays: dict[str, np.ndarray]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         npz, out = Path(tmp) / "data.npz", Path(tmp) / "out.json"
@@ -132,6 +254,25 @@ def _nannyml(python: str, arrays: dict[str, np.ndarray]) -> dict:
 
 def _mae(estimates: list[float], realized: list[float]) -> float:
     return float(np.mean(np.abs(np.array(estimates) - np.array(realized))))
+
+
+def _table(ours: dict, theirs: dict, realized: dict, our_seconds: float) -> float:
+    """Print per metric the gap between the tools and their errors; return the largest gap."""
+    print(f"{'metric':16} {'max |dl-nml|':>12} {'MAE dl':>8} {'MAE nml':>8} {'ratio':>6}")
+    largest = 0.0
+    for metric, estimates in ours.items():
+        difference = float(np.max(np.abs(np.array(estimates) - np.array(theirs["estimates"][metric]))))
+        largest = max(largest, difference)
+        ours_mae = _mae(estimates, realized[metric])
+        theirs_mae = _mae(theirs["estimates"][metric], realized[metric])
+        print(
+            f"{metric:16} {difference:12.1e} {ours_mae:8.4f} {theirs_mae:8.4f} {ours_mae / theirs_mae:6.2f}"
+        )
+    print(
+        f"estimate time for 10 chunks: Driftline {our_seconds * 1000:.1f} ms, "
+        f"NannyML {theirs['seconds'] * 1000:.1f} ms (ratio {our_seconds / theirs['seconds']:.3f})"
+    )
+    return largest
 
 
 def main() -> None:
@@ -154,19 +295,9 @@ def main() -> None:
         ours, our_seconds, calibrated = _driftline(ref_p, data["ref_y"], p)
         theirs = _nannyml(args.nannyml_python, {"ref_p": ref_p, "ref_y": data["ref_y"], "p": p})
         print(f"\nmodel {model} (Driftline calibrated: {calibrated}; nannyml {theirs['version']})")
-        print(f"{'metric':10} {'max |dl-nml|':>12} {'MAE dl':>8} {'MAE nml':>8} {'ratio':>6}")
-        for metric in METRICS:
-            difference = np.max(np.abs(np.array(ours[metric]) - np.array(theirs["estimates"][metric])))
-            ours_mae = _mae(ours[metric], realized[metric])
-            theirs_mae = _mae(theirs["estimates"][metric], realized[metric])
-            print(
-                f"{metric:10} {difference:12.1e} {ours_mae:8.4f} {theirs_mae:8.4f} "
-                f"{ours_mae / theirs_mae:6.2f}"
-            )
-        print(
-            f"estimate time for 10 chunks: Driftline {our_seconds * 1000:.1f} ms, "
-            f"NannyML {theirs['seconds'] * 1000:.1f} ms (ratio {our_seconds / theirs['seconds']:.3f})"
-        )
+        _table(ours, theirs, realized, our_seconds)
+    if not _multiclass(args.nannyml_python, args.seed):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -159,17 +159,19 @@ class CBPE:
         return positive
 
 
-def expected_roc_auc(p: FloatArray) -> float | None:
-    """Area under the expected ROC curve of calibrated probabilities (ties form one step)."""
+def expected_roc_auc(p: FloatArray, score: FloatArray | None = None) -> float | None:
+    """Area under the expected ROC curve: events ranked by ``score`` (default ``p``), each a
+    positive with calibrated probability ``p``; tied scores form one step."""
     expected_positives = float(np.sum(p))
     expected_negatives = float(np.sum(1.0 - p))
     if expected_positives <= 0.0 or expected_negatives <= 0.0:
         return None
-    order = np.argsort(-p, kind="stable")
-    sorted_p = p[order]
-    tp = np.cumsum(sorted_p)
-    fp = np.cumsum(1.0 - sorted_p)
-    last_of_tie = np.r_[sorted_p[1:] != sorted_p[:-1], True]
+    rank_by = p if score is None else score
+    order = np.argsort(-rank_by, kind="stable")
+    sorted_score = rank_by[order]
+    tp = np.cumsum(p[order])
+    fp = np.cumsum(1.0 - p[order])
+    last_of_tie = np.r_[sorted_score[1:] != sorted_score[:-1], True]
     tpr = np.r_[0.0, tp[last_of_tie] / expected_positives]
     fpr = np.r_[0.0, fp[last_of_tie] / expected_negatives]
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))

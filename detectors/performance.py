@@ -2,7 +2,9 @@
 
 Binary classification: accuracy, precision, recall, F1 (of the configured
 positive class), ROC AUC and log loss (when the positive-class probability is
-known); multiclass: accuracy and macro F1; regression: MAE, RMSE, MAPE and R2.
+known); multiclass: accuracy, macro and weighted precision, recall and F1, and
+the one-vs-rest ROC AUC (when the class probabilities are known); regression:
+MAE, RMSE, MAPE and R2.
 Every classifier also reports recall and support per class (class balance).
 The values equal scikit-learn's defaults (``zero_division`` as 0, log loss
 clipped at the float64 machine epsilon, MAPE's denominator floored at it, R2
@@ -35,6 +37,8 @@ Task = Literal["binary_classification", "multiclass_classification", "regression
 TASKS: tuple[Task, ...] = ("binary_classification", "multiclass_classification", "regression")
 Scalar = float | int | str | bool
 
+FloatArray = npt.NDArray[np.float64]
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -115,8 +119,11 @@ class PerformanceEvaluator:
         labels: Sequence[Scalar],
         predictions: Sequence[Scalar],
         positive_probabilities: Sequence[float] | npt.NDArray[np.float64] | None = None,
+        class_probabilities: npt.NDArray[np.float64] | None = None,
+        classes: Sequence[str] = (),
     ) -> PerformanceResult:
-        """Score one window; ``positive_probabilities`` is P(positive class) (binary only)."""
+        """Score one window; ``positive_probabilities`` is P(positive class) (binary only),
+        ``class_probabilities`` the (events x ``classes``) matrix (multiclass only)."""
         if len(labels) != len(predictions) or len(labels) == 0:
             raise ValueError(
                 "need as many labels as predictions, at least one: "
@@ -143,7 +150,7 @@ class PerformanceEvaluator:
             positive = self.positive_class
             metrics = binary_metrics(y_true == positive, y_pred == positive, proba)
         else:
-            metrics = multiclass_metrics(y_true, y_pred)
+            metrics = multiclass_metrics(y_true, y_pred, class_probabilities, classes)
         return PerformanceResult(self.task_, len(y_true), metrics, recall, support)
 
 
@@ -171,17 +178,42 @@ def binary_metrics(
 
 
 def multiclass_metrics(
-    y_true: npt.NDArray[np.object_], y_pred: npt.NDArray[np.object_]
+    y_true: npt.NDArray[np.object_],
+    y_pred: npt.NDArray[np.object_],
+    probabilities: npt.NDArray[np.float64] | None = None,
+    classes: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Accuracy and macro F1 over the classes seen in labels or predictions."""
-    f1s = []
-    for cls in np.unique(np.concatenate([y_true, y_pred])):
-        actual = y_true == cls
-        predicted = y_pred == cls
-        tp = float(np.sum(actual & predicted))
-        wrong = float(np.sum(actual ^ predicted))
-        f1s.append(_ratio(2 * tp, 2 * tp + wrong))
-    return {"accuracy": float(np.mean(y_true == y_pred)), "f1": float(np.mean(f1s))}
+    """Accuracy, macro and weighted precision/recall/F1, and with probabilities roc_auc_ovr.
+
+    The averages run over the classes seen in labels or predictions (scikit-learn's
+    default); ``f1`` is ``f1_macro``, kept under its first name. ``probabilities``
+    is the (events x ``classes``) matrix; roc_auc_ovr (the macro one-vs-rest AUC)
+    needs every one of ``classes`` in the labels and no label outside them.
+    """
+    seen = np.unique(np.concatenate([y_true, y_pred]))
+    actual = y_true[:, None] == seen[None, :]
+    predicted = y_pred[:, None] == seen[None, :]
+    tp = np.sum(actual & predicted, axis=0).astype(np.float64)
+    fp = np.sum(~actual & predicted, axis=0).astype(np.float64)
+    fn = np.sum(actual & ~predicted, axis=0).astype(np.float64)
+    metrics = {"accuracy": float(np.mean(y_true == y_pred))}
+    metrics.update(averaged_scores(tp, fp, fn))
+    metrics["f1"] = metrics["f1_macro"]
+    if probabilities is not None:
+        auc = roc_auc_ovr(y_true, probabilities, classes)
+        if auc is not None:
+            metrics["roc_auc_ovr"] = auc
+    return metrics
+
+
+def roc_auc_ovr(
+    y_true: npt.NDArray[np.object_], probabilities: npt.NDArray[np.float64], classes: Sequence[str]
+) -> float | None:
+    """Mean one-vs-rest ROC AUC over ``classes``; ``None`` unless the labels hold exactly them."""
+    if set(np.unique(y_true).tolist()) != set(classes) or probabilities.shape != (len(y_true), len(classes)):
+        return None
+    aucs = [roc_auc(y_true == cls, probabilities[:, k]) for k, cls in enumerate(classes)]
+    return float(np.mean([a for a in aucs if a is not None]))
 
 
 def per_class_recall(
@@ -232,6 +264,24 @@ def regression_metrics(
         else:
             metrics["r2"] = 1.0 - ss_res / ss_tot
     return metrics
+
+
+def averaged_scores(tp: FloatArray, fp: FloatArray, fn: FloatArray) -> dict[str, float]:
+    """Macro and support-weighted precision, recall and F1 from per-class counts (0 when 0/0)."""
+    precision = _ratios(tp, tp + fp)
+    recall = _ratios(tp, tp + fn)
+    f1 = _ratios(2.0 * tp, 2.0 * tp + fp + fn)
+    support = tp + fn
+    weights = support / np.sum(support) if np.sum(support) > 0 else np.zeros_like(support)
+    scores = {}
+    for name, values in (("precision", precision), ("recall", recall), ("f1", f1)):
+        scores[f"{name}_macro"] = float(np.mean(values))
+        scores[f"{name}_weighted"] = float(np.sum(values * weights))
+    return scores
+
+
+def _ratios(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from detectors.cbpe import ESTIMATED_METRICS
+from detectors.multiclass_cbpe import MULTICLASS_ESTIMATED_METRICS
+from detectors.performance import REGRESSION_METRICS
+
 MetricKind = Literal["gauge", "counter", "histogram"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -53,6 +57,12 @@ DETECTORS = (
     "instances",
 )
 """Values of ``detector`` in ``driftline_detector_failures_total``: what raised with no message to blame."""
+PERFORMANCE_METRICS = tuple(
+    dict.fromkeys((*ESTIMATED_METRICS, "log_loss", *MULTICLASS_ESTIMATED_METRICS, "f1", *REGRESSION_METRICS))
+)
+"""Values of ``metric`` in ``driftline_performance``: binary (precision, recall and F1 of the
+positive class), multiclass (accuracy; macro and support-weighted averages; the one-vs-rest
+ROC AUC; ``f1`` is also the macro F1) and regression."""
 
 UNIT_SUFFIXES = {"_seconds": "s", "_bytes": "By", "_ratio": "1"}
 """Base-unit name suffixes and their UCUM symbols (what OpenTelemetry's ``unit`` wants)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from driftline.schema import RejectReason
 
-from exporters.catalog import CATALOG, DETECTORS, LIMIT_KINDS, LIMITS, MetricDef
+from exporters.catalog import CATALOG, DETECTORS, LIMIT_KINDS, LIMITS, PERFORMANCE_METRICS, MetricDef
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 
@@ -82,6 +82,7 @@ def _label_values_section() -> str:
     reasons = ", ".join(f"`{reason.value}`" for reason in RejectReason)
     kinds = ", ".join(f"`{kind}`" for kind in LIMIT_KINDS)
     detectors = ", ".join(f"`{detector}`" for detector in DETECTORS)
+    performance = ", ".join(f"`{metric}`" for metric in PERFORMANCE_METRICS)
     return "\n".join(
         [
             "## Closed label values",
@@ -89,6 +90,7 @@ def _label_values_section() -> str:
             f"- `reason` (`driftline_events_rejected_total`): {reasons}.",
             f"- `kind` (`driftline_limit_exceeded_total`): {kinds}.",
             f"- `detector` (`driftline_detector_failures_total`): {detectors}.",
+            f"- `metric` (`driftline_performance`): {performance}.",
             "",
         ]
     )
