@@ -146,6 +146,16 @@ class ReferenceDefaults(_Strict):
     auto_events: int = Field(default=5000, ge=1)
 
 
+class MultivariateDriftConfig(_Strict):
+    """Drift no single column shows (see docs/drift.md#multivariate-drift)."""
+
+    pca: bool = True
+    variance_share: float = Field(default=0.65, gt=0, lt=1)
+    domain_classifier: bool = False
+    classifier_every_windows: int = Field(default=10, ge=1)
+    classifier_max_rows: int = Field(default=1000, ge=20)
+
+
 class DriftConfig(_Strict):
     mode: DriftMode = "calibrated"
     alpha: float = Field(default=0.01, gt=0, lt=1)
@@ -153,6 +163,7 @@ class DriftConfig(_Strict):
     drift_share: float = Field(default=0.5, gt=0, le=1)
     seed: int = 0
     pooled_windows: int = Field(default=4, ge=1)
+    multivariate: MultivariateDriftConfig = MultivariateDriftConfig()
 
 
 class Defaults(_Strict):

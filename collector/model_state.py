@@ -19,6 +19,7 @@ from collector.config import Config
 from collector.event_gaps import EventGaps
 from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import LabelWindowListener, ModelHealth
+from collector.multivariate import MultivariateDrift
 from collector.references import Reference, automatic_reference
 from collector.roles import CHAMPION
 from collector.windows import Window
@@ -222,6 +223,8 @@ class ModelVersionState:
             pooled_windows=drift.pooled_windows,
         )
         self._drift.fit(reference.features)
+        self._multivariate = MultivariateDrift(drift, self.store, self.labels)
+        self._multivariate.fit(reference.features)
         self._prediction_drift = DataDriftDetector(
             mode=drift.mode,
             alpha=drift.alpha,
@@ -292,6 +295,10 @@ class ModelVersionState:
         )
         self._export(report)
         self.last_report = report
+        try:
+            self._multivariate.evaluate(features)
+        except Exception:  # the univariate results stand; this window's multivariate tests are skipped
+            self._detector_failed("multivariate_drift")
         return report
 
     def _export(self, report: WindowReport) -> None:

@@ -421,6 +421,23 @@ def _model_drift_rows(board: Dashboard) -> Dashboard:
         )
         .with_panel(
             _timeseries(
+                "Multivariate drift",
+                "Multivariate drift score per method (mean PCA reconstruction error, or the domain "
+                "classifier's ROC AUC) and its flag: features moving together in a way no single "
+                "feature shows.",
+                "short",
+                _query(f"driftline_multivariate_drift_score{{{MV}}}", "{{method}} score"),
+                _query(f"driftline_multivariate_drift_detected{{{MV}}}", "{{method}} flagged", "B"),
+                _query(
+                    f"increase(driftline_multivariate_drift_windows_total{{{MV}}}[1h])",
+                    "{{method}} windows flagged per hour",
+                    "C",
+                ),
+                span=24,
+            )
+        )
+        .with_panel(
+            _timeseries(
                 "Windows evaluated and flagged",
                 "Windows evaluated and windows flagged as dataset drift, per hour.",
                 "short",

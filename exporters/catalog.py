@@ -12,6 +12,7 @@ from typing import Literal
 
 from detectors.cbpe import ESTIMATED_METRICS
 from detectors.multiclass_cbpe import MULTICLASS_ESTIMATED_METRICS
+from detectors.multivariate_drift import MULTIVARIATE_METHODS
 from detectors.performance import REGRESSION_METRICS
 
 MetricKind = Literal["gauge", "counter", "histogram"]
@@ -53,6 +54,7 @@ DETECTORS = (
     "prediction_drift",
     "data_quality",
     "model_health",
+    "multivariate_drift",
     "report",
     "instances",
 )
@@ -63,6 +65,9 @@ PERFORMANCE_METRICS = tuple(
 """Values of ``metric`` in ``driftline_performance``: binary (precision, recall and F1 of the
 positive class), multiclass (accuracy; macro and support-weighted averages; the one-vs-rest
 ROC AUC; ``f1`` is also the macro F1) and regression."""
+
+MULTIVARIATE_DRIFT_METHODS = MULTIVARIATE_METHODS
+"""Values of ``method`` in ``driftline_multivariate_drift_*``."""
 
 UNIT_SUFFIXES = {"_seconds": "s", "_bytes": "By", "_ratio": "1"}
 """Base-unit name suffixes and their UCUM symbols (what OpenTelemetry's ``unit`` wants)."""
@@ -178,6 +183,26 @@ CATALOG: tuple[MetricDef, ...] = (
         "data_drift",
     ),
     _c("driftline_windows_total", MV, "Windows evaluated.", "data_drift"),
+    _g(
+        "driftline_multivariate_drift_score",
+        (*MV, "method"),
+        "Last tested window's multivariate drift statistic: mean PCA reconstruction error "
+        "(pca_reconstruction) or cross-validated ROC AUC of reference against window rows "
+        "(domain_classifier).",
+        "data_drift",
+    ),
+    _g(
+        "driftline_multivariate_drift_detected",
+        (*MV, "method"),
+        "1 if the last tested window was flagged by the multivariate method, else 0.",
+        "data_drift",
+    ),
+    _c(
+        "driftline_multivariate_drift_windows_total",
+        (*MV, "method"),
+        "Windows flagged by the multivariate method.",
+        "data_drift",
+    ),
     _c(
         "driftline_dataset_drift_windows_total",
         MV,

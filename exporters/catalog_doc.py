@@ -14,7 +14,15 @@ from pathlib import Path
 
 from driftline.schema import RejectReason
 
-from exporters.catalog import CATALOG, DETECTORS, LIMIT_KINDS, LIMITS, PERFORMANCE_METRICS, MetricDef
+from exporters.catalog import (
+    CATALOG,
+    DETECTORS,
+    LIMIT_KINDS,
+    LIMITS,
+    MULTIVARIATE_DRIFT_METHODS,
+    PERFORMANCE_METRICS,
+    MetricDef,
+)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 
@@ -83,6 +91,7 @@ def _label_values_section() -> str:
     kinds = ", ".join(f"`{kind}`" for kind in LIMIT_KINDS)
     detectors = ", ".join(f"`{detector}`" for detector in DETECTORS)
     performance = ", ".join(f"`{metric}`" for metric in PERFORMANCE_METRICS)
+    multivariate = ", ".join(f"`{method}`" for method in MULTIVARIATE_DRIFT_METHODS)
     return "\n".join(
         [
             "## Closed label values",
@@ -91,6 +100,7 @@ def _label_values_section() -> str:
             f"- `kind` (`driftline_limit_exceeded_total`): {kinds}.",
             f"- `detector` (`driftline_detector_failures_total`): {detectors}.",
             f"- `metric` (`driftline_performance`): {performance}.",
+            f"- `method` (`driftline_multivariate_drift_*`): {multivariate}.",
             "",
         ]
     )

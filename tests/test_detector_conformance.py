@@ -27,6 +27,10 @@ from detectors.cbpe import CBPE
 from detectors.concept_drift import ConceptDriftDetector
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
+from detectors.domain_classifier import DomainClassifierDrift
+from detectors.feature_encoding import FeatureEncoder
+from detectors.multiclass_cbpe import MulticlassCBPE
+from detectors.multivariate_drift import PCAReconstructionDrift
 from detectors.performance import PerformanceEvaluator
 from detectors.performance_threshold import PerformanceThresholds
 from detectors.proxy_metrics import ProxyMetrics
@@ -99,6 +103,17 @@ def _drive_cbpe(detector: CBPE, rng: np.random.Generator) -> object:
     return [detector.estimate(rng.random(300)) for _ in range(2)]
 
 
+def _drive_multiclass_cbpe(detector: MulticlassCBPE, rng: np.random.Generator) -> object:
+    p = rng.dirichlet([1.0, 1.0, 1.0], 2000)
+    labels = np.array(["a", "b", "c"])[(rng.random(2000)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)]
+    detector.fit(p, ("a", "b", "c"), labels)
+    return [detector.estimate(rng.dirichlet([1.0, 2.0, 3.0], 300)) for _ in range(2)]
+
+
+def _drive_encoder(detector: FeatureEncoder, rng: np.random.Generator) -> object:
+    return detector.fit(_table(rng, 300)).transform(_table(rng, 50, 0.4)).round(12).tolist()
+
+
 def _drive_proxy(detector: ProxyMetrics, rng: np.random.Generator) -> object:
     matrix = rng.dirichlet([1.0, 1.0, 1.0], 200)
     return detector.evaluate(matrix, ["a", "b", "c"])
@@ -168,6 +183,40 @@ CASES: tuple[ConformanceCase, ...] = (
         {"alpha": 0.05, "resamples": 100, "seed": 3},
         (bad("alpha", 0.5), bad("resamples", 10)),
         _drive_thresholds,
+    ),
+    ConformanceCase(
+        "multiclass_cbpe",
+        MulticlassCBPE,
+        {"calibration": "auto"},
+        (bad("calibration", "platt"),),
+        _drive_multiclass_cbpe,
+    ),
+    ConformanceCase(
+        "pca_reconstruction",
+        PCAReconstructionDrift,
+        {"alpha": 0.05, "variance_share": 0.7, "seed": 2},
+        (bad("alpha", 1.0), bad("variance_share", 0.0)),
+        _drive_table_detector,
+    ),
+    ConformanceCase(
+        "domain_classifier",
+        DomainClassifierDrift,
+        {"alpha": 0.05, "every_windows": 1, "max_rows": 200, "folds": 2, "null_runs": 2, "seed": 1},
+        (
+            bad("alpha", 0.0),
+            bad("every_windows", 0),
+            bad("max_rows", 10),
+            bad("folds", 1),
+            bad("null_runs", 1),
+        ),
+        _drive_table_detector,
+    ),
+    ConformanceCase(
+        "feature_encoder",
+        FeatureEncoder,
+        {"max_categories": 2},
+        (bad("max_categories", 0),),
+        _drive_encoder,
     ),
     ConformanceCase(
         "proxy_metrics",

@@ -21,6 +21,7 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 ALERTS = (
     "DriftlineDatasetDrift",
     "DriftlineFeatureDrift",
+    "DriftlineMultivariateDrift",
     "DriftlinePredictionDrift",
     "DriftlinePerformanceDrop",
     "DriftlineEstimatedPerformanceDrop",
@@ -61,7 +62,7 @@ def _rules() -> list[dict[str, object]]:
 def test_promtool_check_config_accepts_the_prometheus_config() -> None:
     result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 27 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 28 rules found" in result.stdout + result.stderr
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
