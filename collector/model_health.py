@@ -19,6 +19,7 @@ from driftline.schema import Prediction, Scalar
 
 from collector.config import ModelConfig
 from collector.label_join import JoinResult, PredictionRecord
+from collector.multiclass_health import MulticlassEstimator
 from collector.references import Reference
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
@@ -65,6 +66,7 @@ class ModelHealth:
         self.thresholds: dict[str, dict[str, PerformanceThreshold]] = {}
         """Per source (``realized``, ``estimated``): each metric's threshold at the window size."""
         self.cbpe: CBPE | None = None
+        self.multiclass: MulticlassEstimator | None = None
         self.reference_performance: PerformanceResult | None = None
         self._reference: Reference | None = None
         self._reference_ids: set[str] | None = None
@@ -81,6 +83,10 @@ class ModelHealth:
         """Prepare CBPE from the reference; ``reference_ids`` are the automatic reference's events."""
         self._reference = reference
         self._reference_ids = reference_ids
+        if self.task == "multiclass_classification":
+            self.multiclass = MulticlassEstimator.from_reference(reference)
+            if reference.labels is None and len(self._reference_joined) >= self._reference_labels_target():
+                self._fit_from_joined()
         probabilities = self._reference_probabilities()
         if probabilities is None:
             return
@@ -112,6 +118,12 @@ class ModelHealth:
                 if accuracy is not None:
                     scored = int(present.sum())
                     self._scored("estimated", scored, accuracy * scored)
+        if self.multiclass is not None:
+            multiclass = self.multiclass.estimate(mappings, [p.prediction for p in predictions])
+            if multiclass is not None:
+                estimated = dict(multiclass.metrics)
+                self._performance(estimated, "estimated")
+                self._scored("estimated", multiclass.n, estimated["accuracy"] * multiclass.n)
         fairness = None
         names = self._segment_names(predictions)
         if names:
@@ -138,6 +150,9 @@ class ModelHealth:
             "reference_labels_joined": len(self._reference_joined),
             "reference_performance": dict(reference.metrics) if reference is not None else None,
             "cbpe_calibrated": self.cbpe.calibrated if self.cbpe is not None else None,
+            "cbpe_calibrated_classes": (
+                list(self.multiclass.cbpe.calibrated_classes) if self.multiclass is not None else None
+            ),
             "labels_in_current_window": len(self._joined),
             "performance": {
                 source: dict(self.last_performance[source]) if source in self.last_performance else None
@@ -159,6 +174,8 @@ class ModelHealth:
         records = [r.prediction for r in self._reference_joined if r.prediction is not None]
         actual = [r.label for r in self._reference_joined if r.prediction is not None]
         mappings = [r.probabilities for r in records]
+        if self.multiclass is not None:
+            self.multiclass.calibrate(self.multiclass.matrix(mappings), actual)
         probabilities = positive_probability(mappings, self.positive_class) if any(mappings) else None
         self._fit_reference(actual, [r.prediction for r in records], probabilities)
 
@@ -231,13 +248,21 @@ class ModelHealth:
         predictions = [r.prediction for r in records]
         mappings = [r.probabilities for r in records]
         p = positive_probability(mappings, self.positive_class) if any(mappings) else None
-        result = self.performance.evaluate(labels, predictions, p)
+        matrix = self.multiclass.matrix(mappings) if self.multiclass is not None else None
+        complete = matrix is not None and not np.isnan(matrix).any()
+        classes = self.multiclass.classes if self.multiclass is not None else ()
+        result = self.performance.evaluate(
+            labels, predictions, p, matrix if complete else None, classes if complete else ()
+        )
         self._performance(result.metrics, "realized")
         for cls, recall in result.class_recall.items():
             self._set("driftline_class_recall", recall, **{"class": cls})
         for cls, support in result.class_support.items():
             self._set("driftline_class_support", float(support), **{"class": cls})
-        concept = self._concept_drift(result, labels, predictions, p)
+        expected = None
+        if self.multiclass is not None and matrix is not None:
+            expected = self.multiclass.expected_errors(matrix, predictions)
+        concept = self._concept_drift(result, labels, predictions, p, expected)
         segments = None
         if result.task == "regression":
             self._errors(np.array(labels, dtype=np.float64) - np.array(predictions, dtype=np.float64))
@@ -264,9 +289,15 @@ class ModelHealth:
             listener(report)
 
     def _concept_drift(
-        self, result: PerformanceResult, labels: list[Scalar], predictions: list[Scalar], p: FloatArray | None
+        self,
+        result: PerformanceResult,
+        labels: list[Scalar],
+        predictions: list[Scalar],
+        p: FloatArray | None,
+        multiclass_expected: FloatArray | None = None,
     ) -> ConceptDriftResult:
-        """Errors against what the model was expected to get right: CBPE, else the reference's error rate."""
+        """Errors against what the model was expected to get right: CBPE (binary or multiclass),
+        else the reference's error rate."""
         reference = self.reference_performance or result
         expected: FloatArray | float
         if result.task == "regression":
@@ -282,6 +313,8 @@ class ModelHealth:
             if self.cbpe is not None and p is not None and not np.isnan(p).any():
                 positive = np.array([class_key(v) == self.positive_class for v in predictions])
                 expected = self.cbpe.expected_errors(p, positive)
+            elif multiclass_expected is not None:
+                expected = multiclass_expected
             else:
                 expected = 1.0 - float(reference.metrics.get("accuracy") or 0.0)
         drift = self.concept.update(errors.astype(np.float64), expected)

@@ -29,7 +29,7 @@ class PredictionHealth:
     proxy: ProxyResult | None = None
     """Confidence, entropy and low-confidence share (when the events carry probabilities)."""
     estimated: Mapping[str, float] | None = None
-    """CBPE's estimated performance per metric (a calibrated binary classifier only)."""
+    """CBPE's estimated performance per metric (a binary or multiclass classifier with probabilities)."""
     fairness: FairnessResult | None = None
     """Positive rate per segment value, disparate impact and parity difference per segment."""
     thresholds: Mapping[str, PerformanceThreshold] | None = None

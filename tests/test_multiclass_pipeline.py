@@ -1,0 +1,74 @@
+"""Multiclass CBPE through the pipeline: estimated metrics before labels, realized ones after,
+calibration from the labels joined to the reference period."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from driftline.schema import Label, Prediction, encode
+from sklearn.metrics import f1_score, roc_auc_score
+
+from collector.config import parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.pipeline import Pipeline
+from collector.sources import RawMessage
+from exporters.store import MetricStore
+
+MV = {"model": "m", "model_version": "1"}
+CLASSES = ("a", "b", "c")
+WEIGHTS = np.array([[2.0, -1.0], [-1.0, 2.0], [-1.0, -1.0]])
+
+
+def _events(
+    rng: np.random.Generator, n: int, start: int, scale: float
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """A softmax model over two features; its probabilities are the truth's logits times ``scale``."""
+    x = rng.normal([1.0, 0.0], 1.0, size=(n, 2))
+    logits = x @ WEIGHTS.T
+    truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    model = np.exp(scale * logits) / np.exp(scale * logits).sum(axis=1, keepdims=True)
+    labels = np.array(CLASSES)[(rng.random(n)[:, None] > np.cumsum(truth, axis=1)).sum(axis=1)]
+    events: list[Prediction | Label] = []
+    for i in range(n):
+        event_id, t = f"e{start + i}", 1_700_000_000.0 + (start + i) * 0.01
+        events.append(
+            Prediction(
+                event_id=event_id,
+                model="m",
+                model_version="1",
+                features={"x0": float(x[i, 0]), "x1": float(x[i, 1])},
+                prediction=CLASSES[int(model[i].argmax())],
+                probabilities=dict(zip(CLASSES, map(float, model[i]), strict=True)),
+                timestamp=t,
+            )
+        )
+        events.append(Label(event_id=event_id, model="m", label=str(labels[i]), timestamp=t))
+    return events, model, labels
+
+
+def test_overconfident_multiclass_model_is_calibrated_on_joined_reference_labels() -> None:
+    config = parse_config({"models": {"m": {"task": "multiclass_classification", "reference_labels": 3000}}})
+    store = MetricStore()
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
+    rng = np.random.default_rng(8)
+    reference, _, _ = _events(rng, 5000, 0, 3.0)
+    window, p, y = _events(rng, 1000, 5000, 3.0)
+    events = reference + window
+    pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(events)])
+    health = pipeline.states[("m", "1")].health
+    assert health.status()["cbpe_calibrated_classes"] == list(CLASSES)
+    predicted = np.array(CLASSES)[p.argmax(axis=1)]
+    realized_f1 = f1_score(y, predicted, average="macro")
+
+    def performance(metric: str, source: str) -> float:
+        value = store.get("driftline_performance", {**MV, "metric": metric, "source": source})
+        assert isinstance(value, float), (metric, source)
+        return value
+
+    assert performance("f1_macro", "realized") == pytest.approx(realized_f1, abs=1e-9)
+    assert performance("roc_auc_ovr", "realized") == pytest.approx(
+        roc_auc_score(y, p, multi_class="ovr"), abs=1e-9
+    )
+    assert abs(performance("f1_macro", "estimated") - realized_f1) < 0.03
+    assert abs(performance("accuracy", "estimated") - float(np.mean(predicted == y))) < 0.03
+    assert store.get("driftline_concept_drift_detected", {**MV, "detector": "gap_test"}) == 0.0
