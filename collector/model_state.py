@@ -197,6 +197,7 @@ class ModelVersionState:
             "thresholds": self._drift.thresholds() if self.reference is not None else {},
             "last_window": _report_summary(self.last_report),
             "model_health": self.health.status(),
+            "multivariate_drift": self._multivariate.status() if self.reference is not None else {},
         }
 
     def _collect_reference(self, event: Prediction, event_time: float) -> None:

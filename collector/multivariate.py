@@ -11,6 +11,7 @@ instead of stopping the model version.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from collector.config import DriftConfig
 from detectors.base import FeatureTable
@@ -33,10 +34,12 @@ class MultivariateDrift:
         self.store = store
         self.labels = labels
         self.detectors: list[Detector] = []
+        self.last: dict[str, MultivariateDriftResult] = {}
 
     def fit(self, reference: FeatureTable) -> None:
         """Prepare the tests that apply to this reference (replacing any earlier ones)."""
         self.detectors = []
+        self.last = {}
         numerical = sum(kind == "numerical" for kind in reference.kinds.values())
         if self.config.pca and numerical >= 2:
             self._add(
@@ -63,7 +66,12 @@ class MultivariateDrift:
             self.store.set("driftline_multivariate_drift_detected", labels, float(result.detected))
             self.store.inc("driftline_multivariate_drift_windows_total", labels, float(result.detected))
             results.append(result)
+            self.last[result.method] = result
         return results
+
+    def status(self) -> dict[str, dict[str, object]]:
+        """The last result of each test that has run, for ``/api/v1/models``."""
+        return {method: asdict(result) for method, result in self.last.items()}
 
     def _add(self, detector: Detector, reference: FeatureTable) -> None:
         try:

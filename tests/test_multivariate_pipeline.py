@@ -34,6 +34,10 @@ def test_pca_runs_by_default_and_flags_only_the_shifted_windows() -> None:
     score = store.get("driftline_multivariate_drift_score", PCA)
     assert isinstance(score, float) and score > 0.0
     assert store.get("driftline_multivariate_drift_score", CLASSIFIER) is None  # off by default
+    status = pipeline.states[("m", "1")].status()["multivariate_drift"]
+    assert list(status) == ["pca_reconstruction"]  # type: ignore[call-overload]
+    assert status["pca_reconstruction"]["score"] == score  # type: ignore[index]
+    assert status["pca_reconstruction"]["detected"] is True  # type: ignore[index]
 
 
 def test_the_domain_classifier_runs_when_enabled_every_k_windows() -> None:
