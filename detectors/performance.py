@@ -4,7 +4,7 @@ Binary classification: accuracy, precision, recall, F1 (of the configured
 positive class), ROC AUC and log loss (when the positive-class probability is
 known); multiclass: accuracy, macro and weighted precision, recall and F1, and
 the one-vs-rest ROC AUC (when the class probabilities are known); regression:
-MAE, RMSE, MAPE and R2.
+MAE, MSE, RMSE, MAPE and R2.
 Every classifier also reports recall and support per class (class balance).
 The values equal scikit-learn's defaults (``zero_division`` as 0, log loss
 clipped at the float64 machine epsilon, MAPE's denominator floored at it, R2
@@ -38,7 +38,7 @@ TASKS: tuple[Task, ...] = ("binary_classification", "multiclass_classification",
 Scalar = float | int | str | bool
 
 FloatArray = npt.NDArray[np.float64]
-REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
+REGRESSION_METRICS = ("mae", "mse", "rmse", "mape", "r2")
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -249,10 +249,11 @@ def log_loss(actual: npt.NDArray[np.bool_], positive_probability: npt.NDArray[np
 def regression_metrics(
     y: npt.NDArray[np.float64], y_hat: npt.NDArray[np.float64]
 ) -> dict[str, float]:
-    """MAE, RMSE, MAPE (a ratio, not a percentage) and R2 (with at least two events)."""
+    """MAE, MSE, RMSE, MAPE (a ratio, not a percentage) and R2 (with at least two events)."""
     error = y - y_hat
     metrics = {
         "mae": float(np.mean(np.abs(error))),
+        "mse": float(np.mean(error**2)),
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(y), _EPS))),
     }

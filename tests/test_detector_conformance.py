@@ -27,6 +27,7 @@ from detectors.cbpe import CBPE
 from detectors.concept_drift import ConceptDriftDetector
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
+from detectors.dle import DirectLossEstimator
 from detectors.domain_classifier import DomainClassifierDrift
 from detectors.feature_encoding import FeatureEncoder
 from detectors.multiclass_cbpe import MulticlassCBPE
@@ -108,6 +109,14 @@ def _drive_multiclass_cbpe(detector: MulticlassCBPE, rng: np.random.Generator) -
     labels = np.array(["a", "b", "c"])[(rng.random(2000)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)]
     detector.fit(p, ("a", "b", "c"), labels)
     return [detector.estimate(rng.dirichlet([1.0, 2.0, 3.0], 300)) for _ in range(2)]
+
+
+def _drive_dle(detector: DirectLossEstimator, rng: np.random.Generator) -> object:
+    reference = _table(rng, 500)
+    y_hat = np.nan_to_num(reference.numerical("x"))
+    detector.fit(reference, y_hat, y_hat + rng.normal(size=500) * reference.numerical("y"))
+    window = _table(rng, 100, 0.4)
+    return detector.estimate(window, np.nan_to_num(window.numerical("x")))
 
 
 def _drive_encoder(detector: FeatureEncoder, rng: np.random.Generator) -> object:
@@ -210,6 +219,13 @@ CASES: tuple[ConformanceCase, ...] = (
             bad("null_runs", 1),
         ),
         _drive_table_detector,
+    ),
+    ConformanceCase(
+        "dle",
+        DirectLossEstimator,
+        {"max_iter": 20, "learning_rate": 0.2, "max_leaf_nodes": 8, "seed": 3},
+        (bad("max_iter", 0), bad("learning_rate", 1.5), bad("max_leaf_nodes", 1)),
+        _drive_dle,
     ),
     ConformanceCase(
         "feature_encoder",

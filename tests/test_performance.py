@@ -101,6 +101,7 @@ def test_regression_metrics_equal_sklearn(seed: int) -> None:
     result = PerformanceEvaluator("regression").evaluate(y.tolist(), y_hat.tolist())
     expected = {
         "mae": skm.mean_absolute_error(y, y_hat),
+        "mse": skm.mean_squared_error(y, y_hat),
         "rmse": skm.root_mean_squared_error(y, y_hat),
         "mape": skm.mean_absolute_percentage_error(y, y_hat),
         "r2": skm.r2_score(y, y_hat),
