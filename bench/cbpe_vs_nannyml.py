@@ -29,16 +29,14 @@ Run: ``.venv/bin/python bench/cbpe_vs_nannyml.py``
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import nannyml_runner
 import numpy as np
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -226,7 +224,9 @@ def _multiclass(python: str, seed: int) -> bool:
         ref_p, p = _softmax(scale * data["ref_logit"]), _softmax(scale * data["logit"])
         realized = _mc_realized(p, data["y"])
         ours, our_seconds, calibrated = _mc_driftline(ref_p, data["ref_y"], p)
-        theirs = _nannyml(python, {"ref_matrix": ref_p, "ref_y": data["ref_y"], "matrix": p})
+        theirs = nannyml_runner.run(
+            python, __file__, {"ref_matrix": ref_p, "ref_y": data["ref_y"], "matrix": p}
+        )
         same = tuple(calibrated) == tuple(theirs["calibrated"])
         print(
             f"\nmodel {model}: Driftline calibrates {list(calibrated)}, "
@@ -236,20 +236,6 @@ def _multiclass(python: str, seed: int) -> bool:
         agree = agree and (not same or difference <= 1e-6)
     print(f"\nparity where both calibrate the same classes (1e-6): {'yes' if agree else 'NO'}")
     return agree
-
-
-def _nannyml(python: str, arrays: dict[str, np.ndarray]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        npz, out = Path(tmp) / "data.npz", Path(tmp) / "out.json"
-        np.savez(npz, **arrays)
-        subprocess.run(
-            [python, __file__, "--worker", str(npz), str(out)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=600,
-        )
-        return dict(json.loads(out.read_text()))
 
 
 def _mae(estimates: list[float], realized: list[float]) -> float:
@@ -276,24 +262,19 @@ def _table(ours: dict, theirs: dict, realized: dict, our_seconds: float) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nannyml-python", default="/tmp/nanny-venv/bin/python")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--worker", nargs=2, metavar=("NPZ", "OUT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = nannyml_runner.arguments(__doc__)
     if args.worker:
         _worker(Path(args.worker[0]), Path(args.worker[1]))
         return
-    if not Path(args.nannyml_python).exists():
-        sys.exit(f"NannyML interpreter not found at {args.nannyml_python}: see the module docstring")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     data = _data(args.seed)
     print(f"seed {args.seed}: reference 10000 events, analysis 10 chunks of {CHUNK} (covariate shift)")
     for model in ("calibrated", "overconfident"):
         ref_p, p = _probability(data["ref_logit"], model), _probability(data["logit"], model)
         realized = _realized(p, data["y"])
         ours, our_seconds, calibrated = _driftline(ref_p, data["ref_y"], p)
-        theirs = _nannyml(args.nannyml_python, {"ref_p": ref_p, "ref_y": data["ref_y"], "p": p})
+        theirs = nannyml_runner.run(
+            args.nannyml_python, __file__, {"ref_p": ref_p, "ref_y": data["ref_y"], "p": p}
+        )
         print(f"\nmodel {model} (Driftline calibrated: {calibrated}; nannyml {theirs['version']})")
         _table(ours, theirs, realized, our_seconds)
     if not _multiclass(args.nannyml_python, args.seed):
