@@ -21,6 +21,7 @@ from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import LabelWindowListener, ModelHealth
 from collector.multivariate import MultivariateDrift
 from collector.references import Reference, automatic_reference
+from collector.regression_health import RegressionEstimator
 from collector.roles import CHAMPION
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector
@@ -226,6 +227,9 @@ class ModelVersionState:
         self._drift.fit(reference.features)
         self._multivariate = MultivariateDrift(drift, self.store, self.labels)
         self._multivariate.fit(reference.features)
+        self._regression = RegressionEstimator(self.store, self.labels)
+        if self.model_config.task == "regression":
+            self._regression.fit(reference)
         self._prediction_drift = DataDriftDetector(
             mode=drift.mode,
             alpha=drift.alpha,
@@ -300,6 +304,10 @@ class ModelVersionState:
             self._multivariate.evaluate(features)
         except Exception:  # the univariate results stand; this window's multivariate tests are skipped
             self._detector_failed("multivariate_drift")
+        try:
+            self._regression.evaluate(features, window.predictions)
+        except Exception:  # the drift results stand; this window's estimated errors are skipped
+            self._detector_failed("model_health")
         return report
 
     def _export(self, report: WindowReport) -> None:
