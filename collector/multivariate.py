@@ -4,8 +4,8 @@ PCA reconstruction error runs when the reference has at least two numerical
 features (``drift.multivariate.pca``, on by default); the domain classifier
 only when ``drift.multivariate.domain_classifier`` is set, and then on one
 window in ``classifier_every_windows``. A model with neither costs nothing.
-A reference the tests cannot use (too few rows) disables them with a warning
-instead of stopping the model version.
+A reference the tests cannot use (too few rows, values they cannot fit)
+disables them with a warning instead of stopping the model version.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class MultivariateDrift:
     def _add(self, detector: Detector, reference: FeatureTable) -> None:
         try:
             detector.fit(reference)
-        except ValueError as error:
+        except Exception as error:  # an unusable reference turns the test off, never the model version
             log.warning("%s disabled for %s: %s", type(detector).__name__, self.labels, error)
             return
         self.detectors.append(detector)

@@ -58,7 +58,7 @@ class RegressionEstimator:
                 _numbers(list(predictions)),
                 _numbers(list(reference.labels)),
             )
-        except ValueError as error:
+        except Exception as error:  # an unusable reference turns DLE off, never the model version
             log.warning("direct loss estimation disabled for %s: %s", self.labels, error)
             return
         self.dle = dle

@@ -2,7 +2,8 @@
 
 Numerical features are standardized with the reference's mean and standard
 deviation (a missing value becomes 0, the reference mean; a constant feature
-keeps scale 1). Categorical features are one-hot encoded over the reference's
+keeps scale 1; where those overflow, the median and the interquartile
+spread), and clipped to +-``MAX_SCORE``. Categorical features are one-hot encoded over the reference's
 ``max_categories`` most frequent categories; any other category, and a missing
 value, is a row of zeros. The reference fixes the columns, so every window is
 encoded the same way whatever it contains.
@@ -28,6 +29,8 @@ import numpy.typing as npt
 from detectors.base import FeatureTable
 
 FloatArray = npt.NDArray[np.float64]
+MAX_SCORE = 1000.0
+"""Standardized values are clipped to +-this, so no input can overflow the squares downstream."""
 
 
 class FeatureEncoder:
@@ -68,10 +71,7 @@ class FeatureEncoder:
             present = reference.present(name)
             if reference.kinds[name] == "numerical":
                 values = present.astype(np.float64)
-                values = values[np.isfinite(values)]
-                mean = float(np.mean(values)) if len(values) else 0.0
-                std = float(np.std(values)) if len(values) else 0.0
-                self._scales[name] = (mean, std if std > 0 else 1.0)
+                self._scales[name] = _location_scale(values[np.isfinite(values)])
             else:
                 common = Counter(present.tolist()).most_common(self.max_categories)
                 self._categories[name] = tuple(sorted(str(category) for category, _ in common))
@@ -81,13 +81,24 @@ class FeatureEncoder:
         """The (rows x ``width``) matrix of a table; a feature it lacks is all missing."""
         blocks = [np.zeros((table.n_rows, 0))]
         for name, (mean, scale) in self._scales.items():
-            column = (
-                table.numerical(name) if name in table.columns else np.full(table.n_rows, np.nan)
-            )
-            standardized = (column - mean) / scale
-            blocks.append(np.where(np.isfinite(standardized), standardized, 0.0)[:, None])
+            column = table.numerical(name) if name in table.columns else np.full(table.n_rows, np.nan)
+            with np.errstate(over="ignore", invalid="ignore"):
+                standardized = np.clip((column - mean) / scale, -MAX_SCORE, MAX_SCORE)
+            blocks.append(np.where(np.isnan(standardized), 0.0, standardized)[:, None])
         for name, categories in self._categories.items():
             column = table.columns.get(name, np.full(table.n_rows, None, dtype=object))
             names = np.array([str(v) if v is not None else None for v in column], dtype=object)
             blocks.append((names[:, None] == np.array(categories, dtype=object)[None, :]).astype(np.float64))
         return np.hstack(blocks)
+
+
+def _location_scale(values: FloatArray) -> tuple[float, float]:
+    """Mean and standard deviation, or median and IQR-based spread when those overflow; scale 1
+    for a constant (or empty) feature."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(np.mean(values)) if len(values) else 0.0
+        std = float(np.std(values)) if len(values) else 0.0
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        low, mean, high = (float(q) for q in np.quantile(values, [0.25, 0.5, 0.75]))
+        std = (high - low) / 1.349 if np.isfinite(high - low) else 0.0
+    return mean, std if std > 0 else 1.0

@@ -113,3 +113,19 @@ def test_invalid_settings_and_inputs_are_refused() -> None:
     one_column = FeatureTable({"x": "numerical"}, {"x": np.arange(100.0)}, 100)
     with pytest.raises(ValueError, match="at least 2 encoded columns"):
         PCAReconstructionDrift().fit(one_column)
+
+
+def test_extreme_values_never_overflow_and_missing_ones_count_as_the_mean() -> None:
+    rng = np.random.default_rng(105)
+    x = rng.normal(size=(500, 2))
+    x[::50, 0] = 1e308  # hostile but finite: the mean and the squares would overflow
+    table = FeatureTable({"a": "numerical", "b": "numerical"}, {"a": x[:, 0], "b": x[:, 1]}, 500)
+    encoded = FeatureEncoder().fit(table).transform(table)
+    assert np.all(np.isfinite(encoded)) and np.max(np.abs(encoded)) <= 1000.0
+    pca = PCAReconstructionDrift()
+    pca.fit(table)
+    window = FeatureTable(
+        {"a": "numerical", "b": "numerical"}, {"a": np.full(100, np.nan), "b": x[:100, 1]}, 100
+    )
+    result = pca.evaluate(window)
+    assert np.isfinite(result.score) and result.lower_threshold is not None
