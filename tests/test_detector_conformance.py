@@ -29,6 +29,7 @@ from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
 from detectors.dle import DirectLossEstimator
 from detectors.domain_classifier import DomainClassifierDrift
+from detectors.embedding_drift import EmbeddingDrift
 from detectors.feature_encoding import FeatureEncoder
 from detectors.multiclass_cbpe import MulticlassCBPE
 from detectors.multivariate_drift import PCAReconstructionDrift
@@ -117,6 +118,11 @@ def _drive_dle(detector: DirectLossEstimator, rng: np.random.Generator) -> objec
     detector.fit(reference, y_hat, y_hat + rng.normal(size=500) * reference.numerical("y"))
     window = _table(rng, 100, 0.4)
     return detector.estimate(window, np.nan_to_num(window.numerical("x")))
+
+
+def _drive_embedding(detector: EmbeddingDrift, rng: np.random.Generator) -> object:
+    detector.fit(rng.normal(size=(300, 40)))
+    return [detector.evaluate(rng.normal(shift, 1.0, size=(100, 40))) for shift in (0.0, 0.3)]
 
 
 def _drive_encoder(detector: FeatureEncoder, rng: np.random.Generator) -> object:
@@ -226,6 +232,19 @@ CASES: tuple[ConformanceCase, ...] = (
         {"max_iter": 20, "learning_rate": 0.2, "max_leaf_nodes": 8, "seed": 3},
         (bad("max_iter", 0), bad("learning_rate", 1.5), bad("max_leaf_nodes", 1)),
         _drive_dle,
+    ),
+    ConformanceCase(
+        "embedding_drift",
+        EmbeddingDrift,
+        {"alpha": 0.05, "max_reference": 200, "max_rows": 50, "max_dims": 16, "permutations": 40, "seed": 2},
+        (
+            bad("alpha", 1.0),
+            bad("max_reference", 5),
+            bad("max_rows", 5),
+            bad("max_dims", 0),
+            bad("permutations", 10),
+        ),
+        _drive_embedding,
     ),
     ConformanceCase(
         "feature_encoder",
