@@ -8,6 +8,7 @@ path to the bad key and what was expected.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,6 +245,11 @@ class HistoryConfig(_Strict):
     windows: int = Field(default=100, ge=0, le=10_000)
 
 
+def default_calibration_cache() -> Path:
+    """``$XDG_CACHE_HOME/driftline/calibration``, or ``~/.cache/driftline/calibration``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "driftline" / "calibration"
+
+
 class Config(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
@@ -256,6 +262,8 @@ class Config(_Strict):
     labels: LabelsConfig = LabelsConfig()
     history: HistoryConfig = HistoryConfig()
     reference_registry: Path | None = None
+    calibration_cache: Path | None = Field(default_factory=default_calibration_cache)
+    """Folder of calibrated drift thresholds kept across restarts; ``None`` keeps them in memory only."""
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of one model (defaults where it has none)."""
@@ -339,15 +347,13 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             for version, reference in model.references.items()
         }
         models[name] = model.model_copy(update={"references": references})
-    registry = config.reference_registry
-    if registry is not None and not registry.is_absolute():
-        registry = base / registry
     http = _resolve_http_paths(config.http, base)
     tls = {name: base / path for name in TLS_FILES if (path := getattr(config.kafka, name))}
     return config.model_copy(
         update={
             "models": models,
-            "reference_registry": registry,
+            "reference_registry": _resolve(config.reference_registry, base),
+            "calibration_cache": _resolve(config.calibration_cache, base),
             "http": http,
             "kafka": config.kafka.model_copy(update=tls),
         }
@@ -371,3 +377,10 @@ def _check_tls_files(kafka: KafkaConfig, source: str) -> None:
         path = getattr(kafka, name)
         if path is not None and not path.is_file():
             raise ConfigError(f"{source}: invalid configuration\n  kafka.{name}: no such file {path}")
+
+
+def _resolve(path: Path | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path

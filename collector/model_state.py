@@ -26,6 +26,7 @@ from collector.roles import CHAMPION
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
+from detectors.threshold_cache import ThresholdCache
 from detectors.window_report import PredictionHealth, WindowReport
 from exporters.store import MetricStore
 from exporters.tracing import PipelineTracer
@@ -214,6 +215,7 @@ class ModelVersionState:
 
     def _use_reference(self, reference: Reference, reference_ids: set[str]) -> None:
         drift = self.config.drift_for(self.model)
+        thresholds = ThresholdCache(self.config.calibration_cache)
         self.reference = reference
         self._drift = DataDriftDetector(
             mode=drift.mode,
@@ -223,6 +225,7 @@ class ModelVersionState:
             methods=self.model_config.drift_methods,
             seed=drift.seed,
             pooled_windows=drift.pooled_windows,
+            threshold_cache=thresholds,
         )
         self._drift.fit(reference.features)
         self._multivariate = MultivariateDrift(drift, self.store, self.labels)
@@ -237,6 +240,7 @@ class ModelVersionState:
             drift_share=1.0,
             seed=drift.seed,
             pooled_windows=drift.pooled_windows,
+            threshold_cache=thresholds,
         )
         self._prediction_drift.fit(reference.outputs)
         self._quality = DataQualityDetector(bounds=dict(self.model_config.bounds))

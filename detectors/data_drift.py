@@ -12,7 +12,9 @@ on the mode:
   per-feature threshold from resampling the reference, so that in a window
   without drift the chance that *any* feature is flagged is at most ``alpha``
   (:mod:`detectors.drift_calibration`). Thresholds are computed per window
-  size on first use and cached.
+  size on first use and cached: in memory for every detector of the process,
+  and on disk when ``threshold_cache`` is a :class:`~detectors.threshold_cache.ThresholdCache`
+  with a folder.
 
 In calibrated mode ``pooled_windows`` k > 1 also tests each feature on the
 window pooled with the previous k - 1 windows (their cell counts summed; the
@@ -60,6 +62,7 @@ from detectors.drift_methods import (
     NumericReference,
 )
 from detectors.method_choice import FEW_VALUES, check_override, choose_method
+from detectors.threshold_cache import ThresholdCache
 
 Mode = Literal["calibrated", "evidently"]
 MODES: tuple[Mode, ...] = ("calibrated", "evidently")
@@ -138,6 +141,7 @@ class DataDriftDetector:
         methods: Mapping[str, str] = MappingProxyType({}),
         seed: int = 0,
         pooled_windows: int = 4,
+        threshold_cache: ThresholdCache | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be 'calibrated' or 'evidently', got {mode!r}")
@@ -159,13 +163,14 @@ class DataDriftDetector:
         self.methods = dict(methods)
         self.seed = seed
         self.pooled_windows = pooled_windows
+        self.threshold_cache = threshold_cache
         self.reset()
 
     def __repr__(self) -> str:
         return (
             f"DataDriftDetector(mode={self.mode!r}, alpha={self.alpha}, persistence={self.persistence}, "
             f"drift_share={self.drift_share}, methods={self.methods!r}, seed={self.seed}, "
-            f"pooled_windows={self.pooled_windows})"
+            f"pooled_windows={self.pooled_windows}, threshold_cache={self.threshold_cache!r})"
         )
 
     def reset(self) -> None:
@@ -194,6 +199,7 @@ class DataDriftDetector:
                 n_features=len(fitted),
                 seed=self.seed,
                 tests_per_feature=2 if self.pooled_windows > 1 else 1,
+                cache=self.threshold_cache or ThresholdCache(),
             )
 
     def _fit_feature(self, name: str, kind: FeatureKind, present: npt.NDArray[np.generic]) -> _FittedFeature:

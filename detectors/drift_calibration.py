@@ -35,8 +35,10 @@ pooled with the previous ones), each test at level ``alpha / (F T)``
 without drift is at most ``alpha`` whatever the dependence between features
 and between the tests. The threshold is the simulated ``1 - alpha/(F T)``
 quantile taken one standard error to the safe side (:func:`upper_quantile`).
-Window sizes are bucketed (eighth-octaves, about 9% apart) and thresholds cached
-per (cells, bucket).
+Window sizes are bucketed (eighth-octaves, about 9% apart). A threshold depends on
+nothing but the cells' counts, the bucket, the level, the number of replicates and
+the seed, so it is computed once per process for every detector with the same ones
+and, with a cache directory, once across restarts (:mod:`detectors.threshold_cache`).
 
 >>> import numpy as np
 >>> cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=5000)))
@@ -54,6 +56,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from detectors.threshold_cache import ThresholdCache
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -210,6 +214,8 @@ class Calibrator:
     """Null replicates per (cells, size); 0 means ``clip(50 F T / alpha, 20,000, 200,000)``, so
     about 50 replicates lie beyond the threshold and its sampling error stays small."""
     tests_per_feature: int = 1
+    cache: ThresholdCache = field(default_factory=ThresholdCache, repr=False)
+    """Where thresholds are shared: the process-wide memory store, and a folder if it has one."""
     _cache: dict[tuple[tuple[str, tuple[int, ...]], int], float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -232,9 +238,30 @@ class Calibrator:
         bucket = size_bucket(size)
         key = (cells.key, bucket)
         if key not in self._cache:
-            null = null_statistics(cells, bucket, self.n_sims, np.random.default_rng([self.seed, bucket]))
-            self._cache[key] = upper_quantile(null, self.level)
+            self._cache[key] = self.cache.threshold(
+                self._shared_key(cells, bucket), lambda: self._simulate(cells, bucket)
+            )
         return self._cache[key]
+
+    def _simulate(self, cells: Cells, bucket: int) -> float:
+        null = null_statistics(cells, bucket, self.n_sims, np.random.default_rng([self.seed, bucket]))
+        return upper_quantile(null, self.level)
+
+    def _shared_key(self, cells: Cells, bucket: int) -> dict[str, object]:
+        """Everything :meth:`_simulate`'s result depends on (the statistics use only the counts)."""
+        kind, counts = cells.key
+        return {
+            "cells": kind,
+            "counts": list(counts),
+            "bucket": bucket,
+            "n_sims": self.n_sims,
+            "seed": self.seed,
+            "level": self.level,
+            "scale_weight": SCALE_WEIGHT,
+            "min_expected": MIN_EXPECTED,
+            "chunk": CHUNK,
+            "numpy": np.__version__,
+        }
 
     def thresholds_for(self, cells: Cells) -> dict[int, float]:
         """The thresholds computed so far for ``cells``, by window-size bucket."""
