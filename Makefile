@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.driftline-installed
 
-.PHONY: demo test lint typecheck pytest system-deps kafka kafka-stop dashboards clean
+.PHONY: demo test lint typecheck pytest system-deps kafka kafka-stop dashboards bench clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,25 @@ kafka: system-deps
 
 kafka-stop:
 	bash deploy/kafka/kafka.sh stop
+
+# Every benchmark at its quick sizes (BENCH_OPTIONS=--full for those of docs/benchmarks.md);
+# each prints baseline, result and ratio and writes bench/results/NAME.json.
+BENCHES := sdk_client exporters_cost drift_vs_evidently cbpe_vs_nannyml pipeline_throughput scaling \
+	kafka_throughput false_alarms
+BENCH_OPTIONS ?=
+NANNYML_VENV ?= /tmp/nanny-venv
+
+$(NANNYML_VENV)/bin/python:
+	$(PYTHON) -m venv $(NANNYML_VENV)
+	$(NANNYML_VENV)/bin/pip install --quiet nannyml "pandas<3" statsmodels
+
+bench: $(STAMP) system-deps $(NANNYML_VENV)/bin/python
+	@for name in $(BENCHES); do \
+		options="$(BENCH_OPTIONS)"; \
+		if [ $$name = cbpe_vs_nannyml ]; then options="$$options --nannyml-python $(NANNYML_VENV)/bin/python"; fi; \
+		echo "== bench/$$name.py $$options"; \
+		PYTHONPATH=$(CURDIR):$(CURDIR)/sdk $(BIN)/python bench/$$name.py $$options || exit 1; \
+	done
 
 dashboards: $(STAMP)
 	$(BIN)/driftline dashboards build

@@ -7,7 +7,8 @@ pooled test's first calibration are timed apart, since they happen once per
 reference (and per window-size bucket), not per window. The scores are
 checked to agree with the preset's before the ratio is printed.
 
-Run: ``.venv/bin/python bench/drift_vs_evidently.py [--repeats 3]``; other shapes with
+Run: ``.venv/bin/python bench/drift_vs_evidently.py [--full]`` (quick: 1 Evidently run;
+``--full``: 3); other shapes with
 ``--reference``, ``--window``, ``--numbers`` and ``--categories`` (the demo's:
 ``--reference 5000 --window 1000 --numbers 8 --categories 4``).
 """
@@ -19,6 +20,7 @@ import math
 import statistics
 import time
 
+import harness
 import numpy as np
 import pandas as pd
 
@@ -59,12 +61,18 @@ def run_evidently(kinds: dict[str, FeatureKind], ref: pd.DataFrame, cur: pd.Data
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="evidently runs (Driftline runs 50x more)")
+    parser.add_argument("--repeats", type=int, help="evidently runs, Driftline 50x more (quick 1, full 3)")
     parser.add_argument("--reference", type=int, default=N_REFERENCE, help="reference rows")
     parser.add_argument("--window", type=int, default=N_WINDOW, help="window rows")
     parser.add_argument("--numbers", type=int, default=N_NUMERIC, help="numerical features")
     parser.add_argument("--categories", type=int, default=N_CATEGORICAL, help="categorical features")
-    args = parser.parse_args()
+    args, chosen = harness.parse(parser, quick={"repeats": 1}, full={"repeats": 3})
+    run = harness.BenchRun(
+        "drift_vs_evidently",
+        args,
+        {**chosen, "reference": args.reference, "window": args.window, "numbers": args.numbers,
+         "categories": args.categories},
+    )
     rng = np.random.default_rng(0)
     shape = (args.numbers, args.categories)
     kinds, ref = make_frame(rng, args.reference, 0.0, *shape)
@@ -114,6 +122,15 @@ def main() -> None:
             f"next windows until the pooled test's calibration {warm_up_seconds * 1000:.0f} ms; "
             f"ratio evidently/driftline = {evidently_window / window:.0f}x; max |score diff| {worst:.1e}"
         )
+        run.figure(f"{mode}_mode_ms", {
+            "fit": round(fit_seconds * 1000, 1),
+            "first_window": round(first_seconds * 1000, 1),
+            "until_pooled_calibration": round(warm_up_seconds * 1000, 1),
+            "max_score_difference": worst,
+        })
+        run.compare(f"driftline {mode} mode, per window", window * 1000, evidently_window * 1000,
+                    "evidently DataDriftPreset", "ms")
+    run.write()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
    the SDK's own cost counts), against an empty ``with`` block.
 3. System metrics: one psutil sample of the process and host.
 
-Run: .venv/bin/python bench/exporters_cost.py [--series N]
+Run: .venv/bin/python bench/exporters_cost.py [--full] [--series N] (quick: 10 series per
+labelled metric; ``--full``: 50)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
+import harness
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import generate_latest
@@ -57,14 +59,15 @@ def best_of(fn: Callable[[], object], repeat: int, number: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--series", type=int, default=50, help="series per labelled metric")
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, help="series per labelled metric (quick 10, full 50)")
+    args, chosen = harness.parse(parser, quick={"series": 10}, full={"series": 50})
+    run = harness.BenchRun("exporters_cost", args, chosen)
 
     store = filled_store(args.series)
     registry = build_registry(store)
     resource = service_resource("bench")
-    samples = store.series_count()
+    run.figure("series", store.series_count())
     prometheus = best_of(lambda: generate_latest(registry), repeat=5, number=20)
     otlp = best_of(
         lambda: encode_metrics(to_metrics_data(store.snapshot(), resource, 0, 1))
@@ -72,9 +75,9 @@ def main() -> None:
         repeat=5,
         number=20,
     )
-    print(f"store: {samples} series")
-    print(f"prometheus exposition: {prometheus * 1e3:.2f} ms per scrape (baseline)")
-    print(f"otlp snapshot+encode:  {otlp * 1e3:.2f} ms per export, ratio {otlp / prometheus:.2f}")
+    print(f"store: {store.series_count()} series")
+    run.compare("otlp snapshot+encode, per export", otlp * 1e3, prometheus * 1e3,
+                "prometheus exposition, per scrape", "ms")
 
     empty = best_of(lambda: contextlib.nullcontext().__enter__(), repeat=5, number=20_000)
     off = PipelineTracer()
@@ -93,16 +96,15 @@ def main() -> None:
     batch_off = best_of(lambda: batch_trace(off), repeat=5, number=5_000)
     batch_on = best_of(lambda: batch_trace(on), repeat=5, number=500)
     on.shutdown()
-    print(f"empty with-block:      {empty * 1e6:.3f} us (baseline)")
-    print(f"span, tracing off:     {disabled * 1e6:.3f} us, ratio {disabled / empty:.1f}")
-    print(f"span, tracing on:      {enabled * 1e6:.3f} us, ratio {enabled / empty:.1f}")
-    print(f"batch trace, off:      {batch_off * 1e6:.3f} us, ratio {batch_off / empty:.1f}")
-    print(f"batch trace, on:       {batch_on * 1e6:.3f} us, ratio {batch_on / empty:.1f}")
+    run.compare("span, tracing off", disabled * 1e6, empty * 1e6, "empty with-block", "us")
+    run.compare("span, tracing on", enabled * 1e6, empty * 1e6, "empty with-block", "us")
+    run.compare("batch trace, tracing off", batch_off * 1e6, empty * 1e6, "empty with-block", "us")
+    run.compare("batch trace, tracing on", batch_on * 1e6, empty * 1e6, "empty with-block", "us")
 
     system = SystemMetrics(MetricStore())
     sample = best_of(system.update, repeat=5, number=200)
-    print(f"system metrics sample: {sample * 1e6:.0f} us, ratio to one scrape "
-          f"{sample / prometheus:.3f}")
+    run.compare("system metrics sample", sample * 1e3, prometheus * 1e3, "one scrape", "ms")
+    run.write()
 
 
 def batch_trace(tracer: PipelineTracer) -> None:

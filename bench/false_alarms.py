@@ -21,7 +21,9 @@ with its defaults (alpha 0.01, 4 pooled windows), on each window alone
 measured for evidently mode, so that the two detect at the same false-alarm
 budget. The ideal columns are at the row's alpha (0.01 for evidently mode).
 
-Run: ``.venv/bin/python bench/false_alarms.py`` (about 20 minutes on 2 cores).
+Run: ``.venv/bin/python bench/false_alarms.py --full`` (about 20 minutes on 2 cores); without
+``--full`` a tenth of the windows (quick: 100 no-drift windows per mode, 4 for the preset, 20
+per shift scenario), enough to see the rates' order, not their third digit.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import harness
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -194,11 +197,16 @@ def ideal_rate(shift: float, n_reference: int, alpha: float, n_tests: int, rows:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--windows", type=int, default=1000, help="no-drift windows per Driftline mode")
-    parser.add_argument("--evidently-windows", type=int, default=40, help="no-drift windows for the preset")
-    parser.add_argument("--shift-windows", type=int, default=200, help="windows per shift scenario")
+    parser.add_argument("--windows", type=int, help="no-drift windows per Driftline mode (full 1000)")
+    parser.add_argument("--evidently-windows", type=int, help="no-drift windows for the preset (full 40)")
+    parser.add_argument("--shift-windows", type=int, help="windows per shift scenario (full 200)")
     parser.add_argument("--stream", type=int, default=20, help="windows per reference draw")
-    args = parser.parse_args()
+    args, chosen = harness.parse(
+        parser,
+        quick={"windows": 100, "evidently_windows": 4, "shift_windows": 20},
+        full={"windows": 1000, "evidently_windows": 40, "shift_windows": 200},
+    )
+    run_record = harness.BenchRun("false_alarms", args, {**chosen, "stream": args.stream})
     base = [
         Mode("driftline evidently mode", driftline("evidently")),
         Mode("driftline calibrated, one window", driftline("calibrated", pooled_windows=1)),
@@ -220,15 +228,19 @@ def main() -> None:
         )
         rows.append((matched.name, run(matched.prepare, n_reference, args.windows, args.stream, seed=1)))
         modes = [*base, matched]
+        rates = {}
         for name, tally in rows:
             fwer, dataset = tally.any_flag / tally.windows, tally.dataset / tally.windows
+            rates[name] = {"windows": tally.windows, "fwer": fwer, "dataset_drift": dataset}
             print(f"| {name} | {tally.windows} | {fwer:.3f} | {dataset:.3f} |")
+        run_record.figure(f"no_drift_reference_{n_reference}", rates)
         print(
             "\n| shift | detector | shifted feature flagged | mean windows to first flag "
             f"| ideal z-test, one window | ideal z-test, {POOLED} windows |"
         )
         print("| --- | --- | ---: | ---: | ---: | ---: |")
         features = N_NUMERIC + N_CATEGORICAL
+        detection: dict[str, dict[str, float]] = {}
         for shift in (0.1, 0.25, 0.5, 1.0):
             for mode in modes:
                 ideal = ideal_rate(shift, n_reference, mode.alpha, features)
@@ -236,6 +248,7 @@ def main() -> None:
                 tally = run(mode.prepare, n_reference, args.shift_windows, args.stream, seed=2, shift=shift)
                 assert tally.delays is not None
                 rate = tally.target_flags / tally.target_checks
+                detection.setdefault(f"{shift} sd", {})[mode.name] = rate
                 print(
                     f"| {shift} sd | {mode.name} | {rate:.3f} | {np.mean(tally.delays):.2f} "
                     f"| {ideal:.3f} | {pooled:.3f} |"
@@ -246,6 +259,23 @@ def main() -> None:
             rate = tally.target_flags / tally.target_checks
             print(f"| category swap | {mode.name} | {rate:.3f} | {np.mean(tally.delays):.2f} | | |")
         print(f"\n({time.perf_counter() - started:.0f} s)")
+        run_record.figure(f"shifted_feature_flagged_reference_{n_reference}", detection)
+        calibrated = base[2].name
+        run_record.compare(
+            f"false alarms (FWER), {calibrated}, reference {n_reference:,}",
+            rates[calibrated]["fwer"],
+            rates["evidently DataDriftPreset"]["fwer"],
+            "evidently DataDriftPreset",
+            "windows flagged",
+        )
+        run_record.compare(
+            f"0.1 sd shift flagged, {calibrated}, reference {n_reference:,}",
+            detection["0.1 sd"][calibrated],
+            detection["0.1 sd"][base[0].name],
+            base[0].name,
+            "windows flagged",
+        )
+    run_record.write()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ seeded predictions (12 features, probabilities, segments) for 4 models, keyed
 by model on a 4-partition topic; producing them is not timed.
 
 Run (starts its own broker with deploy/kafka/kafka.sh unless --bootstrap is given):
-``.venv/bin/python bench/kafka_throughput.py [--events 50000] [--rounds 2]``
+``.venv/bin/python bench/kafka_throughput.py [--full]`` (quick: 20,000 events, 1 round;
+``--full``: 50,000 events, 2 rounds)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import harness  # noqa: E402
 from driftline.schema import Prediction, decode, encode  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
@@ -156,11 +158,14 @@ def collector_loop(bootstrap: str, topic: str, count: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--events", type=int, help="events on the topic (quick 20,000, full 50,000)")
+    parser.add_argument("--rounds", type=int, help="rounds, best kept (quick 1, full 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
-    args = parser.parse_args()
+    args, chosen = harness.parse(
+        parser, quick={"events": 20_000, "rounds": 1}, full={"events": 50_000, "rounds": 2}
+    )
+    run_record = harness.BenchRun("kafka_throughput", args, chosen)
     with local_broker() if args.bootstrap is None else _given(args.bootstrap) as bootstrap:
         topic = f"bench.throughput.{uuid.uuid4().hex[:8]}"
         fill_topic(bootstrap, topic, args.events, args.seed)
@@ -171,9 +176,10 @@ def main() -> None:
             collector.append(collector_loop(bootstrap, topic, args.events))
             print(f"round {round_ + 1}: raw {raw[-1]:,.0f} events/s, "
                   f"collector {collector[-1]:,.0f} events/s, ratio {collector[-1] / raw[-1]:.3f}")
-        best_raw, best_collector = max(raw), max(collector)
-        print(f"best: raw poll+decode {best_raw:,.0f} events/s; collector {best_collector:,.0f} "
-              f"events/s; ratio collector/raw {best_collector / best_raw:.3f}")
+        run_record.figure("rounds", {"raw": raw, "collector": collector})
+        run_record.compare("collector: source + pipeline + commit (best round)", max(collector), max(raw),
+                           "poll + decode (best round)", "events/s")
+    run_record.write()
 
 
 @contextmanager

@@ -5,7 +5,9 @@ serialize it with json.dumps and append it to a file, inline in the request.
 The client does the same work (plus schema validation) on its sender thread,
 so the serving thread pays only for building the event and queueing it.
 
-    .venv/bin/python bench/sdk_client.py [--events 20000] [--seed 0]
+    .venv/bin/python bench/sdk_client.py [--full] [--events N] [--seed 0]
+
+(quick: 5,000 calls; ``--full``: 20,000).
 
 Prints microseconds per call (mean, p50, p99, max) for each and the ratios
 of the client's mean and p50 to the baseline's, all measured in this run.
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import harness
 from driftline import Client, FileTransport
 
 
@@ -139,45 +142,50 @@ def broker_down(requests: list[dict[str, Any]]) -> tuple[list[float], float]:
     return timings, time.perf_counter() - started
 
 
-def p99(timings: list[float]) -> float:
-    return sorted(timings)[int(len(timings) * 0.99)]
-
-
-def summary(name: str, timings: list[float]) -> float:
+def summary(name: str, timings: list[float]) -> dict[str, float]:
     ordered = sorted(timings)
-    mean = statistics.fmean(ordered)
-    p50 = ordered[len(ordered) // 2]
+    figures = {
+        "mean": statistics.fmean(ordered),
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[int(len(ordered) * 0.99)],
+        "max": ordered[-1],
+    }
     print(
-        f"{name:<34} mean {mean:7.2f} us   p50 {p50:7.2f} us   p99 {p99(ordered):8.2f} us"
-        f"   max {ordered[-1]:9.1f} us"
+        f"{name:<34} mean {figures['mean']:7.2f} us   p50 {figures['p50']:7.2f} us"
+        f"   p99 {figures['p99']:8.2f} us   max {figures['max']:9.1f} us"
     )
-    return mean
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, help="calls per path (quick 5,000, full 20,000)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args, chosen = harness.parse(parser, quick={"events": 5_000}, full={"events": 20_000})
+    run = harness.BenchRun("sdk_client", args, chosen)
     requests = make_requests(args.events, args.seed)
     with tempfile.TemporaryDirectory() as folder:
-        base_timings = baseline(requests, Path(folder) / "a")
-        base = summary("baseline: inline json + file write", base_timings)
+        base = summary("baseline: inline json + file write", baseline(requests, Path(folder) / "a"))
         timings, drain, stats = with_client(requests, Path(folder) / "b")
         client = summary("client.log_prediction (file)", timings)
-        client_p50, base_p50 = (sorted(t)[len(t) // 2] for t in (timings, base_timings))
         full = summary("client.log_prediction (queue full)", dropping(requests))
         down_timings, down_close = broker_down(requests)
-        summary("client.log_prediction (broker down)", down_timings)
+        down = summary("client.log_prediction (broker down)", down_timings)
         lines = sum(1 for _ in (Path(folder) / "b").open("rb"))
     print(f"client: {stats.sent} sent, {lines} lines written, close() drained in {drain:.2f} s")
-    print(f"ratio client/baseline (mean serving-path time): {client / base:.2f}")
-    print(f"ratio client/baseline (p50 serving-path time): {client_p50 / base_p50:.2f}")
-    print(f"ratio queue-full/baseline: {full / base:.2f}")
-    print(
-        f"broker down: p99 {p99(down_timings):.1f} us (goal < 1000 us), ratio of p99 to "
-        f"baseline {p99(down_timings) / p99(base_timings):.2f}; close(timeout=2) took {down_close:.2f} s"
-    )
+    if lines != len(requests):
+        raise SystemExit(f"the client wrote {lines} events, expected {len(requests)}")
+    run.figure("close_drain_seconds", round(drain, 2))
+    run.figure("broker_down_close_seconds", round(down_close, 2))
+    for statistic in ("p50", "p99", "mean"):
+        run.compare(f"log_prediction {statistic}, delivered", client[statistic], base[statistic],
+                    "inline json + file write", "us")
+    for statistic in ("p50", "mean"):
+        run.compare(f"log_prediction {statistic}, queue full", full[statistic], base[statistic],
+                    "inline json + file write", "us")
+    run.compare("log_prediction p99, broker down (goal < 1000 us)", down["p99"], base["p99"],
+                "inline json + file write", "us")
+    run.write()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""Scaling: per-event cost against the number of models and of features, and memory while collecting.
+
+In-memory ``Pipeline.process`` (event time, batches of 2,000) on the workload of
+``bench/workload.py``, with the default configuration except where said:
+
+1. Models: the same total traffic (``--traffic`` predictions and half as many
+   labels, models in turn) for 1, 10, 100 (and with ``--full`` 1,000) models,
+   timed after every model's reference is complete and its first windows,
+   pooled test included, are evaluated and calibrated (untimed). So that 1,000
+   references fit in the run, references are 1,000 events and windows 200
+   (``defaults.reference.auto_events``, ``defaults.window.events``; windows
+   close by count only: ``max_seconds`` 1e9, since with 1,000 models in turn a
+   model's 200 events span 2,000 s of event time), and
+   ``limits.max_models`` is raised to the number of models. Every model's
+   reference holds the same rows (one shape, so calibration is shared); the
+   timed traffic is drawn independently per model. Baseline: one model.
+2. Features: microseconds per prediction with 100 and with 500 features per
+   prediction (every tenth a category), one model, same reference and window
+   sizes, predictions only. Baseline: a ``json.loads`` loop over the same
+   messages, and 100 features for 500.
+3. Memory: ``--idle`` model versions (one per model) each holding 4,999
+   predictions of 20 features, one short of the default automatic reference
+   of 5,000, so all are still collecting. Resident memory before and after
+   (psutil, after ``gc.collect``), per version. Baseline: the wire size of the
+   buffered events.
+
+Times are CPU seconds of the process (``time.process_time``), so that other work
+on a shared machine changes them little.
+
+Run: ``.venv/bin/python bench/scaling.py [--full]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+
+import harness
+import psutil
+import workload
+from workload import feed, raw
+
+from collector.config import Config, parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.pipeline import Pipeline
+from exporters.store import MetricStore
+
+REFERENCE, WINDOW = 1000, 200
+WARM_WINDOWS = 4
+"""Windows evaluated per model before timing: the pooled test's first calibration is at the 4th."""
+
+
+def bench_config(models: int) -> Config:
+    return parse_config(
+        {
+            "defaults": {
+                "reference": {"auto_events": REFERENCE},
+                "window": {"events": WINDOW, "max_seconds": 1e9},
+            },
+            "limits": {"max_models": max(models, 100)},
+        }
+    )
+
+
+def predictions_only(lines: list[bytes]) -> list[bytes]:
+    return [line for line in lines if line.startswith(b'{"type":"prediction"')]
+
+
+def per_event_us(models: int, traffic: int, seed: int) -> tuple[float, float]:
+    """Microseconds per timed message for ``models`` models, and the untimed set-up's seconds."""
+    pipeline = Pipeline(bench_config(models), MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    warm = models * (REFERENCE + WARM_WINDOWS * WINDOW)
+    setup = feed(pipeline, raw(workload.messages(warm, models=models, seed=seed, same_rows=True)))
+    timed = raw(workload.messages(traffic, models=models, seed=seed + 1, start=warm))
+    seconds = feed(pipeline, timed)
+    evaluated = sum(state.windows_evaluated for state in pipeline.states.values())
+    if len(pipeline.states) != models or evaluated < models * WARM_WINDOWS or pipeline.counts.rejected:
+        raise SystemExit(f"{models} models: set-up incomplete ({evaluated} windows, {pipeline.counts})")
+    return seconds / len(timed) * 1e6, setup
+
+
+def per_prediction_us(features: int, timed: int, seed: int) -> tuple[float, float]:
+    """Microseconds per prediction with ``features`` features, and a json.loads loop's."""
+    pipeline = Pipeline(bench_config(1), MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    warm = REFERENCE + WARM_WINDOWS * WINDOW
+    feed(pipeline, raw(predictions_only(workload.messages(warm, features=features, seed=seed))))
+    lines = predictions_only(workload.messages(timed, features=features, seed=seed + 1, start=warm))
+    seconds = feed(pipeline, raw(lines))
+    started = time.process_time()
+    for line in lines:
+        json.loads(line)
+    stdlib = time.process_time() - started
+    return seconds / len(lines) * 1e6, stdlib / len(lines) * 1e6
+
+
+def idle_memory(versions: int, seed: int) -> tuple[float, float]:
+    """Resident MB per model version collecting its reference, and the buffered events' wire MB."""
+    config = parse_config({"limits": {"max_models": max(versions, 100)}})
+    buffered = config.defaults.reference.auto_events - 1
+    lines = predictions_only(workload.messages(versions * buffered, models=versions, seed=seed))
+    messages = raw(lines)
+    pipeline = Pipeline(config, MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    feed(pipeline, messages)
+    gc.collect()
+    grown = psutil.Process().memory_info().rss - before
+    if not all(state.collecting_reference for state in pipeline.states.values()):
+        raise SystemExit("a model version finished its reference: the memory figure would be wrong")
+    wire = sum(len(line) for line in lines)
+    return grown / versions / 1e6, wire / versions / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, nargs="+", help="model counts (quick 1 10 100, full +1000)")
+    parser.add_argument("--traffic", type=int, help="timed predictions (quick 40,000, full 400,000)")
+    parser.add_argument("--feature-events", type=int, help="timed predictions per feature count")
+    parser.add_argument("--idle", type=int, help="idle model versions (quick 20, full 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    args, chosen = harness.parse(
+        parser,
+        quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 20},
+        full={"models": [1, 10, 100, 1000], "traffic": 400_000, "feature_events": 10_000, "idle": 100},
+    )
+    run = harness.BenchRun("scaling", args, chosen)
+
+    costs = {}
+    for models in args.models:
+        costs[models], setup = per_event_us(models, args.traffic, args.seed)
+        run.figure(f"setup_seconds_{models}_models", round(setup, 1))
+        run.compare(f"{models} models, per event", costs[models], costs[args.models[0]],
+                    f"{args.models[0]} model(s)", "us")
+
+    widths = {}
+    for features in (100, 500):
+        widths[features], stdlib = per_prediction_us(features, args.feature_events, args.seed)
+        run.compare(f"{features} features, per prediction", widths[features], stdlib, "json.loads loop", "us")
+    run.compare("500 features, per prediction", widths[500], widths[100], "100 features", "us")
+
+    per_version, wire = idle_memory(args.idle, args.seed)
+    run.figure("idle_mb_for_100_versions", round(per_version * 100, 1))
+    run.compare(f"memory per idle model version ({args.idle} versions)", per_version, wire,
+                "wire size of its buffered events", "MB")
+    run.write()
+
+
+if __name__ == "__main__":
+    main()
