@@ -7,7 +7,9 @@ accepted. The baseline is ``json.loads`` alone, the floor of any Python
 consumer of the wire format; both run on the same seeded messages in this
 run, best of ``--rounds``.
 
-    .venv/bin/python bench/decode_cost.py [--events 20000] [--rounds 5] [--seed 0]
+    .venv/bin/python bench/decode_cost.py [--full] [--events N] [--rounds N] [--seed 0]
+
+(quick: 20,000 events, 3 rounds; ``--full``: 20,000 events, 7 rounds).
 
 Prints microseconds per event for each and the ratio decode / json.loads. To
 compare another version of the schema, put its ``sdk`` folder first on
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable
 
 import driftline.schema
+import harness
 from driftline.schema import Prediction, decode, encode
 
 
@@ -51,11 +54,12 @@ def messages(count: int, seed: int) -> list[bytes]:
 
 
 def best_seconds(loop: Callable[[list[bytes]], object], batch: list[bytes], rounds: int) -> float:
+    """Best CPU seconds of the process (wall time on a shared machine varies several-fold)."""
     best = float("inf")
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         loop(batch)
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     return best
 
 
@@ -63,19 +67,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--events", type=int, help="messages (20,000)")
+    parser.add_argument("--rounds", type=int, help="rounds, best kept (quick 3, full 7)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args, chosen = harness.parse(
+        parser, quick={"events": 20_000, "rounds": 3}, full={"events": 20_000, "rounds": 7}
+    )
+    run = harness.BenchRun("decode_cost", args, chosen)
     batch = messages(args.events, args.seed)
     baseline = best_seconds(lambda b: [json.loads(m) for m in b], batch, args.rounds)
     full = best_seconds(lambda b: [decode(m) for m in b], batch, args.rounds)
     per_event = {"json.loads": baseline / len(batch) * 1e6, "decode": full / len(batch) * 1e6}
     print(f"driftline.schema from {driftline.schema.__file__}")
     print(f"{len(batch)} events, best of {args.rounds} rounds")
-    for name, micros in per_event.items():
-        print(f"  {name:<11} {micros:7.2f} us/event")
-    print(f"  ratio decode / json.loads: {full / baseline:.2f}")
+    run.figure("schema", driftline.schema.__file__)
+    run.compare("decode", per_event["decode"], per_event["json.loads"], "json.loads", "us/event")
+    run.write()
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ measured for evidently mode, so that the two detect at the same false-alarm
 budget. The ideal columns are at the row's alpha (0.01 for evidently mode).
 
 Run: ``.venv/bin/python bench/false_alarms.py --full`` (about 20 minutes on 2 cores); without
-``--full`` a tenth of the windows (quick: 100 no-drift windows per mode, 4 for the preset, 20
-per shift scenario), enough to see the rates' order, not their third digit.
+``--full`` a twentieth of the windows (quick: 50 no-drift windows per mode, 2 for the preset, 10
+per shift scenario), enough to see that it runs and the rates' order, not their second digit.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--stream", type=int, default=20, help="windows per reference draw")
     args, chosen = harness.parse(
         parser,
-        quick={"windows": 100, "evidently_windows": 4, "shift_windows": 20},
+        quick={"windows": 50, "evidently_windows": 2, "shift_windows": 10},
         full={"windows": 1000, "evidently_windows": 40, "shift_windows": 200},
     )
     run_record = harness.BenchRun("false_alarms", args, {**chosen, "stream": args.stream})

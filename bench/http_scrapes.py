@@ -9,7 +9,7 @@ and ``--clients`` concurrent ``GET /healthz`` each on its own connection.
 It prints the median and p99 of each, and the ratio of each to the idle
 baseline.
 
-Run: ``.venv/bin/python bench/http_scrapes.py``
+Run: ``.venv/bin/python bench/http_scrapes.py`` (one size: ``--full`` changes nothing)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import harness
 from driftline.schema import encode
 
 from collector.config import Config, HttpConfig
@@ -65,20 +66,20 @@ def _during(background: Callable[[], object], measure: Callable[[], list[float]]
         worker.join()
 
 
-def _report(name: str, latencies: list[float], baseline: list[float]) -> None:
+def _report(run: harness.BenchRun, name: str, latencies: list[float], baseline: list[float]) -> None:
     (median, p99), (base_median, base_p99) = _summary(latencies), _summary(baseline)
-    print(
-        f"{name}: median {median * 1e3:.1f} ms ({median / base_median:.1f}x idle), "
-        f"p99 {p99 * 1e3:.1f} ms ({p99 / base_p99:.1f}x idle)"
-    )
+    run.compare(f"{name}, median", median * 1e3, base_median * 1e3, "idle", "ms")
+    run.compare(f"{name}, p99", p99 * 1e3, base_p99 * 1e3, "idle", "ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scrapes", type=int, default=50)
-    parser.add_argument("--renders", type=int, default=2)
-    parser.add_argument("--clients", type=int, default=200)
-    args = parser.parse_args()
+    parser.add_argument("--scrapes", type=int, help="sequential scrapes (50)")
+    parser.add_argument("--renders", type=int, help="concurrent report renders (2)")
+    parser.add_argument("--clients", type=int, help="concurrent /healthz clients (200)")
+    one_size = {"scrapes": 50, "renders": 2, "clients": 200}
+    args, chosen = harness.parse(parser, quick=one_size, full=one_size)
+    run = harness.BenchRun("http_scrapes", args, chosen)
 
     store, reports = MetricStore(), HtmlReportWriter()
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=True, listeners=(reports,))
@@ -101,10 +102,9 @@ def main() -> None:
     finally:
         server.stop()
 
-    _report(f"/metrics idle, {args.scrapes} sequential", idle, idle)
-    _report(f"/metrics during {args.renders} report renders", busy, idle)
-    _report(f"/healthz idle, {args.scrapes} sequential", idle_health, idle_health)
-    _report(f"/healthz, {args.clients} concurrent clients", burst, idle_health)
+    _report(run, f"/metrics during {args.renders} report renders", busy, idle)
+    _report(run, f"/healthz, {args.clients} concurrent clients", burst, idle_health)
+    run.write()
 
 if __name__ == "__main__":
     main()

@@ -118,11 +118,11 @@ def main() -> None:
     parser.add_argument("--models", type=int, nargs="+", help="model counts (quick 1 10 100, full +1000)")
     parser.add_argument("--traffic", type=int, help="timed predictions (quick 40,000, full 400,000)")
     parser.add_argument("--feature-events", type=int, help="timed predictions per feature count")
-    parser.add_argument("--idle", type=int, help="idle model versions (quick 20, full 100)")
+    parser.add_argument("--idle", type=int, help="idle model versions (quick 10, full 100)")
     parser.add_argument("--seed", type=int, default=0)
     args, chosen = harness.parse(
         parser,
-        quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 20},
+        quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 10},
         full={"models": [1, 10, 100, 1000], "traffic": 400_000, "feature_events": 10_000, "idle": 100},
     )
     run = harness.BenchRun("scaling", args, chosen)

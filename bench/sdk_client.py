@@ -14,7 +14,10 @@ of the client's mean and p50 to the baseline's, all measured in this run.
 "broker down" is a Client on the Kafka transport whose broker is stopped
 (a loopback port nothing listens on): the sender keeps retrying the
 bootstrap, the queue fills and the serving path only drops (goal: p99 under
-1 ms); ``close(timeout=2)`` must still return in about 2 s. In
+1 ms); ``close(timeout=2)`` must still return in about 2 s.
+Then the sender thread's own work per event (``Client._deliver``: encode,
+validate, hand to a transport that discards), in CPU time, against
+``json.dumps`` of the same event (the baseline's serialization). In
 this tight loop the sender thread competes with the caller for the GIL, so
 the client's mean includes the sender's share (a few calls wait for a GIL
 switch); in a real service the sender mostly runs while requests wait on I/O.
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from driftline import Client, FileTransport
+from driftline import Client, FileTransport, Prediction
 
 
 def make_requests(count: int, seed: int) -> list[dict[str, Any]]:
@@ -142,6 +145,53 @@ def broker_down(requests: list[dict[str, Any]]) -> tuple[list[float], float]:
     return timings, time.perf_counter() - started
 
 
+class _Discard:
+    """A transport that drops every payload, so only the sender's own work is timed."""
+
+    def send(self, key: str, payload: bytes) -> None:
+        return None
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
+
+
+def sender_cost(requests: list[dict[str, Any]]) -> tuple[float, float]:
+    """CPU microseconds per event of the sender's work, and of json.dumps of the same event."""
+    client = Client("credit-risk", "3", _Discard())
+    events = [
+        Prediction(
+            event_id=uuid.uuid4().hex,
+            model="credit-risk",
+            model_version="3",
+            features=features,
+            prediction=1,
+            timestamp=time.time(),
+            probabilities={"0": 0.3, "1": 0.7},
+            latency_ms=2.5,
+        )
+        for features in requests
+    ]
+    started = time.process_time()
+    for event in events:
+        client._deliver(event)
+    sender = time.process_time() - started
+    client.close()
+    plain = [
+        {"type": "prediction", "schema_version": 1, "event_id": e.event_id, "model": e.model,
+         "model_version": e.model_version, "features": e.features, "prediction": e.prediction,
+         "timestamp": e.timestamp, "probabilities": e.probabilities, "latency_ms": e.latency_ms}
+        for e in events
+    ]
+    started = time.process_time()
+    for event in plain:
+        json.dumps(event, separators=(",", ":"))
+    dumps = time.process_time() - started
+    return sender / len(events) * 1e6, dumps / len(events) * 1e6
+
+
 def summary(name: str, timings: list[float]) -> dict[str, float]:
     ordered = sorted(timings)
     figures = {
@@ -185,6 +235,8 @@ def main() -> None:
                     "inline json + file write", "us")
     run.compare("log_prediction p99, broker down (goal < 1000 us)", down["p99"], base["p99"],
                 "inline json + file write", "us")
+    sender, dumps = sender_cost(requests)
+    run.compare("sender thread's work per event (CPU)", sender, dumps, "json.dumps of the event", "us")
     run.write()
 
 
