@@ -40,6 +40,8 @@ FORMAT_VERSION = 1
 
 _PROCESS_MEMORY: dict[str, float] = {}
 _LOCK = threading.Lock()
+_UNWRITABLE: set[Path] = set()
+"""Folders a write already failed in: warned about once, then kept in memory only."""
 
 
 class ThresholdCache:
@@ -86,7 +88,7 @@ class ThresholdCache:
 
     def _write(self, digest: str, canonical: str, value: float) -> None:
         path = self._path(digest)
-        if path is None:
+        if path is None or path.parent in _UNWRITABLE:
             return
         text = json.dumps({"key": canonical, "threshold": value})
         try:
@@ -96,4 +98,9 @@ class ThresholdCache:
                 out.write(text)
             os.replace(temporary, path)
         except OSError as error:
-            log.warning("cannot write the calibration cache %s (%s): kept in memory only", path, error)
+            _UNWRITABLE.add(path.parent)
+            log.warning(
+                "cannot write the calibration cache in %s (%s): thresholds kept in memory only",
+                path.parent,
+                error,
+            )

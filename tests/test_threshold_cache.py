@@ -127,14 +127,19 @@ def test_a_corrupt_cache_file_is_ignored_recomputed_and_replaced(
     assert json.loads(path.read_text())["threshold"] == expected
 
 
-def test_an_unwritable_cache_folder_keeps_thresholds_in_memory(tmp_path: Path) -> None:
+def test_an_unwritable_cache_folder_keeps_thresholds_in_memory_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("a file where the folder would be")
     cells = RankCells.from_sorted(np.sort(np.random.default_rng(4).normal(size=1500)))
     cache = ThresholdCache(blocked / "calibration", memory={})
     value = Calibrator(alpha=0.01, n_features=2, cache=cache).threshold(cells, 400)
     assert value == Calibrator(alpha=0.01, n_features=2, cache=cache).threshold(cells, 400)
-    assert len(cache.memory) == 1
+    Calibrator(alpha=0.01, n_features=2, cache=cache).threshold(cells, 900)
+    assert len(cache.memory) == 2
+    warnings = [r for r in caplog.records if "cannot write the calibration cache" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 @pytest.mark.parametrize(
