@@ -22,7 +22,8 @@ In-memory ``Pipeline.process`` (event time, batches of 2,000) on the workload of
    predictions of 20 features, one short of the default automatic reference
    of 5,000, so all are still collecting. Resident memory before and after
    (psutil, after ``gc.collect``), per version. Baseline: the wire size of the
-   buffered events.
+   buffered events. Measured first, in a fresh process, so that no memory
+   freed by the other parts is reused and hides the growth.
 
 Times are CPU seconds of the process (``time.process_time``), so that other work
 on a shared machine changes them little.
@@ -48,6 +49,7 @@ from collector.pipeline import Pipeline
 from exporters.store import MetricStore
 
 REFERENCE, WINDOW = 1000, 200
+PARTS = ["memory", "models", "features"]
 WARM_WINDOWS = 4
 """Windows evaluated per model before timing: the pooled test's first calibration is at the 4th."""
 
@@ -120,30 +122,32 @@ def main() -> None:
     parser.add_argument("--feature-events", type=int, help="timed predictions per feature count")
     parser.add_argument("--idle", type=int, help="idle model versions (quick 10, full 100)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure (all)")
     args, chosen = harness.parse(
         parser,
         quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 10},
         full={"models": [1, 10, 100, 1000], "traffic": 400_000, "feature_events": 10_000, "idle": 100},
     )
-    run = harness.BenchRun("scaling", args, chosen)
-
-    costs = {}
-    for models in args.models:
-        costs[models], setup = per_event_us(models, args.traffic, args.seed)
-        run.figure(f"setup_seconds_{models}_models", round(setup, 1))
-        run.compare(f"{models} models, per event", costs[models], costs[args.models[0]],
-                    f"{args.models[0]} model(s)", "us")
-
-    widths = {}
-    for features in (100, 500):
-        widths[features], stdlib = per_prediction_us(features, args.feature_events, args.seed)
-        run.compare(f"{features} features, per prediction", widths[features], stdlib, "json.loads loop", "us")
-    run.compare("500 features, per prediction", widths[500], widths[100], "100 features", "us")
-
-    per_version, wire = idle_memory(args.idle, args.seed)
-    run.figure("idle_mb_for_100_versions", round(per_version * 100, 1))
-    run.compare(f"memory per idle model version ({args.idle} versions)", per_version, wire,
-                "wire size of its buffered events", "MB")
+    run = harness.BenchRun("scaling", args, {**chosen, "parts": args.parts})
+    if "memory" in args.parts:  # first, before the other parts' freed memory can be reused
+        per_version, wire = idle_memory(args.idle, args.seed)
+        run.figure("idle_mb_for_100_versions", round(per_version * 100, 1))
+        run.compare(f"memory per idle model version ({args.idle} versions)", per_version, wire,
+                    "wire size of its buffered events", "MB")
+    if "models" in args.parts:
+        costs = {}
+        for models in args.models:
+            costs[models], setup = per_event_us(models, args.traffic, args.seed)
+            run.figure(f"setup_cpu_seconds_{models}_models", round(setup, 1))
+            run.compare(f"{models} models, per event", costs[models], costs[args.models[0]],
+                        f"{args.models[0]} model(s)", "us")
+    if "features" in args.parts:
+        widths = {}
+        for features in (100, 500):
+            widths[features], stdlib = per_prediction_us(features, args.feature_events, args.seed)
+            run.compare(f"{features} features, per prediction", widths[features], stdlib,
+                        "json.loads loop", "us")
+        run.compare("500 features, per prediction", widths[500], widths[100], "100 features", "us")
     run.write()
 
 
