@@ -37,8 +37,8 @@ kafka-stop:
 
 # Every benchmark at its quick sizes (BENCH_OPTIONS=--full for those of docs/benchmarks.md);
 # each prints baseline, result and ratio and writes bench/results/NAME.json.
-BENCHES := sdk_client decode_cost exporters_cost http_scrapes drift_vs_evidently cbpe_vs_nannyml \
-	pipeline_throughput scaling kafka_throughput false_alarms
+BENCHES := sdk_client sdk_backfill decode_cost exporters_cost http_scrapes report_index drift_vs_evidently \
+	cbpe_vs_nannyml performance_false_alarms pipeline_throughput scaling kafka_throughput false_alarms
 BENCH_OPTIONS ?=
 NANNYML_VENV ?= /tmp/nanny-venv
 

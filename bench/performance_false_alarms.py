@@ -12,7 +12,9 @@ calibrated on the reference), then ``--windows`` fresh windows are scored:
   share past the threshold is the detection rate, against the baseline of the
   fixed rule (more than 10% below the reference value).
 
-    .venv/bin/python bench/performance_false_alarms.py [--references 10] [--windows 100] [--window 1000]
+    .venv/bin/python bench/performance_false_alarms.py [--full] [--references N] [--windows N] [--window 1000]
+
+(quick: 3 references x 30 windows; ``--full``: 40 x 50, the sizes of docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
+import harness
 import numpy as np
 
 from detectors.cbpe import CBPE
@@ -67,12 +70,19 @@ def score(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--references", type=int, default=10)
-    parser.add_argument("--windows", type=int, default=100)
+    parser.add_argument("--references", type=int, help="seeded references (quick 3, full 40)")
+    parser.add_argument("--windows", type=int, help="windows per reference and case (quick 30, full 50)")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--reference-rows", type=int, default=5000)
     parser.add_argument("--alpha", type=float, default=0.01)
-    args = parser.parse_args()
+    args, chosen = harness.parse(
+        parser, quick={"references": 3, "windows": 30}, full={"references": 40, "windows": 50}
+    )
+    run = harness.BenchRun(
+        "performance_false_alarms",
+        args,
+        {**chosen, "window": args.window, "reference_rows": args.reference_rows, "alpha": args.alpha},
+    )
     crossed: dict[tuple[str, str, str], list[bool]] = {}
     for ref in range(args.references):
         thresholds, cbpe, reference = fit(args.reference_rows, args.window, ref, args.alpha)
@@ -98,10 +108,11 @@ def main() -> None:
             fa = np.mean(crossed[("no drift", source, metric)])
             hit = np.mean(crossed[("shift -3.5%", source, metric)])
             fixed = np.mean(crossed[("shift -3.5%", source, metric + " fixed10%")])
-            print(
-                f"{source:9} {metric:9}  false alarms {fa:6.3%}  ratio to alpha {fa / args.alpha:5.2f}"
-                f"   detection (-3.5%) {hit:6.1%}  fixed 10% rule {fixed:6.1%}"
-            )
+            run.compare(f"{source} {metric}: false alarms", float(fa), args.alpha, "nominal alpha",
+                        "windows flagged")
+            run.compare(f"{source} {metric}: detection of a 3.5% drop", float(hit), float(fixed),
+                        "fixed 10% rule", "windows flagged")
+    run.write()
 
 
 if __name__ == "__main__":

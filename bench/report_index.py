@@ -9,7 +9,7 @@ cost is ``GET /reports/`` with the writer filled to the default bounds
 /metrics`` on the same server, each ``--views`` times sequentially. It prints
 medians and the ratio of each to its baseline.
 
-Run: ``.venv/bin/python bench/report_index.py``
+Run: ``.venv/bin/python bench/report_index.py`` (one size: ``--full`` changes nothing)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import statistics
 import time
 import urllib.request
 
+import harness
 from driftline.schema import encode
 
 from collector.config import Config
@@ -36,9 +37,11 @@ from tests.streams import predictions
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", type=int, default=20)
-    parser.add_argument("--views", type=int, default=30)
-    args = parser.parse_args()
+    parser.add_argument("--windows", type=int, help="windows of 1,000 events (20)")
+    parser.add_argument("--views", type=int, help="sequential views of each page (30)")
+    one_size = {"windows": 20, "views": 30}
+    args, chosen = harness.parse(parser, quick=one_size, full=one_size)
+    run = harness.BenchRun("report_index", args, chosen)
 
     reports: list[WindowReport] = []
     store = MetricStore()
@@ -58,7 +61,7 @@ def main() -> None:
         began = time.perf_counter()
         writer(report)
         listener.append(time.perf_counter() - began)
-    _print("report writer per window", listener, "pipeline per window", per_window)
+    _print(run, "report writer per window", listener, "pipeline per window", per_window)
 
     _fill(writer, reports[-1])
     server = HttpServer(Endpoints(build_registry(store), pipeline.status, lambda: None, writer), port=0)
@@ -69,7 +72,8 @@ def main() -> None:
     finally:
         server.stop()
     bounds = f"{writer.settings.max_versions} x {writer.settings.index_windows} windows"
-    _print(f"GET /reports/ ({bounds})", index, "/metrics", metrics)
+    _print(run, f"GET /reports/ ({bounds})", index, "/metrics", metrics)
+    run.write()
 
 
 def _fill(writer: HtmlReportWriter, report: WindowReport) -> None:
@@ -87,12 +91,11 @@ def _get(url: str) -> float:
     return time.perf_counter() - began
 
 
-def _print(name: str, samples: list[float], baseline_name: str, baseline: list[float]) -> None:
+def _print(
+    run: harness.BenchRun, name: str, samples: list[float], baseline_name: str, baseline: list[float]
+) -> None:
     median, base = statistics.median(samples), statistics.median(baseline)
-    print(
-        f"{name}: median {median * 1e3:.3f} ms; {baseline_name}: median {base * 1e3:.3f} ms; "
-        f"ratio {median / base:.2g}"
-    )
+    run.compare(f"{name}, median", median * 1e3, base * 1e3, f"{baseline_name}, median", "ms")
 
 
 if __name__ == "__main__":

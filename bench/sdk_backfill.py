@@ -8,7 +8,9 @@ validates it with the collector's schema on its sender thread), and the
 caller waits for room whenever ``max_queue`` events are pending, so every
 event is delivered: the counts printed prove it.
 
-    .venv/bin/python bench/sdk_backfill.py [--events 50000] [--seed 0] [--no-kafka]
+    .venv/bin/python bench/sdk_backfill.py [--full] [--events N] [--seed 0] [--no-kafka]
+
+(quick: 10,000 events; ``--full``: 50,000).
 
 Kafka runs on a throwaway broker from deploy/kafka/kafka.sh unless
 ``--bootstrap HOST:PORT`` is given.
@@ -32,6 +34,7 @@ from driftline.kafka_transport import KafkaTransport
 from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 from kafka_throughput import local_broker
 
 T0 = 1_700_000_000.0
@@ -107,43 +110,45 @@ def kafka_baseline(records: list[dict[str, Any]], bootstrap: str, topic: str) ->
         producer.close()
 
 
-def report(name: str, baseline: float, client: float, stats: Any, delivered: int) -> None:
-    print(f"{name}: baseline {baseline:9.0f} events/s   client (block) {client:9.0f} events/s")
+def report(
+    run: harness.BenchRun, name: str, baseline: float, client: float, stats: Any, delivered: int
+) -> None:
+    run.figure(f"{name}_delivered", delivered)
     print(
         f"{name}: client sent {stats.sent}, dropped {stats.dropped_queue_full}, "
         f"invalid {stats.invalid}, failed {stats.failed}; delivered {delivered}"
     )
-    print(f"{name}: ratio client/baseline (events/s): {client / baseline:.2f}")
+    run.compare(f"{name}: client (block) backfill", client, baseline, "writes without the client", "events/s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, help="events (quick 10,000, full 50,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
     parser.add_argument("--no-kafka", action="store_true", help="measure the file transport only")
-    args = parser.parse_args()
+    args, chosen = harness.parse(parser, quick={"events": 10_000}, full={"events": 50_000})
+    run = harness.BenchRun("sdk_backfill", args, chosen)
     records = make_records(args.events, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         base = file_baseline(records, Path(folder) / "baseline.jsonl")
         client, stats = client_backfill(records, FileTransport(Path(folder) / "client.jsonl"))
         lines = sum(1 for _ in (Path(folder) / "client.jsonl").open("rb"))
-    report("file", base, client, stats, lines)
-    if args.no_kafka:
-        return
-    if args.bootstrap:
-        run_kafka(records, args.bootstrap)
-    else:
+    report(run, "file", base, client, stats, lines)
+    if not args.no_kafka and args.bootstrap:
+        run_kafka(run, records, args.bootstrap)
+    elif not args.no_kafka:
         with local_broker() as bootstrap:
-            run_kafka(records, bootstrap)
+            run_kafka(run, records, bootstrap)
+    run.write()
 
 
-def run_kafka(records: list[dict[str, Any]], bootstrap: str) -> None:
+def run_kafka(run: harness.BenchRun, records: list[dict[str, Any]], bootstrap: str) -> None:
     suffix = uuid.uuid4().hex[:8]
     base = kafka_baseline(records, bootstrap, f"bench.baseline.{suffix}")
     transport = KafkaTransport(bootstrap, f"bench.predictions.{suffix}", f"bench.labels.{suffix}")
     client, stats = client_backfill(records, transport)
-    report("kafka", base, client, stats, stats.sent - transport.failed_total)
+    report(run, "kafka", base, client, stats, stats.sent - transport.failed_total)
 
 
 if __name__ == "__main__":
