@@ -50,8 +50,7 @@ from driftline.schema import (
     RejectReason,
     Scalar,
     SchemaError,
-    decode,
-    encode,
+    encode_checked,
     utf8_text,
 )
 from driftline.transports import Transport
@@ -448,11 +447,11 @@ class Client:
     def _deliver(self, event: Event) -> tuple[_Outcome, str | None]:
         """Encode, validate and send one event; never raises. An invalid one comes with its reason.
 
-        Validation is the collector's own decode, so nothing it would reject is sent.
+        Validation is the collector's own (:func:`~driftline.schema.encode_checked`), so
+        nothing it would reject is sent.
         """
         try:
-            payload = encode(event)
-            decode(payload)
+            payload = encode_checked(event)
         except Exception as exc:  # SchemaError, or anything odd a caller's object raises
             reason = exc.reason if isinstance(exc, SchemaError) else RejectReason.INVALID_FIELD
             self._log_once(

@@ -134,14 +134,7 @@ def encode(event: Event) -> bytes:
     ranges and lengths (``decode`` does); it raises :class:`SchemaError` only
     for NaN or infinity and for values JSON cannot represent.
     """
-    obj: dict[str, Any] = {"type": event.type, "schema_version": SCHEMA_VERSION}
-    for name in event.__dataclass_fields__:
-        if name == "type":
-            continue
-        value = getattr(event, name)
-        if value is None:
-            continue
-        obj[name] = dict(value) if isinstance(value, Mapping) else value
+    obj = _wire_object(event)
     try:
         text = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar)
         return text.encode("utf-8")
@@ -150,6 +143,72 @@ def encode(event: Event) -> bytes:
         raise SchemaError(RejectReason.NON_FINITE, "", "NaN or infinity in event") from exc
     except TypeError as exc:
         raise SchemaError(RejectReason.INVALID_FIELD, "", f"not JSON-serializable: {exc}") from exc
+
+
+def _wire_object(event: Event) -> dict[str, Any]:
+    """The JSON object of an event, before serialization (absent optional fields left out)."""
+    obj: dict[str, Any] = {"type": event.type, "schema_version": SCHEMA_VERSION}
+    for name in event.__dataclass_fields__:
+        if name == "type":
+            continue
+        value = getattr(event, name)
+        if value is None:
+            continue
+        obj[name] = dict(value) if isinstance(value, Mapping) else value
+    return obj
+
+
+def encode_checked(event: Event) -> bytes:
+    """The wire form of an event, checked as :func:`decode` would check it.
+
+    Raises :class:`SchemaError` with the reason and field ``decode`` would
+    give. An event of plain values (exact ``str``, ``int``, ``float``,
+    ``bool`` and ``None``, mappings of them with string keys, no surrogate code
+    points) reads back from JSON as exactly what was written, so it is
+    validated as built, without parsing its own output again; anything else
+    (numpy scalars, subclasses, other keys, nesting, surrogates, which a JSON
+    round trip can pair into one character) takes the exact path:
+    :func:`encode`, then :func:`decode`.
+    """
+    obj = _wire_object(event)
+    if _plain_object(obj):
+        try:
+            payload = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except ValueError:  # NaN, infinity or an integer too long to write: the exact path names it
+            pass
+        else:
+            if len(payload) <= MAX_MESSAGE_BYTES:
+                validate(obj)
+                return payload
+    payload = encode(event)
+    decode(payload)
+    return payload
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_object(obj: dict[str, Any]) -> bool:
+    """Top-level values and the values of top-level dicts are exact plain scalars; keys are str;
+    no string holds a surrogate code point."""
+    for value in obj.values():
+        if type(value) is dict:
+            for key, item in value.items():
+                if type(key) is not str or not _plain_text(key) or not _plain_value(item):
+                    return False
+        elif not _plain_value(value):
+            return False
+    return True
+
+
+def _plain_value(value: object) -> bool:
+    if type(value) is str:
+        return _plain_text(value)
+    return type(value) in _PLAIN_SCALARS
+
+
+def _plain_text(text: str) -> bool:
+    return text.isascii() or not _SURROGATE.search(text)
 
 
 def _plain_scalar(value: object) -> object:
