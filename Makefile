@@ -38,7 +38,8 @@ kafka-stop:
 # Every benchmark at its quick sizes (BENCH_OPTIONS=--full for those of docs/benchmarks.md);
 # each prints baseline, result and ratio and writes bench/results/NAME.json.
 BENCHES := sdk_client sdk_backfill decode_cost exporters_cost http_scrapes report_index drift_vs_evidently \
-	cbpe_vs_nannyml performance_false_alarms pipeline_throughput scaling kafka_throughput false_alarms
+	multivariate_cost cbpe_vs_nannyml dle_vs_nannyml performance_false_alarms pipeline_throughput scaling \
+	kafka_throughput false_alarms
 BENCH_OPTIONS ?=
 NANNYML_VENV ?= /tmp/nanny-venv
 
@@ -49,7 +50,7 @@ $(NANNYML_VENV)/bin/python:
 bench: $(STAMP) system-deps $(NANNYML_VENV)/bin/python
 	@for name in $(BENCHES); do \
 		options="$(BENCH_OPTIONS)"; \
-		if [ $$name = cbpe_vs_nannyml ]; then options="$$options --nannyml-python $(NANNYML_VENV)/bin/python"; fi; \
+		case $$name in *_nannyml) options="$$options --nannyml-python $(NANNYML_VENV)/bin/python";; esac; \
 		echo "== bench/$$name.py $$options"; \
 		PYTHONPATH=$(CURDIR):$(CURDIR)/sdk $(BIN)/python bench/$$name.py $$options || exit 1; \
 	done
