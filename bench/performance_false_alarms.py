@@ -10,7 +10,14 @@ calibrated on the reference), then ``--windows`` fresh windows are scored:
   nominal);
 * a covariate shift to x0 ~ N(0, 3.0) (accuracy 0.911, 3.5% lower): the
   share past the threshold is the detection rate, against the baseline of the
-  fixed rule (more than 10% below the reference value).
+  fixed rule (more than 10% below the reference value);
+* a regressor (errors N(0, 1); a reference of ``--reference-rows``): false
+  alarms of the MAE and RMSE upper thresholds without drift, and the share of
+  windows past them when the errors grow by 20% (no fixed rule covers these).
+
+The false-alarm rates come with their standard error over the references
+(windows scored against one reference share its thresholds, so the
+references, not the windows, are the independent draws).
 
     .venv/bin/python bench/performance_false_alarms.py [--full] [--references N] [--windows N] [--window 1000]
 
@@ -47,9 +54,7 @@ def fit(
     cbpe = CBPE()
     cbpe.fit(p, labels.astype(np.float64))
     fitter = PerformanceThresholds(alpha=alpha, seed=seed)
-    realized = fitter.fit(
-        lambda r: evaluator.evaluate(list(labels[r]), list(predicted[r]), p[r]).metrics, n_rows, window
-    )
+    realized = fitter.fit(evaluator.on_rows(list(labels), list(predicted), p), n_rows, window)
     estimated = fitter.fit(lambda r: cbpe.estimate(p[r], predicted[r] == 1).metrics, n_rows, window)
     reference = evaluator.evaluate(list(labels), list(predicted), p).metrics
     return {"realized": realized, "estimated": estimated}, cbpe, reference
@@ -105,14 +110,51 @@ def main() -> None:
     )
     for source in ("realized", "estimated"):
         for metric in METRICS:
-            fa = np.mean(crossed[("no drift", source, metric)])
+            fa, error = rate(crossed[("no drift", source, metric)], args.references)
             hit = np.mean(crossed[("shift -3.5%", source, metric)])
             fixed = np.mean(crossed[("shift -3.5%", source, metric + " fixed10%")])
-            run.compare(f"{source} {metric}: false alarms", float(fa), args.alpha, "nominal alpha",
+            run.compare(f"{source} {metric}: false alarms", fa, args.alpha, "nominal alpha",
                         "windows flagged")
+            run.figure(f"{source} {metric}: false alarms, standard error", error)
+            print(f"  standard error over the references {error:.4f}")
             run.compare(f"{source} {metric}: detection of a 3.5% drop", float(hit), float(fixed),
                         "fixed 10% rule", "windows flagged")
+    regression(args, run)
     run.write()
+
+
+def rate(flags: list[bool], references: int) -> tuple[float, float]:
+    """The share of windows flagged and its standard error over the references (windows of one
+    reference share its thresholds, so the references are the independent draws)."""
+    per_reference = np.reshape(flags, (references, -1)).mean(axis=1)
+    return float(per_reference.mean()), float(per_reference.std(ddof=1) / np.sqrt(references))
+
+
+def regression(args: argparse.Namespace, run: harness.BenchRun) -> None:
+    """MAE and RMSE upper thresholds of a regressor (errors N(0, 1)): no drift, and errors x1.2."""
+    evaluator = PerformanceEvaluator("regression")
+    crossed: dict[tuple[str, str], list[bool]] = {}
+    for ref in range(args.references):
+        error = np.random.default_rng(ref).normal(0.0, 1.0, args.reference_rows)
+        fitter = PerformanceThresholds(alpha=args.alpha, seed=ref)
+        thresholds = fitter.fit(
+            evaluator.on_rows(list(error), [0.0] * len(error)), args.reference_rows, args.window
+        )
+        fresh = np.random.default_rng(1000 + ref)
+        for case, scale in (("no drift", 1.0), ("errors x1.2", 1.2)):
+            for _ in range(args.windows):
+                values = evaluator.evaluate(list(fresh.normal(0.0, scale, args.window)), [0.0] * args.window)
+                for metric in ("mae", "rmse"):
+                    hit = thresholds[metric].crossed(values.metrics[metric])
+                    crossed.setdefault((case, metric), []).append(hit)
+    for metric in ("mae", "rmse"):
+        fa, error = rate(crossed[("no drift", metric)], args.references)
+        run.compare(f"regressor {metric}: false alarms", fa, args.alpha, "nominal alpha", "windows flagged")
+        run.figure(f"regressor {metric}: false alarms, standard error", error)
+        print(f"  standard error over the references {error:.4f}")
+        detected = float(np.mean(crossed[("errors x1.2", metric)]))
+        run.figure(f"regressor {metric}: detection of errors x1.2", detected)
+        print(f"regressor {metric}: detection of errors x1.2: {detected:.3f}")
 
 
 if __name__ == "__main__":

@@ -85,17 +85,13 @@ class ModelHealth:
         self._reference_ids = reference_ids
         if self.task == "multiclass_classification":
             self.multiclass = MulticlassEstimator.from_reference(reference)
-            if reference.labels is None and len(self._reference_joined) >= self._reference_labels_target():
-                self._fit_from_joined()
         probabilities = self._reference_probabilities()
-        if probabilities is None:
-            return
         predictions = reference.outputs.columns.get("prediction")
         if reference.labels is not None and predictions is not None:
             self._fit_reference(list(reference.labels), list(predictions), probabilities)
         elif len(self._reference_joined) >= self._reference_labels_target():
             self._fit_from_joined()
-        else:
+        elif probabilities is not None:
             self.cbpe = CBPE()
             present = probabilities[~np.isnan(probabilities)]
             self.cbpe.fit(present)
@@ -198,13 +194,7 @@ class ModelHealth:
         predicted = [v for _, _, v in pairs]
         p = probabilities[rows] if probabilities is not None else None
         self.reference_performance = self.performance.evaluate(labels, predicted, p)
-        self._fit_thresholds(
-            "realized",
-            lambda r: self.performance.evaluate(
-                [labels[i] for i in r], [predicted[i] for i in r], p[r] if p is not None else None
-            ).metrics,
-            len(labels),
-        )
+        self._fit_thresholds("realized", self.performance.on_rows(labels, predicted, p), len(labels))
         if p is not None and self.reference_performance.task == "binary_classification":
             present = ~np.isnan(p)
             y = np.array([class_key(v) == self.positive_class for v in labels], dtype=np.float64)

@@ -25,7 +25,7 @@ default ``positive_class: "1"`` fits 0/1, boolean and string labels alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -124,6 +124,71 @@ class PerformanceEvaluator:
     ) -> PerformanceResult:
         """Score one window; ``positive_probabilities`` is P(positive class) (binary only),
         ``class_probabilities`` the (events x ``classes``) matrix (multiclass only)."""
+        task = self._settle_task(labels, predictions, positive_probabilities)
+        if task == "regression":
+            y = np.asarray(labels, dtype=np.float64)
+            y_hat = np.asarray(predictions, dtype=np.float64)
+            return PerformanceResult(task, len(y), regression_metrics(y, y_hat), {}, {})
+        y_true = np.array([class_key(v) for v in labels], dtype=object)
+        y_pred = np.array([class_key(v) for v in predictions], dtype=object)
+        recall, support = per_class_recall(y_true, y_pred)
+        if task == "binary_classification":
+            proba = None
+            if positive_probabilities is not None:
+                proba = np.asarray(positive_probabilities, dtype=np.float64)
+            positive = self.positive_class
+            metrics = binary_metrics(y_true == positive, y_pred == positive, proba)
+        else:
+            metrics = multiclass_metrics(y_true, y_pred, class_probabilities, classes)
+        return PerformanceResult(task, len(y_true), metrics, recall, support)
+
+    def on_rows(
+        self,
+        labels: Sequence[Scalar],
+        predictions: Sequence[Scalar],
+        positive_probabilities: npt.NDArray[np.float64] | None = None,
+    ) -> Callable[[npt.NDArray[np.intp]], Mapping[str, float]]:
+        """The metrics of any subset of rows, as :meth:`evaluate` gives them for those rows.
+
+        Classes are converted once, so scoring many subsets (bootstrap windows
+        of a reference) costs array indexing, not a ``class_key`` per value.
+        """
+        task = self._settle_task(labels, predictions, positive_probabilities)
+        if task == "regression":
+            y = np.asarray(labels, dtype=np.float64)
+            y_hat = np.asarray(predictions, dtype=np.float64)
+            return lambda rows: regression_metrics(y[rows], y_hat[rows])
+        y_true = np.array([class_key(v) for v in labels], dtype=object)
+        y_pred = np.array([class_key(v) for v in predictions], dtype=object)
+        if task == "multiclass_classification":
+            return lambda rows: multiclass_metrics(y_true[rows], y_pred[rows])
+        actual = y_true == self.positive_class
+        predicted = y_pred == self.positive_class
+        proba = positive_probabilities
+        if proba is None or np.isnan(proba).any():
+            return lambda rows: binary_metrics(
+                actual[rows], predicted[rows], None if proba is None else proba[rows]
+            )
+        codes = np.unique(proba, return_inverse=True)[1]
+        n_codes = int(codes.max()) + 1
+
+        def metrics(rows: npt.NDArray[np.intp]) -> dict[str, float]:
+            out = binary_metrics(actual[rows], predicted[rows])
+            auc = ranked_roc_auc(actual[rows], codes[rows], n_codes)
+            if auc is not None:
+                out["roc_auc"] = auc
+            out["log_loss"] = log_loss(actual[rows], proba[rows])
+            return out
+
+        return metrics
+
+    def _settle_task(
+        self,
+        labels: Sequence[Scalar],
+        predictions: Sequence[Scalar],
+        positive_probabilities: Sequence[float] | npt.NDArray[np.float64] | None,
+    ) -> Task:
+        """Check the lengths; the task in use (inferred from the first window when not configured)."""
         if len(labels) != len(predictions) or len(labels) == 0:
             raise ValueError(
                 "need as many labels as predictions, at least one: "
@@ -136,22 +201,7 @@ class PerformanceEvaluator:
             )
         if self.task_ is None:
             self.task_ = infer_task(labels, predictions, positive_probabilities is not None)
-        if self.task_ == "regression":
-            y = np.asarray(labels, dtype=np.float64)
-            y_hat = np.asarray(predictions, dtype=np.float64)
-            return PerformanceResult(self.task_, len(y), regression_metrics(y, y_hat), {}, {})
-        y_true = np.array([class_key(v) for v in labels], dtype=object)
-        y_pred = np.array([class_key(v) for v in predictions], dtype=object)
-        recall, support = per_class_recall(y_true, y_pred)
-        if self.task_ == "binary_classification":
-            proba = None
-            if positive_probabilities is not None:
-                proba = np.asarray(positive_probabilities, dtype=np.float64)
-            positive = self.positive_class
-            metrics = binary_metrics(y_true == positive, y_pred == positive, proba)
-        else:
-            metrics = multiclass_metrics(y_true, y_pred, class_probabilities, classes)
-        return PerformanceResult(self.task_, len(y_true), metrics, recall, support)
+        return self.task_
 
 
 def binary_metrics(
@@ -238,6 +288,23 @@ def roc_auc(actual: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> fl
         return None
     ranks = stats.rankdata(score)
     return float((np.sum(ranks[actual]) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def ranked_roc_auc(
+    actual: npt.NDArray[np.bool_], codes: npt.NDArray[np.intp], n_codes: int
+) -> float | None:
+    """:func:`roc_auc` of scores given by their dense ranks ``codes`` (0 to ``n_codes - 1``).
+
+    Counting positives and negatives per rank replaces the sort: the same
+    Mann-Whitney count (ties half), exactly, in linear time.
+    """
+    positives = np.bincount(codes[actual], minlength=n_codes)
+    negatives = np.bincount(codes[~actual], minlength=n_codes)
+    n_pos, n_neg = int(positives.sum()), int(negatives.sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    below = np.cumsum(negatives) - negatives
+    return float(np.sum(positives * (below + 0.5 * negatives)) / (n_pos * n_neg))
 
 
 def log_loss(actual: npt.NDArray[np.bool_], positive_probability: npt.NDArray[np.float64]) -> float:

@@ -8,6 +8,8 @@ fixed 10% rule). Windows of 2,000 events; the reference has 5,000 labelled rows.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,7 @@ from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
+from detectors.performance import PerformanceEvaluator
 from detectors.performance_threshold import PerformanceThresholds
 from detectors.window_report import LabelWindowReport, WindowReport
 from exporters.store import MetricStore
@@ -134,4 +137,98 @@ def test_bad_parameters_are_refused() -> None:
         PerformanceThresholds(alpha=0.6)
     with pytest.raises(ValueError, match="resamples must be at least 2 / alpha = 200"):
         PerformanceThresholds(alpha=0.01, resamples=100)
-    assert repr(PerformanceThresholds()) == "PerformanceThresholds(alpha=0.01, resamples=500, seed=0)"
+    assert repr(PerformanceThresholds()) == "PerformanceThresholds(alpha=0.01, resamples=2000, seed=0)"
+
+
+def _regression_rows(n: int, noise: float, rng: np.random.Generator) -> pd.DataFrame:
+    x0 = rng.normal(0.0, 1.0, n)
+    return pd.DataFrame({"x0": x0, "prediction": 2 * x0, "label": 2 * x0 + rng.normal(0.0, noise, n)})
+
+
+def _regression_messages(frame: pd.DataFrame, start: int) -> list[RawMessage]:
+    out = []
+    for i, row in enumerate(frame.to_dict("records"), start=start):
+        t = T0 + i
+        features = {"x0": row["x0"]}
+        prediction = Prediction(f"e{i}", "m", "1", features, float(row["prediction"]), timestamp=t)
+        label = Label(event_id=f"e{i}", model="m", label=float(row["label"]), timestamp=t)
+        out += [
+            RawMessage(encode(prediction), "t", 0, 2 * i, 0.0),
+            RawMessage(encode(label), "t", 0, 2 * i + 1, 0.0),
+        ]
+    return out
+
+
+@pytest.mark.parametrize("metric", ["mae", "rmse"])
+def test_regression_errors_growing_by_a_fifth_cross_the_upper_threshold_in_the_shifted_windows_only(
+    tmp_path: Path, metric: str
+) -> None:
+    """A regressor's errors grow by 20% (noise sd 1.0 to 1.2): MAE and RMSE pass their upper bound."""
+    rng = np.random.default_rng(12)
+    _regression_rows(5000, 1.0, rng).to_parquet(tmp_path / "ref.parquet")
+    reference = {"1": {"path": str(tmp_path / "ref.parquet")}}
+    config = parse_config(
+        {
+            "defaults": {"window": {"events": 2000, "max_seconds": 1e9}},
+            "models": {"m": {"task": "regression", "references": reference}},
+        }
+    )
+    store = MetricStore()
+    seen: list[tuple[float, float]] = []
+    labels = {"model": "m", "model_version": "1", "metric": metric, "source": "realized"}
+
+    def at_label_window(report: LabelWindowReport) -> None:
+        value = store.get("driftline_performance", labels)
+        threshold = store.get("driftline_performance_threshold", {**labels, "bound": "upper"})
+        assert isinstance(value, float) and isinstance(threshold, float)
+        seen.append((value, threshold))
+
+    pipeline = Pipeline(
+        config, store, MemoryDeadLetterSink(), event_time=True, label_listeners=(at_label_window,)
+    )
+    pipeline.process(_regression_messages(_regression_rows(10_000, 1.0, rng), 0))
+    pipeline.process(_regression_messages(_regression_rows(10_000, 1.2, rng), 10_000))
+    assert len(seen) == 10
+    assert [value > threshold for value, threshold in seen] == [False] * 5 + [True] * 5, seen
+    expected = np.sqrt(2 / np.pi) if metric == "mae" else 1.0  # of a N(0, 1) error
+    assert seen[0][1] == pytest.approx(expected * 1.05, abs=0.03)  # about 5% above the reference value
+    assert all(t == seen[0][1] for _, t in seen)
+
+
+@pytest.mark.parametrize(
+    ("labels", "predictions", "proba"),
+    [
+        ([1, 0, True, "1", 0.0, 1], [1.0, 0, 0, "1", False, 1], np.array([0.9, 0.2, 0.4, 0.8, 0.1, 0.7])),
+        (["a", "b", "c", "a", "b", "c"], ["a", "b", "b", "a", "c", "c"], None),
+        ([1.5, 2.0, -3.0, 4.25, 0.5, 9.0], [1.0, 2.5, -2.0, 4.0, 0.5, 7.0], None),
+    ],
+    ids=["binary", "multiclass", "regression"],
+)
+def test_metrics_on_rows_equal_evaluate_on_those_rows(
+    labels: list[object], predictions: list[object], proba: np.ndarray | None
+) -> None:
+    rows = np.array([0, 2, 2, 3, 5, 1, 4])
+    on_rows = PerformanceEvaluator().on_rows(labels, predictions, proba)  # type: ignore[arg-type]
+    expected = PerformanceEvaluator().evaluate(
+        [labels[i] for i in rows],  # type: ignore[misc]
+        [predictions[i] for i in rows],  # type: ignore[misc]
+        None if proba is None else proba[rows],
+    ).metrics
+    assert on_rows(rows) == expected
+
+
+def test_metrics_on_rows_equal_evaluate_with_tied_probabilities_on_bootstrap_draws() -> None:
+    """ROC AUC counted per probability rank equals the sorted Mann-Whitney count exactly, ties included."""
+    rng = np.random.default_rng(3)
+    proba = np.round(rng.random(1000), 2)  # about ten rows per distinct value
+    labels = [int(v) for v in rng.random(1000) < proba]
+    predictions = [int(v) for v in proba >= 0.5]
+    on_rows = PerformanceEvaluator().on_rows(labels, predictions, proba)
+    for _ in range(20):
+        rows = rng.integers(0, 1000, 300)
+        expected = PerformanceEvaluator().evaluate(
+            [labels[i] for i in rows], [predictions[i] for i in rows], proba[rows]
+        )
+        assert on_rows(rows) == expected.metrics
+    one_class = np.flatnonzero(np.array(labels) == 1)[:50]
+    assert "roc_auc" not in on_rows(one_class)
