@@ -233,10 +233,13 @@ class InstancesConfig(_Strict):
 
 
 class LabelsConfig(_Strict):
-    """The label join store, one per model: bounded in entries and in age."""
+    """The label join store, one per model: bounded in entries and in age, and so are early labels."""
 
     max_entries: int = Field(default=100_000, ge=1)
     max_age_seconds: float = Field(default=86_400.0, gt=0)
+    max_early: int = Field(default=10_000, ge=0)
+    """Labels held while their prediction is not seen yet (0: unmatched at once)."""
+    max_early_age_seconds: float = Field(default=3_600.0, gt=0)
 
 
 class HistoryConfig(_Strict):

@@ -16,6 +16,14 @@ order; the outcome is one of the three values of
   caller can tell it apart. It is never joined twice, so a replayed label
   topic cannot double-count performance.
 
+A label whose prediction has not been seen at all (no record, no tombstone)
+is *early*: it is held (outcome ``held``, not a metric value) in a third
+bounded map of ``max_early`` labels for ``max_early_age_seconds`` after it
+arrived, because a backlog may be read labels first. When its prediction is
+added, :meth:`LabelJoinStore.add` returns the join; a held label that ages
+out or is pushed out by the size bound is only then ``unmatched``
+(:meth:`LabelJoinStore.take_unmatched` hands those over to be counted).
+
 Time is event time and comes from the caller (``now``), so a replay gives the
 same outcomes whatever the wall clock says. A prediction is kept for
 ``max_age_seconds`` after its timestamp: a label arriving at
@@ -33,6 +41,10 @@ out, a very late label is ``unmatched``. Memory is therefore bounded by
 ('joined', 60.0)
 >>> store.join("e1", label="1", label_timestamp=161.0, now=161.0).outcome
 'unmatched'
+>>> store.join("e2", label="0", label_timestamp=170.0, now=170.0).outcome
+'held'
+>>> store.add(PredictionRecord("e2", "v3", 165.0, "0")).outcome
+'joined'
 """
 
 from __future__ import annotations
@@ -45,8 +57,9 @@ from typing import Any, Literal
 from driftline.schema import Label
 
 Scalar = float | int | str | bool
-Outcome = Literal["joined", "unmatched", "expired"]
+Outcome = Literal["joined", "unmatched", "expired", "held"]
 OUTCOMES: tuple[Outcome, ...] = ("joined", "unmatched", "expired")
+"""The outcomes counted in ``driftline_labels_total`` (``held`` is not final)."""
 
 _JOINED = "joined"
 _EXPIRED = "expired"
@@ -86,6 +99,26 @@ class PredictionRecord:
 
 
 @dataclass(frozen=True)
+class EarlyLabel:
+    """A label held until its prediction arrives."""
+
+    event_id: str
+    label: Scalar
+    timestamp: float | None
+    """The label's own timestamp, if it had one."""
+    arrived: float
+    """When it was read (the store's time), from which its age counts."""
+
+    def to_list(self) -> list[Any]:
+        return [self.event_id, self.label, self.timestamp, self.arrived]
+
+    @classmethod
+    def from_list(cls, item: list[Any]) -> EarlyLabel:
+        event_id, label, timestamp, arrived = item
+        return cls(str(event_id), label, None if timestamp is None else float(timestamp), float(arrived))
+
+
+@dataclass(frozen=True)
 class JoinResult:
     """The outcome of one label event."""
 
@@ -113,6 +146,11 @@ class LabelJoinStore:
         Most ids remembered after they left the store (joined, aged out or
         evicted), to tell ``expired`` and duplicate labels from unknown ones.
         Defaults to ``max_entries``.
+    max_early
+        Most early labels held (0 turns holding off: an early label is
+        ``unmatched`` at once); one more pushes the oldest out as ``unmatched``.
+    max_early_age_seconds
+        How long after it arrived an early label waits for its prediction.
     """
 
     def __init__(
@@ -120,6 +158,8 @@ class LabelJoinStore:
         max_entries: int = 100_000,
         max_age_seconds: float = 86_400.0,
         max_tombstones: int | None = None,
+        max_early: int = 10_000,
+        max_early_age_seconds: float = 3_600.0,
     ) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
@@ -127,6 +167,12 @@ class LabelJoinStore:
             raise ValueError(f"max_age_seconds must be > 0, got {max_age_seconds!r}")
         if max_tombstones is not None and max_tombstones < 0:
             raise ValueError(f"max_tombstones must be >= 0, got {max_tombstones!r}")
+        if max_early < 0:
+            raise ValueError(f"max_early must be >= 0, got {max_early!r}")
+        if not max_early_age_seconds > 0:
+            raise ValueError(f"max_early_age_seconds must be > 0, got {max_early_age_seconds!r}")
+        self.max_early = max_early
+        self.max_early_age_seconds = max_early_age_seconds
         self.max_entries = max_entries
         self.max_age_seconds = max_age_seconds
         self.max_tombstones = max_entries if max_tombstones is None else max_tombstones
@@ -135,7 +181,8 @@ class LabelJoinStore:
     def __repr__(self) -> str:
         return (
             f"LabelJoinStore(max_entries={self.max_entries}, "
-            f"max_age_seconds={self.max_age_seconds}, max_tombstones={self.max_tombstones})"
+            f"max_age_seconds={self.max_age_seconds}, max_tombstones={self.max_tombstones}, "
+            f"max_early={self.max_early}, max_early_age_seconds={self.max_early_age_seconds})"
         )
 
     def __len__(self) -> int:
@@ -147,18 +194,35 @@ class LabelJoinStore:
     def reset(self) -> None:
         self._pending: OrderedDict[str, PredictionRecord] = OrderedDict()
         self._tombstones: OrderedDict[str, str] = OrderedDict()
+        self._early: OrderedDict[str, EarlyLabel] = OrderedDict()
+        self._unmatched_early = 0
         self.evicted = 0
         """Predictions pushed out by ``max_entries`` before their label (since reset)."""
 
-    def add(self, record: PredictionRecord) -> None:
-        """Hold a prediction until its label comes; a repeated ``event_id`` keeps the first."""
+    @property
+    def early(self) -> int:
+        """Early labels held now."""
+        return len(self._early)
+
+    def add(self, record: PredictionRecord) -> JoinResult | None:
+        """Hold a prediction until its label comes; a repeated ``event_id`` keeps the first.
+
+        When an early label for it is held, the two join at once and the join is returned.
+        """
         if record.event_id in self._pending or record.event_id in self._tombstones:
-            return
+            return None
+        self._expire_early(record.timestamp)
+        early = self._early.pop(record.event_id, None)
+        if early is not None:
+            self._remember(record.event_id, _JOINED)
+            at = early.arrived if early.timestamp is None else early.timestamp
+            return JoinResult("joined", early.event_id, early.label, record, max(0.0, at - record.timestamp))
         self._pending[record.event_id] = record
         while len(self._pending) > self.max_entries:
             oldest_id, _ = self._pending.popitem(last=False)
             self.evicted += 1
             self._remember(oldest_id, _EXPIRED)
+        return None
 
     def join(
         self, event_id: str, label: Scalar, label_timestamp: float | None, now: float
@@ -170,7 +234,11 @@ class LabelJoinStore:
             tombstone = self._tombstones.get(event_id)
             if tombstone == _EXPIRED:
                 return JoinResult("expired", event_id, label)
-            return JoinResult("unmatched", event_id, label, duplicate=tombstone == _JOINED)
+            if tombstone is None and self.max_early > 0 and event_id not in self._early:
+                self._hold(EarlyLabel(event_id, label, label_timestamp, now))
+                return JoinResult("held", event_id, label)
+            duplicate = tombstone == _JOINED or event_id in self._early
+            return JoinResult("unmatched", event_id, label, duplicate=duplicate)
         if now - record.timestamp > self.max_age_seconds:
             self._remember(event_id, _EXPIRED)
             return JoinResult("expired", event_id, label)
@@ -182,8 +250,31 @@ class LabelJoinStore:
         """Match one decoded label event (see :meth:`join`)."""
         return self.join(label.event_id, label.label, label.timestamp, now)
 
+    def take_unmatched(self) -> int:
+        """Early labels that aged out or were pushed out since the last call (now ``unmatched``)."""
+        count, self._unmatched_early = self._unmatched_early, 0
+        return count
+
+    def _hold(self, early: EarlyLabel) -> None:
+        self._early[early.event_id] = early
+        while len(self._early) > self.max_early:
+            self._early.popitem(last=False)
+            self._unmatched_early += 1
+
+    def _expire_early(self, now: float) -> None:
+        cutoff = now - self.max_early_age_seconds
+        while self._early:
+            oldest_id, oldest = next(iter(self._early.items()))
+            if oldest.arrived >= cutoff:
+                break
+            del self._early[oldest_id]
+            self._unmatched_early += 1
+
     def expire(self, now: float) -> int:
         """Drop predictions older than ``max_age_seconds`` at ``now``; return how many.
+
+        Early labels older than ``max_early_age_seconds`` leave too (see
+        :meth:`take_unmatched`).
 
         The scan walks the store in insertion order and stops at the first
         prediction still young enough, so it costs O(expired). A prediction
@@ -191,6 +282,7 @@ class LabelJoinStore:
         little later, but never joins once too old: :meth:`join` checks the
         age of the matched prediction itself.
         """
+        self._expire_early(now)
         cutoff = now - self.max_age_seconds
         dropped = 0
         while self._pending:
@@ -216,7 +308,11 @@ class LabelJoinStore:
             "max_entries": self.max_entries,
             "max_age_seconds": self.max_age_seconds,
             "max_tombstones": self.max_tombstones,
+            "max_early": self.max_early,
+            "max_early_age_seconds": self.max_early_age_seconds,
             "evicted": self.evicted,
+            "unmatched_early": self._unmatched_early,
+            "early": [early.to_list() for early in self._early.values()],
             "pending": [record.to_dict() for record in self._pending.values()],
             "tombstones": [[event_id, kind] for event_id, kind in self._tombstones.items()],
         }
@@ -228,7 +324,13 @@ class LabelJoinStore:
             max_entries=int(data["max_entries"]),
             max_age_seconds=float(data["max_age_seconds"]),
             max_tombstones=int(data["max_tombstones"]),
+            max_early=int(data.get("max_early", 0)),
+            max_early_age_seconds=float(data.get("max_early_age_seconds", 3_600.0)),
         )
+        for item in data.get("early", []):
+            early = EarlyLabel.from_list(item)
+            store._early[early.event_id] = early
+        store._unmatched_early = int(data.get("unmatched_early", 0))
         for item in data["pending"]:
             record = PredictionRecord.from_dict(item)
             store._pending[record.event_id] = record

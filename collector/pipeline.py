@@ -28,7 +28,7 @@ from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
 from collector.failures import FailureLog
 from collector.instances import InstanceTracker
-from collector.label_join import LabelJoinStore, PredictionRecord
+from collector.label_join import JoinResult, LabelJoinStore, PredictionRecord
 from collector.model_health import LabelWindowListener
 from collector.model_state import ModelVersionState, WindowListener
 from collector.reference_registry import ReferenceRegistry
@@ -109,6 +109,7 @@ class Pipeline:
                 self._process_one(message)
             if self.event_time:
                 self._retire_idle(self.clock)
+                self._expire_early(self.clock)
                 self._check_instances(self.clock)
         if batch and not self.event_time:  # wall-clock time would make replays differ
             self.store.observe("driftline_batch_duration_seconds", {}, time.perf_counter() - started)
@@ -118,6 +119,7 @@ class Pipeline:
         with self.lock:
             self._close_due(now)
             self._retire_idle(now)
+            self._expire_early(now)
             self._check_instances(now)
 
     def _check_instances(self, now: float) -> None:
@@ -223,7 +225,8 @@ class Pipeline:
     def _prediction(self, event: Prediction, when: float) -> None:
         state = self._state(event.model, event.model_version)
         event = self._fold(event)
-        self._join_store(event.model).add(
+        joins = self._join_store(event.model)
+        early = joins.add(
             PredictionRecord(
                 event.event_id,
                 event.model_version,
@@ -237,6 +240,9 @@ class Pipeline:
         state.add(event, when)
         if self.event_time and state.window is not None and state.window is not window_before:
             self._schedule(state)
+        if early is not None:
+            self._joined(event.model, early)
+        self._count_early(event.model, joins)
         self._accept("prediction", event.model, event.model_version)
         labels = {"model": event.model, "model_version": event.model_version}
         if event.latency_ms is not None:
@@ -259,26 +265,52 @@ class Pipeline:
         return replace(event, features=features, segments=segments)
 
     def _label(self, event: Label, when: float) -> None:
+        """Join a label; one whose prediction is not seen yet is held (early) and counted on joining."""
         self._check_model(event.model)
-        result = self._join_store(event.model).join_event(event, when)
-        self.store.inc("driftline_labels_total", {"model": event.model, "outcome": result.outcome})
+        joins = self._join_store(event.model)
+        result = joins.join_event(event, when)
         version = event.model_version or "unknown"
         if result.prediction is not None:
             version = result.prediction.model_version
-            if result.delay_seconds is not None:
-                self.store.observe(
-                    "driftline_label_delay_seconds", {"model": event.model}, result.delay_seconds
-                )
-            state = self.states.get((event.model, version))
-            if state is not None:
-                state.health.add_label(result)
+        if result.outcome == "joined":
+            self._joined(event.model, result)
+        elif result.outcome != "held":
+            self.store.inc("driftline_labels_total", {"model": event.model, "outcome": result.outcome})
+        self._count_early(event.model, joins)
         self._accept("label", event.model, version)
+
+    def _joined(self, model: str, result: JoinResult) -> None:
+        """Count one joined label and hand it to its model version's health."""
+        assert result.prediction is not None
+        self.store.inc("driftline_labels_total", {"model": model, "outcome": "joined"})
+        if result.delay_seconds is not None:
+            self.store.observe("driftline_label_delay_seconds", {"model": model}, result.delay_seconds)
+        state = self.states.get((model, result.prediction.model_version))
+        if state is not None:
+            state.health.add_label(result)
+
+    def _count_early(self, model: str, joins: LabelJoinStore) -> None:
+        """Early labels held now, and those that left unjoined (only now ``unmatched``)."""
+        self.store.set("driftline_labels_early", {"model": model}, float(joins.early))
+        unmatched = joins.take_unmatched()
+        if unmatched:
+            self.store.inc("driftline_labels_total", {"model": model, "outcome": "unmatched"}, unmatched)
+
+    def _expire_early(self, now: float) -> None:
+        for model, joins in self.joins.items():
+            joins.expire(now)
+            self._count_early(model, joins)
 
     def _join_store(self, model: str) -> LabelJoinStore:
         store = self.joins.get(model)
         if store is None:
             labels = self.config.labels
-            store = self.joins[model] = LabelJoinStore(labels.max_entries, labels.max_age_seconds)
+            store = self.joins[model] = LabelJoinStore(
+                labels.max_entries,
+                labels.max_age_seconds,
+                max_early=labels.max_early,
+                max_early_age_seconds=labels.max_early_age_seconds,
+            )
             for outcome in ("joined", "unmatched", "expired"):
                 self.store.inc("driftline_labels_total", {"model": model, "outcome": outcome}, 0.0)
         return store

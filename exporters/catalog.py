@@ -329,7 +329,13 @@ CATALOG: tuple[MetricDef, ...] = (
     _c(
         "driftline_labels_total",
         ("model", "outcome"),
-        "Label events by outcome: joined, unmatched, expired.",
+        "Labels by final outcome: joined, unmatched (including early labels that waited in vain), expired.",
+        "model_health",
+    ),
+    _g(
+        "driftline_labels_early",
+        ("model",),
+        "Labels held because their prediction has not been read yet (joined when it comes).",
         "model_health",
     ),
     _h(

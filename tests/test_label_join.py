@@ -57,8 +57,8 @@ def test_a_duplicate_label_is_unmatched_and_marked_and_never_joins_twice() -> No
     assert (second.outcome, second.duplicate, second.prediction) == ("unmatched", True, None)
 
 
-def test_a_label_for_an_unknown_id_is_unmatched() -> None:
-    store = LabelJoinStore(max_entries=10, max_age_seconds=100.0)
+def test_a_label_for_an_unknown_id_is_unmatched_when_early_labels_are_not_held() -> None:
+    store = LabelJoinStore(max_entries=10, max_age_seconds=100.0, max_early=0)
     store.add(_record(1, 0.0))
     result = store.join("nope", "1", 1.0, now=1.0)
     assert (result.outcome, result.duplicate, result.prediction) == ("unmatched", False, None)
@@ -104,7 +104,7 @@ def test_the_store_never_exceeds_its_size_and_evicted_ids_expire() -> None:
     assert store.evicted == 950
     assert "e949" not in store and "e950" in store
     assert store.join("e949", "1", None, now=1000.0).outcome == "expired"  # evicted, remembered
-    assert store.join("e10", "1", None, now=1000.0).outcome == "unmatched"  # tombstone gone too
+    assert store.join("e10", "1", None, now=1000.0).outcome == "held"  # tombstone gone: unknown, early
     assert store.join("e999", "1", None, now=1000.0).outcome == "joined"
 
 
@@ -138,7 +138,7 @@ def test_checkpoint_round_trip_through_json_keeps_every_outcome() -> None:
     ).prediction
     assert restored.join("e6", "1", None, now=11.0).duplicate
     assert restored.join("e2", "1", None, now=11.0).outcome == "expired"
-    assert restored.join("e0", "1", None, now=11.0).outcome == "unmatched"
+    assert restored.join("e0", "1", None, now=11.0).outcome == "held"  # tombstone gone: early
 
 
 def test_reset_forgets_everything() -> None:
@@ -146,8 +146,8 @@ def test_reset_forgets_everything() -> None:
     for i in range(4):
         store.add(_record(i, 0.0))
     store.reset()
-    assert (len(store), store.evicted) == (0, 0)
-    assert store.join("e0", "1", None, now=1.0).outcome == "unmatched"
+    assert (len(store), store.evicted, store.early) == (0, 0, 0)
+    assert store.join("e0", "1", None, now=1.0).outcome == "held"  # nothing known of e0 any more
 
 
 @pytest.mark.parametrize(
@@ -157,8 +157,49 @@ def test_reset_forgets_everything() -> None:
         ({"max_age_seconds": 0.0}, "0.0"),
         ({"max_age_seconds": float("nan")}, "nan"),
         ({"max_tombstones": -1}, "-1"),
+        ({"max_early": -2}, "-2"),
+        ({"max_early_age_seconds": 0.0}, "0.0"),
     ],
 )
 def test_invalid_parameters_are_refused_naming_the_value(kwargs: dict, bad: str) -> None:
     with pytest.raises(ValueError, match=bad):
         LabelJoinStore(**kwargs)
+
+
+def test_an_early_label_is_held_and_joins_when_its_prediction_comes() -> None:
+    store = LabelJoinStore(max_entries=10, max_age_seconds=100.0)
+    held = store.join("e1", label="1", label_timestamp=None, now=50.0)
+    assert (held.outcome, held.prediction, store.early) == ("held", None, 1)
+    again = store.join("e1", label="0", label_timestamp=None, now=51.0)  # the first label wins
+    assert (again.outcome, again.duplicate) == ("unmatched", True)
+    result = store.add(_record(1, 45.0))
+    assert result is not None and result.outcome == "joined"
+    assert (result.label, result.delay_seconds, store.early, len(store)) == ("1", 5.0, 0, 0)
+    assert result.prediction == _record(1, 45.0)
+    assert store.join("e1", "1", None, now=52.0).duplicate  # joined once, never twice
+    assert store.take_unmatched() == 0
+
+
+def test_early_labels_are_bounded_in_number_and_age_and_leave_as_unmatched() -> None:
+    store = LabelJoinStore(max_entries=10, max_age_seconds=100.0, max_early=2, max_early_age_seconds=10.0)
+    for i in range(3):
+        assert store.join(f"e{i}", "1", None, now=float(i)).outcome == "held"
+    assert (store.early, store.take_unmatched()) == (2, 1)  # e0 pushed out
+    assert store.add(_record(0, 3.0)) is None  # its label is gone
+    assert store.take_unmatched() == 0
+    store.expire(now=11.5)  # e1 arrived at 1.0: too old; e2 (2.0) still waits
+    assert (store.early, store.take_unmatched()) == (1, 1)
+    joined = store.add(_record(2, 12.0))
+    assert joined is not None and joined.outcome == "joined"
+
+
+def test_checkpoint_round_trip_keeps_early_labels() -> None:
+    store = LabelJoinStore(max_entries=10, max_age_seconds=100.0, max_early=5, max_early_age_seconds=30.0)
+    store.join("e1", label=1, label_timestamp=7.0, now=8.0)
+    store.join("e2", label=0, label_timestamp=None, now=9.0)
+    restored = LabelJoinStore.from_dict(json.loads(json.dumps(store.to_dict())))
+    assert (restored.max_early, restored.max_early_age_seconds, restored.early) == (5, 30.0, 2)
+    first = restored.add(_record(1, 5.0))
+    assert first is not None and (first.label, first.delay_seconds) == (1, 2.0)
+    restored.expire(now=40.0)
+    assert restored.take_unmatched() == 1

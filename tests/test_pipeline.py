@@ -178,7 +178,9 @@ def test_model_health_metrics_from_predictions_and_joined_labels() -> None:
     realized = store.get("driftline_performance", {**MV, "metric": "accuracy", "source": "realized"})
     assert realized is not None and abs(realized - expected) < 1e-12
     assert store.get("driftline_labels_total", {"model": "m", "outcome": "joined"}) == 1000.0
-    assert store.get("driftline_labels_total", {"model": "m", "outcome": "unmatched"}) == 1.0
+    # The label of an unseen prediction waits (early) rather than counting unmatched at once.
+    assert store.get("driftline_labels_total", {"model": "m", "outcome": "unmatched"}) == 0.0
+    assert store.get("driftline_labels_early", {"model": "m"}) == 1.0
     assert store.get("driftline_events_total", {**MV, "type": "label"}) == 1000.0
     unknown = {"model": "m", "model_version": "unknown", "type": "label"}
     assert store.get("driftline_events_total", unknown) == 1.0
@@ -245,3 +247,47 @@ def test_configured_pooled_windows_reach_the_detector_and_the_status() -> None:
 def test_pooled_windows_below_one_fail_at_load_with_the_key() -> None:
     with pytest.raises(ConfigError, match=r"defaults\.drift\.pooled_windows"):
         parse_config({"defaults": {"drift": {"pooled_windows": 0}}})
+
+
+def _labelled_window(seed: int) -> tuple[list[Prediction], list[Label]]:
+    events = list(predictions(6000, seed=seed))
+    rng = np.random.default_rng(seed + 1)
+    labels = [
+        Label(event_id=e.event_id, model="m", label=int(rng.random() < 0.7), timestamp=e.timestamp)
+        for e in events[5000:]
+    ]
+    return events, labels
+
+
+def test_labels_read_before_their_predictions_wait_and_join_like_late_ones() -> None:
+    events, labels = _labelled_window(seed=40)
+    late, late_store, _ = _pipeline()
+    _run(late, [*events, *labels])
+    early, early_store, _ = _pipeline()
+    _run(early, [*labels, *events])  # a backlog read labels topic first
+    joined = {"model": "m", "outcome": "joined"}
+    assert early_store.get("driftline_labels_total", joined) == 1000.0
+    assert early_store.get("driftline_labels_total", {"model": "m", "outcome": "unmatched"}) == 0.0
+    assert early_store.get("driftline_labels_early", {"model": "m"}) == 0.0
+    assert early_store.get("driftline_events_total", {**MV, "type": "label"}) is None  # counted on arrival,
+    unknown = {"model": "m", "model_version": "unknown", "type": "label"}  # before the version was known
+    assert early_store.get("driftline_events_total", unknown) == 1000.0
+    accuracy = {**MV, "metric": "accuracy", "source": "realized"}
+    realized = early_store.get("driftline_performance", accuracy)
+    assert realized is not None and realized == late_store.get("driftline_performance", accuracy)
+    delay = early_store.get("driftline_label_delay_seconds", {"model": "m"})
+    assert delay is not None and delay.count == 1000.0  # type: ignore[union-attr]
+
+
+def test_early_labels_that_wait_in_vain_are_unmatched_only_when_they_expire() -> None:
+    pipeline, store, _ = _pipeline({"labels": {"max_early": 3, "max_early_age_seconds": 60.0}})
+    t0 = 1_700_000_000.0
+    waiting = [Label(event_id=f"x{i}", model="m", label=1, timestamp=t0 + i) for i in range(5)]
+    _run(pipeline, waiting)
+    unmatched = {"model": "m", "outcome": "unmatched"}
+    assert store.get("driftline_labels_total", unmatched) == 2.0  # pushed out by max_early
+    assert store.get("driftline_labels_early", {"model": "m"}) == 3.0
+    _run(pipeline, list(predictions(1, seed=41, t0=t0 + 100.0)))  # event time moves past their age
+    assert store.get("driftline_labels_total", unmatched) == 5.0
+    assert store.get("driftline_labels_early", {"model": "m"}) == 0.0
+    assert store.get("driftline_labels_total", {"model": "m", "outcome": "joined"}) == 0.0
