@@ -253,6 +253,20 @@ def default_calibration_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "driftline" / "calibration"
 
 
+class StateConfig(_Strict):
+    """Checkpoints of each partition's state with its offsets (``driftline collect``)."""
+
+    store: Literal["local", "kafka", "none"] = "local"
+    """local: one collector, files in ``directory``; kafka: the compacted ``topic``, for several."""
+    directory: Path = Path(".driftline/state")
+    """For the local store; relative to the configuration file."""
+    topic: str = "driftline.state"
+    interval_seconds: float = Field(default=10.0, gt=0)
+    """Save at least this often while events flow (and whenever a window closes)."""
+    replay_events: int = Field(default=100_000, ge=0)
+    """Concept-drift inputs kept per version to rebuild river's detector on restore."""
+
+
 class Config(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     http: HttpConfig = HttpConfig()
@@ -264,6 +278,7 @@ class Config(_Strict):
     reports: ReportsConfig = ReportsConfig()
     labels: LabelsConfig = LabelsConfig()
     history: HistoryConfig = HistoryConfig()
+    state: StateConfig = StateConfig()
     reference_registry: Path | None = None
     calibration_cache: Path | None = Field(default_factory=default_calibration_cache)
     """Folder of calibrated drift thresholds kept across restarts; ``None`` keeps them in memory only."""
@@ -357,6 +372,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             "models": models,
             "reference_registry": _resolve(config.reference_registry, base),
             "calibration_cache": _resolve(config.calibration_cache, base),
+            "state": config.state.model_copy(update={"directory": _resolve(config.state.directory, base)}),
             "http": http,
             "kafka": config.kafka.model_copy(update=tls),
         }

@@ -25,3 +25,7 @@ class SourceError(DriftlineError):
 
 class DeadLetterBacklog(SourceError):
     """Dead letters were not acknowledged in time; they are still buffered and may be flushed again."""
+
+
+class StateStoreError(DriftlineError):
+    """The state store cannot be read or written now (its service is unreachable, a write timed out)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 PartitionsCallback = Callable[[list[Partition]], None]
+OffsetsCallback = Callable[[list[Partition]], Mapping[Partition, int]]
 
 LAG_METRIC = "driftline_consumer_lag"
 COMMIT_FAILURES_METRIC = "driftline_commit_failures_total"
@@ -55,6 +56,9 @@ class KafkaSource:
         store: where ``driftline_consumer_lag{topic,partition}`` is written (optional).
         on_revoke: called with the ``(topic, partition)`` pairs taken away in a rebalance.
         on_assign: called with the pairs newly assigned.
+        start_offsets: called with the pairs newly assigned; returns where to start
+            reading some of them (the offsets their checkpointed state reflects),
+            instead of the group's committed offsets.
         auto_offset_reset: where a group without committed offsets starts.
         max_poll_records: the most records one ``next_batch`` returns.
         session_timeout_ms: how long the group waits for a silent member before
@@ -73,6 +77,7 @@ class KafkaSource:
         store: MetricStore | None = None,
         on_revoke: PartitionsCallback | None = None,
         on_assign: PartitionsCallback | None = None,
+        start_offsets: OffsetsCallback | None = None,
         auto_offset_reset: str = "earliest",
         max_poll_records: int = 2000,
         session_timeout_ms: int = 10_000,
@@ -95,6 +100,7 @@ class KafkaSource:
         self.store = store
         self.on_revoke = on_revoke
         self.on_assign = on_assign
+        self.start_offsets = start_offsets
         self.max_poll_records = max_poll_records
         self.commit_timeout_ms = commit_timeout_ms
         self._returned: dict[TopicPartition, int] = {}
@@ -235,6 +241,11 @@ class KafkaSource:
         """The ``(topic, partition)`` pairs this member owns now (safe from any thread)."""
         return self._owned
 
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has, from the metadata already fetched (None if unknown)."""
+        partitions = self._consumer.partitions_for_topic(topic)
+        return len(partitions) if partitions else None
+
     def pause(self) -> None:
         """Stop fetching (the pipeline is behind); the group membership stays alive.
 
@@ -358,8 +369,13 @@ class KafkaSource:
         self._owned = self._owned | {(tp.topic, tp.partition) for tp in assigned}
         if self._paused:
             self._consumer.pause(*assigned)
+        pairs = [(tp.topic, tp.partition) for tp in assigned]
+        if self.start_offsets is not None:
+            for (topic, partition), offset in self.start_offsets(pairs).items():
+                logger.info("kafka %s[%d]: starting at offset %d (checkpoint)", topic, partition, offset)
+                self._consumer.seek(TopicPartition(topic, partition), offset)
         if self.on_assign is not None:
-            self.on_assign([(tp.topic, tp.partition) for tp in assigned])
+            self.on_assign(pairs)
 
 
 class _Listener(ConsumerRebalanceListener):

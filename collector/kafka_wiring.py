@@ -25,8 +25,10 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from collector.config import TLS_FILES, Config, KafkaConfig
 from collector.errors import SourceError
 from collector.kafka_dlq import KafkaDeadLetterSink
-from collector.kafka_source import KafkaSource, PartitionsCallback
+from collector.kafka_source import KafkaSource, OffsetsCallback, PartitionsCallback
+from collector.kafka_state_store import KafkaStateStore
 from collector.sources import Source
+from collector.state_store import LocalStateStore, StateStore
 from exporters.store import MetricStore
 
 REACH_TIMEOUT = 4.0
@@ -101,6 +103,7 @@ def build_kafka_source(
     store: MetricStore,
     on_revoke: PartitionsCallback | None = None,
     on_assign: PartitionsCallback | None = None,
+    start_offsets: OffsetsCallback | None = None,
 ) -> KafkaSource:
     """The collector's consumer: predictions and labels topics, group ``config.kafka.group_id``."""
     kafka = config.kafka
@@ -111,11 +114,22 @@ def build_kafka_source(
         store=store,
         on_revoke=on_revoke,
         on_assign=on_assign,
+        start_offsets=start_offsets,
         auto_offset_reset=kafka.auto_offset_reset,
         max_poll_records=kafka.max_poll_records,
         commit_stall_seconds=kafka.commit_stall_seconds,
         **security_options(kafka),
     )
+
+
+def build_state_store(config: Config) -> StateStore | None:
+    """Where ``collect`` checkpoints its state (``config.state``), or None when it does not."""
+    state = config.state
+    if state.store == "none":
+        return None
+    if state.store == "kafka":
+        return KafkaStateStore(config.kafka.bootstrap_servers, state.topic)
+    return LocalStateStore(state.directory)
 
 
 def build_kafka_dlq(config: Config) -> KafkaDeadLetterSink:

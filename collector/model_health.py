@@ -12,6 +12,7 @@ results into the metric store.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,7 @@ class ModelHealth:
         max_segment_values: int,
         label_window_events: int,
         label_listeners: tuple[LabelWindowListener, ...] = (),
+        replay_events: int = 100_000,
     ) -> None:
         self.store = store
         self.labels = labels
@@ -60,7 +62,9 @@ class ModelHealth:
         self._fairness_evaluators: dict[tuple[str, ...], FairnessEvaluator] = {}
         self.performance = PerformanceEvaluator(model_config.task, model_config.positive_class)
         drift = model_config.concept_drift
-        self.concept = ConceptDriftDetector(drift.detector, alpha=drift.alpha, tolerance=drift.tolerance)
+        self.concept = ConceptDriftDetector(
+            drift.detector, alpha=drift.alpha, tolerance=drift.tolerance, max_log=replay_events
+        )
         self.proxy = ProxyMetrics(model_config.confidence_threshold)
         self.threshold_fitter = PerformanceThresholds(alpha=model_config.performance_alpha)
         self.thresholds: dict[str, dict[str, PerformanceThreshold]] = {}
@@ -78,11 +82,14 @@ class ModelHealth:
                 self._scored(source, 0, 0.0)
         else:  # the sums of a two-sample test of absolute errors between versions
             self._errors(np.zeros(0))
+        self._fitted_at: int | None = None
+        """How many reference-period labels had joined when :meth:`fit` ran (for snapshots)."""
 
     def fit(self, reference: Reference, reference_ids: set[str]) -> None:
         """Prepare CBPE from the reference; ``reference_ids`` are the automatic reference's events."""
         self._reference = reference
         self._reference_ids = reference_ids
+        self._fitted_at = len(self._reference_joined)
         if self.task == "multiclass_classification":
             self.multiclass = MulticlassEstimator.from_reference(reference)
         probabilities = self._reference_probabilities()
@@ -139,6 +146,35 @@ class ModelHealth:
         if len(self._joined) >= self.label_window_events:
             joined, self._joined = self._joined, []
             self._evaluate_labels(joined)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The labels and detector inputs this version's health depends on, as plain data."""
+        return {
+            "fitted_at": self._fitted_at,
+            "reference_joined": [_join_to_dict(r) for r in self._reference_joined],
+            "joined": [_join_to_dict(r) for r in self._joined],
+            "task": self.performance.task_,
+            "concept": self.concept.state(),
+            "fairness": [[list(names), e.state()] for names, e in self._fairness_evaluators.items()],
+        }
+
+    def restore_before_fit(self, snapshot: Mapping[str, Any]) -> None:
+        """First half of a restore: the reference-period labels that had joined before :meth:`fit`."""
+        joined = [_join_from_dict(item) for item in snapshot["reference_joined"]]
+        fitted_at = snapshot["fitted_at"]
+        self._reference_joined = joined if fitted_at is None else joined[:fitted_at]
+
+    def restore_after_fit(self, snapshot: Mapping[str, Any]) -> None:
+        """Second half: replay the later reference-period labels, then take the rest back."""
+        fitted_at = snapshot["fitted_at"]
+        if fitted_at is not None and self._reference is not None:
+            for item in snapshot["reference_joined"][fitted_at:]:
+                self.add_label(_join_from_dict(item))
+        self._joined = [_join_from_dict(item) for item in snapshot["joined"]]
+        self.performance.task_ = snapshot["task"]
+        self.concept.restore_state(snapshot["concept"])
+        for names, known in snapshot["fairness"]:
+            self._fairness_for(list(names)).restore_state(known)
 
     def status(self) -> dict[str, object]:
         reference = self.reference_performance
@@ -400,3 +436,18 @@ class ModelHealth:
 
     def _set(self, name: str, number: float, /, **labels: str) -> None:
         self.store.set(name, {**self.labels, **labels}, float(number))
+
+
+def _join_to_dict(result: JoinResult) -> dict[str, Any]:
+    assert result.prediction is not None
+    return {
+        "event_id": result.event_id,
+        "label": result.label,
+        "prediction": result.prediction.to_dict(),
+        "delay_seconds": result.delay_seconds,
+    }
+
+
+def _join_from_dict(item: Mapping[str, Any]) -> JoinResult:
+    prediction = PredictionRecord.from_dict(item["prediction"])
+    return JoinResult("joined", str(item["event_id"]), item["label"], prediction, item["delay_seconds"])

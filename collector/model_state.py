@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from driftline.schema import Prediction
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 
 WindowListener = Callable[[WindowReport], None]
+AutomaticListener = Callable[[str, str, Reference, Window], None]
+"""Called with (model, model_version, reference, its predictions) when an automatic reference completes."""
 
 
 class ModelVersionState:
@@ -52,6 +55,9 @@ class ModelVersionState:
         failures: FailureLog | None = None,
         role: str = CHAMPION,
         label_listeners: tuple[LabelWindowListener, ...] = (),
+        *,
+        reference_ids: set[str] | None = None,
+        on_automatic: AutomaticListener | None = None,
     ) -> None:
         self.model = model
         self.role = role
@@ -76,6 +82,10 @@ class ModelVersionState:
         self.windows_too_small = 0
         self.gaps = EventGaps()
         self.last_report: WindowReport | None = None
+        self.on_automatic = on_automatic
+        self._reference_before: str | None = None
+        """The id a restored snapshot compared against, until this version has a reference again."""
+        self._last_window: dict[str, object] | None = None
         self._info_labels: dict[str, str] | None = None
         self._reference_buffer: Window | None = None
         self.health = ModelHealth(
@@ -85,9 +95,11 @@ class ModelVersionState:
             max_segment_values=config.limits.max_segment_values,
             label_window_events=self.window_config.events,
             label_listeners=label_listeners,
+            replay_events=config.state.replay_events,
         )
+        store.inc("driftline_reference_changes_total", self.labels, 0.0)
         if reference is not None:
-            self._use_reference(reference, set())
+            self._use_reference(reference, reference_ids or set())
         self._publish_info()
 
     @property
@@ -197,10 +209,56 @@ class ModelVersionState:
             "windows_skipped": self.windows_skipped,
             "current_window_events": self.pending_events(),
             "thresholds": self._drift.thresholds() if self.reference is not None else {},
-            "last_window": _report_summary(self.last_report),
+            "last_window": self._last_window,
             "model_health": self.health.status(),
             "multivariate_drift": self._multivariate.status() if self.reference is not None else {},
         }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything later windows depend on, as plain data (see :meth:`restore`)."""
+        reference = self.reference
+        return {
+            "reference": None if reference is None else [reference.reference_id, reference.automatic],
+            "reference_buffer": None if self._reference_buffer is None else self._reference_buffer.to_dict(),
+            "window": None if self.window is None else self.window.to_dict(),
+            "data_version": self.data_version,
+            "last_seen": self.last_seen,
+            "windows_evaluated": self.windows_evaluated,
+            "windows_skipped": self.windows_skipped,
+            "last_window": self._last_window,
+            "drift": None if reference is None else self._drift.state(),
+            "prediction_drift": None if reference is None else self._prediction_drift.state(),
+            "health": self.health.snapshot(),
+        }
+
+    def restore(
+        self, snapshot: Mapping[str, Any], reference: Reference | None, reference_ids: set[str]
+    ) -> None:
+        """Continue from :meth:`snapshot` on a state built without a reference.
+
+        ``reference`` is the one this version has now (registered, or the stored
+        automatic one). When it is not the one the snapshot used, the detectors
+        start afresh on it and ``driftline_reference_changes_total`` goes up.
+        """
+        self.data_version = str(snapshot["data_version"])
+        self.last_seen = float(snapshot["last_seen"])
+        self.windows_evaluated = int(snapshot["windows_evaluated"])
+        self.windows_skipped = int(snapshot["windows_skipped"])
+        self._last_window = snapshot["last_window"]
+        self.health.restore_before_fit(snapshot["health"])
+        used = snapshot["reference"]
+        self._reference_before = None if used is None else str(used[0])
+        if reference is not None:
+            self._use_reference(reference, reference_ids)
+            if used is not None and reference.reference_id == used[0]:
+                self._drift.restore_state(snapshot["drift"])
+                self._prediction_drift.restore_state(snapshot["prediction_drift"])
+        elif snapshot["reference_buffer"] is not None:
+            self._reference_buffer = Window.from_dict(snapshot["reference_buffer"])
+        if snapshot["window"] is not None:
+            self.window = Window.from_dict(snapshot["window"])
+        self.health.restore_after_fit(snapshot["health"])
+        self._publish_info()
 
     def _collect_reference(self, event: Prediction, event_time: float) -> None:
         if self._reference_buffer is None:
@@ -212,8 +270,18 @@ class ModelVersionState:
                 buffer, self.model_config.features, self.model_config.task, self.data_version
             )
             self._use_reference(reference, {p.event_id for p in buffer.predictions})
+            if self.on_automatic is not None:
+                self.on_automatic(self.model, self.model_version, reference, buffer)
 
     def _use_reference(self, reference: Reference, reference_ids: set[str]) -> None:
+        previous = self.reference.reference_id if self.reference is not None else self._reference_before
+        if previous is not None and previous != reference.reference_id:
+            log.warning(
+                "%s/%s: reference changed from %s to %s",
+                self.model, self.model_version, previous, reference.reference_id,
+            )
+            self.store.inc("driftline_reference_changes_total", self.labels)
+        self._reference_before = None
         drift = self.config.drift_for(self.model)
         thresholds = ThresholdCache(self.config.calibration_cache)
         self.reference = reference
@@ -304,6 +372,17 @@ class ModelVersionState:
         )
         self._export(report)
         self.last_report = report
+        self._last_window = _report_summary(report)
+        log.info(
+            "%s/%s window %d: %d events against %s, drift share %r, scores %s",
+            self.model,
+            self.model_version,
+            report.index,
+            report.n_events,
+            report.reference_id,
+            report.drift.share,
+            ",".join(f"{d.feature}={d.score!r}" for d in report.drift.features),
+        )
         try:
             self._multivariate.evaluate(features)
         except Exception:  # the univariate results stand; this window's multivariate tests are skipped

@@ -21,9 +21,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError, decode
 
+from collector.auto_references import AutomaticReferences
 from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
 from collector.failures import FailureLog
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 OTHER = "__other__"
 VersionKey = tuple[str, str]
+DERIVED_METRICS = frozenset({"driftline_model_info"})
+"""Series a model's state writes again when restored, so a checkpoint leaves them out."""
 
 
 @dataclass
@@ -72,6 +76,7 @@ class Pipeline:
         listeners: Sequence[WindowListener] = (),
         tracer: PipelineTracer | None = None,
         label_listeners: Sequence[LabelWindowListener] = (),
+        automatic_references: AutomaticReferences | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -90,8 +95,10 @@ class Pipeline:
         self._deadlines: list[tuple[float, int, VersionKey, Window]] = []
         self._sequence = 0
         self.references = self._load_references()
+        self.automatic_references = automatic_references
         self.instances = InstanceTracker.from_config(store, config)
-        self._partition_of: dict[str, tuple[str, int]] = {}
+        self._partition_of: dict[str, int] = {}
+        """The partition number of each model's events (its predictions and labels partitions)."""
         self.joins: dict[str, LabelJoinStore] = {}
         self.failures = FailureLog(log)
         for reason in RejectReason:
@@ -129,21 +136,66 @@ class Pipeline:
             self.store.inc("driftline_detector_failures_total", {"detector": "instances"})
             self.failures.log("detector:instances", "checking serving instances failed")
 
-    def drop_partitions(self, topic: str, partitions: set[int]) -> None:
-        """Forget the state of models whose predictions came from partitions this instance lost.
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Forget the state of models whose events came from partitions this instance lost.
 
-        Events are keyed by model, so the partition's new owner rebuilds those
-        models' state (windows, label join store) from the committed offsets on
-        (at-least-once). Labels go to the same partition number of the labels
-        topic when both topics have the same partition count.
+        Events are keyed by model, so the partition's new owner takes those
+        models' state over (from their last checkpoint, and reads on from its
+        offsets). Labels go to the same partition number of the labels topic
+        as the predictions (co-partitioned topics).
         """
         with self.lock:
-            lost = {m for m, (t, p) in self._partition_of.items() if t == topic and p in partitions}
-            for key in [k for k in self.states if k[0] in lost]:
-                self._retire(key)
-            for model in lost:
-                del self._partition_of[model]
-                self.joins.pop(model, None)
+            for model in self.models_of(partitions):
+                self._drop_model(model)
+
+    def models_of(self, partitions: set[int]) -> list[str]:
+        """The models whose events come from these partition numbers."""
+        return sorted(m for m, p in self._partition_of.items() if p in partitions)
+
+    def snapshot_partition(self, partition: int) -> dict[str, Any]:
+        """The state of every model of one partition, as plain data (see :meth:`restore_partition`)."""
+        with self.lock:
+            return {model: self._snapshot_model(model) for model in self.models_of({partition})}
+
+    def restore_partition(self, partition: int, snapshot: Mapping[str, Any]) -> None:
+        """Replace the state of a partition's models with a snapshot of them."""
+        with self.lock:
+            self.drop_partitions({partition})
+            for model, state in snapshot.items():
+                self._restore_model(partition, str(model), state)
+
+    def _snapshot_model(self, model: str) -> dict[str, Any]:
+        joins = self.joins.get(model)
+        return {
+            "versions": {v: s.snapshot() for (m, v), s in self.states.items() if m == model},
+            "joins": None if joins is None else joins.to_dict(),
+            "features": sorted(self._features.get(model, ())),
+            "segments": {s: sorted(values) for (m, s), values in self._segment_values.items() if m == model},
+            "metrics": self.store.export_where(exclude=DERIVED_METRICS, model=model),
+        }
+
+    def _restore_model(self, partition: int, model: str, snapshot: Mapping[str, Any]) -> None:
+        self._partition_of[model] = partition
+        self.store.restore(snapshot["metrics"])
+        self._check_model(model)
+        if snapshot["joins"] is not None:
+            self.joins[model] = LabelJoinStore.from_dict(snapshot["joins"])
+        self._features[model] = set(snapshot["features"])
+        for segment, values in snapshot["segments"].items():
+            self._segment_values[(model, segment)] = set(values)
+        for version, state in snapshot["versions"].items():
+            self._state(model, str(version), restore=state)
+
+    def _drop_model(self, model: str) -> None:
+        for key in [k for k in self.states if k[0] == model]:
+            self._retire(key)
+        self.store.remove_where(model=model)
+        self._partition_of.pop(model, None)
+        self.joins.pop(model, None)
+        self._versions.pop(model, None)
+        self._features.pop(model, None)
+        for key in [k for k in self._segment_values if k[0] == model]:
+            del self._segment_values[key]
 
     def finish(self) -> dict[VersionKey, int]:
         """End of a finite input: the events left in each trailing partial window (not evaluated)."""
@@ -201,8 +253,7 @@ class Pipeline:
                 self.store.observe(
                     "driftline_processing_delay_seconds", {}, max(0.0, time.time() - timestamp)
                 )
-        if not isinstance(event, Label):
-            self._partition_of[event.model] = (message.topic, message.partition)
+        self._partition_of.setdefault(event.model, message.partition)
         if isinstance(event, Prediction):
             self._prediction(event, when)
         elif isinstance(event, Label):
@@ -320,29 +371,38 @@ class Pipeline:
         self.instances.observe(event, when)
         self._accept("heartbeat", event.model, event.model_version)
 
-    def _state(self, model: str, model_version: str) -> ModelVersionState:
+    def _state(
+        self, model: str, model_version: str, restore: Mapping[str, Any] | None = None
+    ) -> ModelVersionState:
         key = (model, model_version)
         state = self.states.get(key)
         if state is not None:
             return state
         versions = self._check_model(model)
-        if len(versions) >= self.config.limits.max_model_versions:
+        if len(versions) >= self.config.limits.max_model_versions and restore is None:
             self.store.inc("driftline_limit_exceeded_total", {"kind": "model_version"})
             raise SchemaError(RejectReason.LIMIT, "model_version", f"model {model} has too many versions")
         versions.add(model_version)
         roles = assign_roles(versions, self.config.model(model).champion)
+        reference, reference_ids = self._reference_of(model, model_version)
         state = ModelVersionState(
             model,
             model_version,
             self.config,
             self.store,
-            self.references.get(key),
+            reference if restore is None else None,
             self.listeners,
             self.tracer,
             self.failures,
             label_listeners=self.label_listeners,
             role=roles[model_version],
+            reference_ids=reference_ids,
+            on_automatic=self._save_automatic if self.automatic_references is not None else None,
         )
+        if restore is not None:
+            state.restore(restore, reference, reference_ids)
+            if self.event_time and state.window is not None:
+                self._schedule(state)
         self.states[key] = state
         self._set_roles(model, roles)
         self.store.inc(
@@ -356,6 +416,21 @@ class Pipeline:
             state = self.states.get((model, version))
             if state is not None and state.role != role:
                 state.set_role(role)
+
+    def _reference_of(self, model: str, model_version: str) -> tuple[Reference | None, set[str]]:
+        """The registered reference of a version, else its stored automatic one (with its event ids)."""
+        registered = self.references.get((model, model_version))
+        if registered is not None or self.automatic_references is None:
+            return registered, set()
+        model_config = self.config.model(model)
+        stored = self.automatic_references.load(
+            model, model_version, model_config.features, model_config.task
+        )
+        return stored if stored is not None else (None, set())
+
+    def _save_automatic(self, model: str, model_version: str, reference: Reference, events: Window) -> None:
+        assert self.automatic_references is not None
+        self.automatic_references.save(model, model_version, reference, events)
 
     def _check_model(self, model: str) -> set[str]:
         versions = self._versions.get(model)

@@ -2,9 +2,10 @@
 
 A reference is either registered (a CSV or Parquet file named in the
 configuration for a model version) or automatic (the first N predictions of
-the version). In a reference file, the columns ``prediction``, ``label`` and
-``proba_<class>`` are the model's outputs and ground truth; every other column
-is a feature.
+the version, with an id ``auto-`` and the first 16 hex digits of its
+:func:`content_id`). In a reference file, the columns ``prediction``,
+``label`` and ``proba_<class>`` are the model's outputs and ground truth;
+every other column is a feature.
 
 A registered reference's id is ``ref-`` and the first 16 hex digits of
 :func:`content_id` of its columns as loaded, so the same data gives the same
@@ -69,12 +70,15 @@ def automatic_reference(
 ) -> Reference:
     """The first predictions of a version, taken as its reference."""
     kinds = window.features.infer_kinds(overrides)
+    features = window.features.table(kinds)
+    outputs = window.outputs.table(output_kinds(window.outputs, task))
+    columns = {**window.features.columns, **window.outputs.columns}
     return Reference(
-        reference_id=f"auto-{window.n_events}",
+        reference_id=f"auto-{content_id(columns)[:16]}",
         data_version=data_version,
         automatic=True,
-        features=window.features.table(kinds),
-        outputs=window.outputs.table(output_kinds(window.outputs, task)),
+        features=features,
+        outputs=outputs,
     )
 
 

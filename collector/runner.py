@@ -27,6 +27,7 @@ def run(
     on_tick: Callable[[float], None] | None = None,
     on_batch: Callable[[], None] | None = None,
     tracer: PipelineTracer | None = None,
+    checkpoint: Callable[[], bool] | None = None,
 ) -> None:
     """Process batches until ``stop`` is set or a finite source is exhausted.
 
@@ -38,6 +39,8 @@ def run(
     trace: a ``batch`` span with the children ``poll``, ``decode`` (decode,
     route, and ``detect`` spans for the windows it closes) and ``export``;
     an empty poll is not traced.
+    With ``checkpoint``, offsets are committed only when it returns True: it
+    saved the state those offsets reflect.
     """
     tracer = tracer or PipelineTracer()
     last_tick = time.monotonic()
@@ -45,7 +48,7 @@ def run(
         polled_from = time.time_ns()
         batch = source.next_batch(batch_size, poll_timeout)
         if batch:
-            _process(source, pipeline, stop, batch, tracer, polled_from, poll_timeout)
+            _process(source, pipeline, stop, batch, tracer, polled_from, poll_timeout, checkpoint)
             if on_batch is not None:
                 on_batch()
         if time.monotonic() - last_tick >= tick_interval:
@@ -66,6 +69,7 @@ def _process(
     tracer: PipelineTracer,
     polled_from: int,
     poll_timeout: float,
+    checkpoint: Callable[[], bool] | None,
 ) -> None:
     """One polled batch: processed, its dead letters flushed, its offsets committed; one trace."""
     polled_to = time.time_ns()
@@ -75,7 +79,8 @@ def _process(
             pipeline.process(batch)
         with tracer.span("export"):
             _flush_dead_letters(source, pipeline, stop, poll_timeout)
-            source.commit()
+            if checkpoint is None or checkpoint():
+                source.commit()
 
 
 @runtime_checkable

@@ -7,13 +7,16 @@ import threading
 
 from rich.console import Console
 
+from collector.auto_references import AutomaticReferences
+from collector.checkpoints import Checkpointer
 from collector.config import Config
 from collector.http_server import Endpoints, HttpServer
 from collector.kafka_check import verify_connection
-from collector.kafka_source import Partition
-from collector.kafka_wiring import build_kafka_dlq, build_kafka_source
+from collector.kafka_source import KafkaSource, Partition, PartitionsCallback
+from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, build_state_store
 from collector.pipeline import Pipeline
 from collector.runner import run
+from collector.state_store import StateStore
 from collector.system_metrics import SystemMetrics
 from collector.window_history import WindowHistory
 from exporters.html_report import HtmlReportWriter
@@ -33,6 +36,8 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     dlq = build_kafka_dlq(config)
     tracer = PipelineTracer.from_config(store, config.otlp)
     history = WindowHistory(config.history.windows)
+    state_store = build_state_store(config)
+    automatic = AutomaticReferences(state_store, f"{config.kafka.group_id}/") if state_store else None
     pipeline = Pipeline(
         config,
         store,
@@ -41,11 +46,17 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         listeners=(reports, history),
         label_listeners=(history.label_window,),
         tracer=tracer,
+        automatic_references=automatic,
     )
-    predictions_topic = config.kafka.predictions_topic
+    checkpointer = _checkpointer(config, pipeline, store, state_store)
     source = build_kafka_source(
-        config, store, on_revoke=lambda parts: _drop(pipeline, parts, predictions_topic)
+        config,
+        store,
+        on_revoke=checkpointer.forget if checkpointer else _dropper(pipeline, config.kafka.predictions_topic),
+        start_offsets=checkpointer.restore if checkpointer else None,
     )
+    if checkpointer is not None and config.state.store == "local":
+        source.on_assign = _warn_if_shared(source, config.kafka.predictions_topic)
     system = SystemMetrics(store)
     endpoints = Endpoints(
         build_registry(store),
@@ -62,18 +73,59 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     console.print(
         f"driftline collect: consuming {config.kafka.bootstrap_servers}, serving {server.url}/metrics"
     )
+    checkpoint = (lambda: checkpointer.save_if_due(source.snapshot())) if checkpointer else None
     try:
-        run(source, pipeline, stop, tracer=tracer)
+        run(source, pipeline, stop, tracer=tracer, checkpoint=checkpoint)
+        if checkpointer is not None:  # a clean stop: the state of every processed event
+            checkpointer.save(source.snapshot())
     finally:
         tracer.shutdown()
         source.close()
+        if state_store is not None:
+            state_store.close()
         dlq.close()
         server.stop()
         if otlp is not None:
             otlp.shutdown()
 
 
-def _drop(pipeline: Pipeline, partitions: list[Partition], topic: str) -> None:
-    numbers = {number for name, number in partitions if name == topic}
-    if numbers:
-        pipeline.drop_partitions(topic, numbers)
+def _checkpointer(
+    config: Config, pipeline: Pipeline, store: MetricStore, state_store: StateStore | None
+) -> Checkpointer | None:
+    if state_store is None:
+        return None
+    kafka = config.kafka
+    return Checkpointer(
+        pipeline,
+        state_store,
+        store,
+        prefix=f"{kafka.group_id}/{kafka.predictions_topic}/",
+        interval_seconds=config.state.interval_seconds,
+    )
+
+
+def _dropper(pipeline: Pipeline, topic: str) -> PartitionsCallback:
+    """Without checkpoints: forget the models of lost partitions (their new owner reads them again)."""
+
+    def drop(partitions: list[Partition]) -> None:
+        numbers = {number for name, number in partitions if name == topic}
+        if numbers:
+            pipeline.drop_partitions(numbers)
+
+    return drop
+
+
+def _warn_if_shared(source: KafkaSource, topic: str) -> PartitionsCallback:
+    """A local state store cannot follow a partition to another collector: warn when the group has others."""
+
+    def warn(assigned: list[Partition]) -> None:
+        total = source.partition_count(topic)
+        owned = {number for name, number in source.assignment() if name == topic}
+        if total is not None and len(owned) < total:
+            log.warning(
+                "other collectors share group %s (this one holds %d of %d partitions of %s), but the state "
+                "store is local: a partition that moves loses its state; use state.store: kafka",
+                source.group_id, len(owned), total, topic,
+            )
+
+    return warn

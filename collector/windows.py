@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from driftline.schema import Prediction
+from typing import Any
+
+from driftline.schema import Prediction, decode, encode
 
 from collector.tables import ColumnBuffer, Value
 
@@ -39,3 +41,19 @@ class Window:
 
     def age(self, now: float) -> float:
         return now - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """The window as plain data: its times and its predictions in their wire form."""
+        return {"start": self.start, "end": self.end, "events": [encode(p) for p in self.predictions]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Window:
+        """Rebuild a window from :meth:`to_dict`'s output by adding its predictions again."""
+        window = cls(float(data["start"]))
+        for raw in data["events"]:
+            event = decode(raw)
+            if not isinstance(event, Prediction):
+                raise ValueError(f"a window holds predictions, not a {event.type}")
+            window.add(event, window.start)
+        window.end = float(data["end"])
+        return window

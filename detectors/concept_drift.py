@@ -41,6 +41,7 @@ They feed ``driftline_concept_drift_detected{detector=<detector>}`` and
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -99,6 +100,11 @@ class ConceptDriftDetector:
         Passed to the river detector's constructor (e.g. ``{"delta": 0.002}``
         for ADWIN, ``{"threshold": 50.0}`` for Page-Hinkley); Page-Hinkley's
         ``mode`` is always ``"up"``.
+    max_log
+        Most recent residuals kept for :meth:`state`. River keeps ADWIN's
+        buckets in a native object that cannot be serialized, so a restored
+        detector replays this log; it is the same detector as long as it has
+        seen no more than ``max_log`` residuals since its reset.
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class ConceptDriftDetector:
         tolerance: float = 0.01,
         min_events: int = 30,
         detector_params: Mapping[str, float] | None = None,
+        max_log: int = 100_000,
     ) -> None:
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
@@ -117,6 +124,9 @@ class ConceptDriftDetector:
             raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
         if min_events < 2:
             raise ValueError(f"min_events must be >= 2, got {min_events!r}")
+        if max_log < 0:
+            raise ValueError(f"max_log must be >= 0, got {max_log!r}")
+        self.max_log = max_log
         self.detector = detector
         self.alpha = alpha
         self.tolerance = tolerance
@@ -128,11 +138,28 @@ class ConceptDriftDetector:
         return (
             f"ConceptDriftDetector(detector={self.detector!r}, alpha={self.alpha}, "
             f"tolerance={self.tolerance}, min_events={self.min_events}, "
-            f"detector_params={self.detector_params!r})"
+            f"detector_params={self.detector_params!r}, max_log={self.max_log})"
         )
 
     def reset(self) -> None:
         self._river = self._make_river_detector()
+        self._log: deque[float] = deque(maxlen=self.max_log)
+        self._seen = 0
+
+    def state(self) -> dict[str, Any]:
+        """The residuals seen since reset (the most recent ``max_log``), as plain data."""
+        return {"residuals": list(self._log), "seen": self._seen}
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Rebuild the detector by replaying the residuals :meth:`state` returned.
+
+        Exact when nothing was dropped from the log (``seen <= max_log``);
+        otherwise the detector starts from the last ``max_log`` residuals.
+        """
+        self.reset()
+        for residual in state["residuals"]:
+            self._step(float(residual))
+        self._seen = max(self._seen, int(state["seen"]))
 
     def _make_river_detector(self) -> Any:
         """The river detector (typed ``Any``: DDM is declared for bools but averages floats)."""
@@ -169,6 +196,8 @@ class ConceptDriftDetector:
 
     def _step(self, residual: float) -> bool:
         """Feed one residual; True when the detector flags an upward change."""
+        self._log.append(residual)
+        self._seen += 1
         if self.detector == "ddm":
             self._river.update(min(1.0, max(0.0, (1.0 + residual) / 2.0)))
             return bool(self._river.drift_detected)

@@ -309,6 +309,32 @@ class DataDriftDetector:
             report[feature.name] = entry
         return report
 
+    def state(self) -> dict[str, Any]:
+        """What evaluating windows taught the fitted detector (streaks, pooled windows), as plain data.
+
+        Everything else follows from the reference: restore with :meth:`fit` on the
+        same reference, then :meth:`restore_state`.
+        """
+        return {
+            "streaks": dict(self._streaks),
+            "dataset_streak": self._dataset_streak,
+            "pools": {
+                name: [[counts.tolist(), size] for counts, size in pool] for name, pool in self._pools.items()
+            },
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`state` returned (after :meth:`fit` on the same reference)."""
+        self._streaks = {str(name): int(streak) for name, streak in state["streaks"].items()}
+        self._dataset_streak = int(state["dataset_streak"])
+        self._pools = {
+            str(name): deque(
+                ((np.asarray(counts, dtype=np.float64), int(size)) for counts, size in pool),
+                maxlen=self.pooled_windows,
+            )
+            for name, pool in state["pools"].items()
+        }
+
     @property
     def features(self) -> tuple[str, ...]:
         """The fitted features, in reference order."""

@@ -105,6 +105,14 @@ class FairnessEvaluator:
     def reset(self) -> None:
         self._known: dict[str, set[str]] = {segment: set() for segment in self.segments}
 
+    def state(self) -> dict[str, list[str]]:
+        """The values kept so far per attribute (the rest fold into ``__other__``), as plain data."""
+        return {segment: sorted(values) for segment, values in self._known.items()}
+
+    def restore_state(self, state: Mapping[str, Sequence[str]]) -> None:
+        """Take back what :meth:`state` returned."""
+        self._known = {segment: set(state.get(segment, ())) for segment in self.segments}
+
     def evaluate(
         self,
         segment_values: Mapping[str, Sequence[str | None]],

@@ -127,9 +127,21 @@ CATALOG: tuple[MetricDef, ...] = (
         "events",
     ),
     _c(
+        "driftline_state_snapshots_total",
+        ("outcome",),
+        "Partition state snapshots: saved, save_failed (no commit until saved), restored, unreadable.",
+        "events",
+    ),
+    _c(
         "driftline_limit_exceeded_total",
         ("kind",),
         "Input refused or folded by a cardinality limit, by kind.",
+        "events",
+    ),
+    _c(
+        "driftline_reference_changes_total",
+        MV,
+        "Times the reference of a model version changed to different data (the id in driftline_model_info).",
         "events",
     ),
     _g(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from driftline.schema import utf8_text
 
@@ -117,6 +118,44 @@ class MetricStore:
                     del series[key]
                 removed += len(doomed)
         return removed
+
+    def export_where(self, exclude: Iterable[str] = (), **match: str) -> list[list[Any]]:
+        """Every series whose labels include all of ``match`` (but metrics in ``exclude``), as plain data.
+
+        Each item is ``[name, label values, value]``, a histogram's value being
+        ``[per-bucket counts, sum]``; :meth:`restore` takes the list back, so
+        counters continue from where a checkpoint left them.
+        """
+        skipped = set(exclude)
+        exported: list[list[Any]] = []
+        with self._lock:
+            for name, series in self._values.items():
+                names = self.metrics[name].labels
+                if name in skipped or not set(match) <= set(names):
+                    continue
+                positions = [(names.index(label), value) for label, value in match.items()]
+                for key, value in series.items():
+                    if all(key[i] == v for i, v in positions):
+                        plain = [list(value.counts), value.sum] if isinstance(value, _Histogram) else value
+                        exported.append([name, list(key), plain])
+        return exported
+
+    def restore(self, exported: Iterable[Sequence[Any]]) -> None:
+        """Put back series from :meth:`export_where` (replacing those with the same labels)."""
+        with self._lock:
+            for name, key, plain in exported:
+                metric = self.metrics.get(name)
+                if metric is None or len(key) != len(metric.labels):
+                    continue  # a metric this version no longer has
+                if metric.kind == "histogram":
+                    if len(plain[0]) != len(metric.buckets) + 1:
+                        continue  # its buckets changed: the old counts do not fit
+
+                    histogram = _Histogram(metric.buckets)
+                    histogram.counts, histogram.sum = [float(c) for c in plain[0]], float(plain[1])
+                    self._values[name][tuple(key)] = histogram
+                else:
+                    self._values[name][tuple(key)] = float(plain)
 
     def series_count(self) -> int:
         with self._lock:

@@ -122,3 +122,35 @@ def _shadow(
             events.append(replace(row, probabilities=None))
             labels.append(Label(event_id=event_id, model=model, label=truth[i], timestamp=row.timestamp))
     return events, labels
+
+
+def drifting_stream(
+    n: int, *, seed: int, shift_at: int, label_lag: int = 40, early_every: int = 7
+) -> list[Prediction | Label]:
+    """``n`` predictions whose features shift at ``shift_at``, and their labels.
+
+    The model is right 85% of the time before the shift and 60% after it (so
+    concept drift shows). A label follows its prediction ``label_lag`` events
+    later, except every ``early_every``-th, which comes just before it (early).
+    """
+    events = [
+        *predictions(shift_at, seed=seed),
+        *predictions(n - shift_at, seed=seed + 1, start=shift_at, shifted=("n1", "n2", "c1")),
+    ]
+    rng = np.random.default_rng(seed + 2)
+    ordered: list[Prediction | Label] = []
+    pending: dict[int, Label] = {}
+    for i, event in enumerate(events):
+        right = rng.random() < (0.85 if i < shift_at else 0.6)
+        truth = event.prediction if right else 1 - int(event.prediction)
+        label = Label(
+            event_id=event.event_id, model=event.model, label=truth, timestamp=(event.timestamp or 0) + 1
+        )
+        if early_every and i % early_every == 0:
+            ordered.append(label)
+        else:
+            pending[i + label_lag] = label
+        ordered.append(event)
+        if i in pending:
+            ordered.append(pending.pop(i))
+    return ordered + [pending[i] for i in sorted(pending)]

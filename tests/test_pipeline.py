@@ -199,7 +199,7 @@ def test_dropping_a_lost_partition_forgets_its_models_and_their_series() -> None
     second = [RawMessage(encode(e), "predictions", 1, i, 0.0) for i, e in enumerate(other)]
     label = Label(event_id="other-1-0", model="other", label=1, timestamp=1_700_000_001.0)
     pipeline.process([*first, *second, RawMessage(encode(label), "labels", 0, 0, 0.0)])
-    pipeline.drop_partitions("predictions", {1})
+    pipeline.drop_partitions({1})
     assert set(pipeline.states) == {("m", "1")} and set(pipeline.joins) == {"m"}
     assert (
         store.get(

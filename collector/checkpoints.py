@@ -1,0 +1,138 @@
+"""Checkpoints: each partition's state saved with the Kafka offsets it reflects, restored on assignment.
+
+Kafka delivers at least once; checkpoints make each event affect the state
+once. After a batch the runner asks :meth:`Checkpointer.save_if_due`: when a
+window closed or ``interval_seconds`` passed, every owned partition's state
+(its models' windows, references in use, label join store and early labels,
+detector state and counters, see :meth:`Pipeline.snapshot_partition`) is
+written with the next offset of its predictions and labels partitions, and
+only once that is durable are the offsets committed. When a partition is
+assigned (at start or in a rebalance), :meth:`Checkpointer.restore` loads its
+snapshot into the pipeline and returns the offsets the consumer must seek to,
+so whatever was processed after the snapshot is processed again from the
+state it was first processed from. A snapshot that cannot be read (damaged,
+another format version) is logged and counted, and the partition starts
+afresh from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from collector.errors import StateStoreError
+from collector.kafka_source import Partition
+from collector.pipeline import Pipeline
+from collector.state_codec import StateFormatError, pack, unpack
+from collector.state_store import StateStore
+from exporters.store import MetricStore
+
+log = logging.getLogger(__name__)
+
+KIND = "partition"
+METRIC = "driftline_state_snapshots_total"
+OUTCOMES = ("saved", "save_failed", "restored", "unreadable")
+
+
+class Checkpointer:
+    """Saves and restores the per-partition state of one pipeline in a :class:`StateStore`."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: StateStore,
+        metrics: MetricStore,
+        *,
+        prefix: str,
+        interval_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.metrics = metrics
+        self.prefix = prefix
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+        self._offsets: dict[int, dict[str, int]] = {}
+        """Per owned partition number: topic -> the next offset the state reflects."""
+        self._last_save = clock()
+        self._windows_at_save = 0
+        for outcome in OUTCOMES:
+            metrics.inc(METRIC, {"outcome": outcome}, 0.0)
+
+    @property
+    def owned(self) -> frozenset[int]:
+        return frozenset(self._offsets)
+
+    def restore(self, partitions: list[Partition]) -> dict[Partition, int]:
+        """Load the snapshots of newly assigned partition numbers; the offsets to seek to."""
+        for number in sorted({p for _, p in partitions} - set(self._offsets)):
+            self._offsets[number] = self._load(number)
+        return {
+            (topic, number): self._offsets[number][topic]
+            for topic, number in partitions
+            if topic in self._offsets[number]
+        }
+
+    def forget(self, partitions: list[Partition]) -> None:
+        """Partitions taken away: their state leaves this collector (the new owner restores it)."""
+        numbers = {p for _, p in partitions} & set(self._offsets)
+        for number in numbers:
+            del self._offsets[number]
+        if numbers:
+            self.pipeline.drop_partitions(numbers)
+
+    def save_if_due(self, offsets: Mapping[str, Mapping[int, int]]) -> bool:
+        """Save when a window closed since the last save or the interval passed; True when saved."""
+        due = self._windows_closed() != self._windows_at_save
+        if not due and self.clock() - self._last_save < self.interval_seconds:
+            return False
+        return self.save(offsets)
+
+    def save(self, offsets: Mapping[str, Mapping[int, int]]) -> bool:
+        """Snapshot every owned partition with ``offsets`` (next offset per topic and partition).
+
+        True when every snapshot is durable (the offsets may then be committed);
+        False, logged and counted when the store failed.
+        """
+        for topic, partitions in offsets.items():
+            for number, offset in partitions.items():
+                if number in self._offsets:
+                    self._offsets[number][topic] = offset
+        try:
+            for number in sorted(self._offsets):
+                body = {"offsets": self._offsets[number], "models": self.pipeline.snapshot_partition(number)}
+                self.store.put(self._key(number), pack(KIND, body))
+        except (OSError, StateStoreError) as exc:  # the collector goes on; the commit waits
+            log.warning("saving the state failed; offsets are not committed until a save succeeds: %s", exc)
+            self.metrics.inc(METRIC, {"outcome": "save_failed"})
+            return False
+        self._last_save = self.clock()
+        self._windows_at_save = self._windows_closed()
+        self.metrics.inc(METRIC, {"outcome": "saved"}, float(len(self._offsets)))
+        return True
+
+    def _load(self, number: int) -> dict[str, int]:
+        key = self._key(number)
+        try:
+            raw = self.store.get(key)
+            if raw is None:
+                return {}
+            body = unpack(KIND, raw)
+            offsets = {str(topic): int(offset) for topic, offset in body["offsets"].items()}
+            self.pipeline.restore_partition(number, body["models"])
+        except (StateFormatError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+            log.error("state of partition %d (%s) unreadable, starting it afresh: %s", number, key, exc)
+            self.metrics.inc(METRIC, {"outcome": "unreadable"})
+            self.pipeline.drop_partitions({number})
+            return {}
+        log.info("restored partition %d: %d models, offsets %s", number, len(body["models"]), offsets)
+        self.metrics.inc(METRIC, {"outcome": "restored"})
+        return offsets
+
+    def _windows_closed(self) -> int:
+        return sum(s.windows_evaluated + s.windows_skipped for s in self.pipeline.states.values())
+
+    def _key(self, number: int) -> str:
+        return f"{self.prefix}partition/{number}"
