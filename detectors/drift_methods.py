@@ -226,7 +226,9 @@ def _counter(values: npt.NDArray[np.generic]) -> Counter[Hashable]:
 def _aligned_counts(
     reference: Counter[Hashable], current: Counter[Hashable]
 ) -> tuple[FloatArray, FloatArray]:
-    keys = list(set(reference) | set(current))
+    # A fixed order: a set's order follows the process's string hash seed, and the sums below
+    # would then differ in the last bit from one run (or restart) of the collector to the next.
+    keys = sorted(set(reference) | set(current), key=lambda key: (type(key).__name__, str(key)))
     ref = np.array([reference.get(key, 0) for key in keys], dtype=np.float64)
     cur = np.array([current.get(key, 0) for key in keys], dtype=np.float64)
     return ref, cur

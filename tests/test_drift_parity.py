@@ -8,6 +8,7 @@ method choice and the per-column scores end to end.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -243,3 +244,32 @@ def test_choice_departs_from_evidently_only_when_the_window_brings_new_values() 
         ours.score,
         _oracle("jensenshannon", ref["level"].to_numpy(), cur["level"].to_numpy(), ColumnType.Numerical),
     )
+
+
+def test_categorical_scores_do_not_depend_on_the_process_string_hash_seed() -> None:
+    """A restarted collector must score a window exactly as before (string hashing changes per process)."""
+    import subprocess
+    import sys
+
+    program = (
+        "import numpy as np\n"
+        "from detectors import drift_methods\n"
+        "from detectors.drift_methods import CategoricalReference\n"
+        "rng = np.random.default_rng(0)\n"
+        "cats = [f'cat{i}' for i in range(6)]\n"
+        "p = [0.3, 0.2, 0.2, 0.1, 0.1, 0.1]\n"
+        "ref = CategoricalReference.from_values(rng.choice(cats, size=1000, p=p).astype(object))\n"
+        "cur = rng.choice(cats, size=500).astype(object)\n"
+        "print([drift_methods.evaluate(m, ref, cur) for m in ('chisquare', 'jensenshannon', 'psi')])\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(outputs) == 1, outputs
