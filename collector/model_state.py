@@ -374,13 +374,14 @@ class ModelVersionState:
         self.last_report = report
         self._last_window = _report_summary(report)
         log.info(
-            "%s/%s window %d: %d events against %s, drift share %r, scores %s",
+            "%s/%s window %d: %d events against %s, drift share %r, detected %s, scores %s",
             self.model,
             self.model_version,
             report.index,
             report.n_events,
             report.reference_id,
             report.drift.share,
+            report.drift.detected,
             ",".join(f"{d.feature}={d.score!r}" for d in report.drift.features),
         )
         try:

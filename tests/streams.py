@@ -125,7 +125,7 @@ def _shadow(
 
 
 def drifting_stream(
-    n: int, *, seed: int, shift_at: int, label_lag: int = 40, early_every: int = 7
+    n: int, *, seed: int, shift_at: int, label_lag: int = 40, early_every: int = 7, model: str = "m"
 ) -> list[Prediction | Label]:
     """``n`` predictions whose features shift at ``shift_at``, and their labels.
 
@@ -134,8 +134,8 @@ def drifting_stream(
     later, except every ``early_every``-th, which comes just before it (early).
     """
     events = [
-        *predictions(shift_at, seed=seed),
-        *predictions(n - shift_at, seed=seed + 1, start=shift_at, shifted=("n1", "n2", "c1")),
+        *predictions(shift_at, seed=seed, model=model),
+        *predictions(n - shift_at, seed=seed + 1, start=shift_at, shifted=("n1", "n2", "c1"), model=model),
     ]
     rng = np.random.default_rng(seed + 2)
     ordered: list[Prediction | Label] = []
