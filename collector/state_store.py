@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, unquote
 
+from collector.errors import StateStoreError
+
 SUFFIX = ".state"
 
 
@@ -45,7 +47,13 @@ class LocalStateStore:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateStoreError(
+                f"state.directory {self.directory}: cannot create it ({exc.strerror}); "
+                "set state.directory to a writable folder, or state.store: none"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"LocalStateStore({str(self.directory)!r})"

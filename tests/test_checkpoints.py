@@ -20,6 +20,7 @@ from collector.auto_references import AutomaticReferences
 from collector.checkpoints import Checkpointer
 from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.errors import StateStoreError
 from collector.model_state import WindowReport
 from collector.pipeline import Pipeline
 from collector.references import Reference
@@ -251,3 +252,10 @@ def test_records_of_another_format_or_kind_are_refused() -> None:
     future = record.replace(bytes([FORMAT_VERSION]), bytes([FORMAT_VERSION + 1]), 1)
     with pytest.raises(StateFormatError, match="format"):
         unpack("partition", future)
+
+
+def test_a_state_directory_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(StateStoreError, match="state.directory .*file/state"):
+        LocalStateStore(blocked / "state")
