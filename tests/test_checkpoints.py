@@ -257,5 +257,5 @@ def test_records_of_another_format_or_kind_are_refused() -> None:
 def test_a_state_directory_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    with pytest.raises(StateStoreError, match="state.directory .*file/state"):
+    with pytest.raises(StateStoreError, match=r"state\.directory .*file/state"):
         LocalStateStore(blocked / "state")
