@@ -376,6 +376,14 @@ def _model_version_rows(board: Dashboard) -> Dashboard:
             )
         )
         .with_panel(
+            _stat(
+                "Reference changes (24 h)",
+                "Times the reference of this version changed to different data (its id in the table).",
+                "short",
+                _query(f"sum(increase(driftline_reference_changes_total{{{MV}}}[24h]))", instant=True),
+            )
+        )
+        .with_panel(
             text.Panel()
             .title("Drift report")
             .span(6)
@@ -572,13 +580,22 @@ def _model_performance_rows(board: Dashboard) -> Dashboard:
         .with_panel(
             _timeseries(
                 "Labels by outcome",
-                "Label events per second: joined, unmatched, expired.",
+                "Labels per second by final outcome: joined, unmatched, expired.",
                 "ops",
                 _query(
                     f'sum by (outcome) (rate(driftline_labels_total{{model=~"$model"}}[{RATE}]))',
                     "{{outcome}}",
                 ),
-                span=24,
+                span=12,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Early labels waiting",
+                "Labels read before their prediction, held until it comes (then joined, or expired unmatched).",
+                "short",
+                _query(f'sum(driftline_labels_early{{model=~"$model"}})', "waiting"),
+                span=12,
             )
         )
     )
@@ -843,9 +860,9 @@ def _pipeline_rows(board: Dashboard) -> Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Limits exceeded and failures",
-                "Input refused or folded by a cardinality limit, failed exports, and detectors that"
-                " raised on a window (that window skipped), per second.",
+                "Limits, failures and state snapshots",
+                "Input refused or folded by a cardinality limit, failed exports, detectors that raised on a"
+                " window (that window skipped), and partition state snapshots by outcome, per second.",
                 "ops",
                 _query(f"sum by (kind) (rate(driftline_limit_exceeded_total[{RATE}]))", "limit: {{kind}}"),
                 _query(
@@ -857,6 +874,11 @@ def _pipeline_rows(board: Dashboard) -> Dashboard:
                     f"sum by (detector) (rate(driftline_detector_failures_total[{RATE}]))",
                     "detector failed: {{detector}}",
                     "C",
+                ),
+                _query(
+                    f"sum by (outcome) (rate(driftline_state_snapshots_total[{RATE}]))",
+                    "state: {{outcome}}",
+                    "D",
                 ),
                 span=8,
             )

@@ -34,6 +34,7 @@ ALERTS = (
     "DriftlineServingErrors",
     "DriftlineNoTraffic",
     "DriftlineConsumerLag",
+    "DriftlineStateNotSaved",
     "DriftlineEventsRejected",
     "DriftlineCollectorDown",
     "DriftlineKafkaUnreachable",
@@ -41,6 +42,7 @@ ALERTS = (
 )
 NOT_MODEL_ALERTS = {
     "DriftlineConsumerLag",
+    "DriftlineStateNotSaved",
     "DriftlineEventsRejected",
     "DriftlineCollectorDown",
     "DriftlineKafkaUnreachable",
@@ -62,7 +64,7 @@ def _rules() -> list[dict[str, object]]:
 def test_promtool_check_config_accepts_the_prometheus_config() -> None:
     result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 28 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 29 rules found" in result.stdout + result.stderr
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
