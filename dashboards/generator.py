@@ -592,7 +592,7 @@ def _model_performance_rows(board: Dashboard) -> Dashboard:
         .with_panel(
             _timeseries(
                 "Early labels waiting",
-                "Labels read before their prediction, held until it comes (then joined, or expired unmatched).",
+                "Labels read before their prediction, waiting for it (to join, or expire unmatched).",
                 "short",
                 _query(f'sum(driftline_labels_early{{model=~"$model"}})', "waiting"),
                 span=12,
