@@ -594,7 +594,7 @@ def _model_performance_rows(board: Dashboard) -> Dashboard:
                 "Early labels waiting",
                 "Labels read before their prediction, waiting for it (to join, or expire unmatched).",
                 "short",
-                _query(f'sum(driftline_labels_early{{model=~"$model"}})', "waiting"),
+                _query('sum(driftline_labels_early{model=~"$model"})', "waiting"),
                 span=12,
             )
         )
