@@ -70,7 +70,9 @@ def test_predictions_and_late_labels_flow_through_every_component() -> None:
     ]
     results += [store.join(f"x{i}", 1, None, now=12_500.0) for i in range(50)]
     outcomes = [r.outcome for r in results]
-    assert (outcomes.count("joined"), outcomes.count("unmatched")) == (1900, 50)
+    assert (outcomes.count("joined"), outcomes.count("held")) == (1900, 50)  # unknown ids wait (early)
+    store.expire(now=12_500.0 + 3_601.0)
+    assert store.take_unmatched() == 50  # and are unmatched once they expire
 
     # Label window: realized performance, concept drift, segment accuracy.
     joined = [r for r in results if r.prediction is not None]
