@@ -1,8 +1,10 @@
 """Checkpoints: each partition's state saved with the Kafka offsets it reflects, restored on assignment.
 
 Kafka delivers at least once; checkpoints make each event affect the state
-once. After a batch the runner asks :meth:`Checkpointer.save_if_due`: when a
-window closed or ``interval_seconds`` passed, every owned partition's state
+once. After a batch the runner asks :meth:`Checkpointer.save_if_due`: when
+``interval_seconds`` passed, or a window closed and ``min_interval_seconds``
+passed (a save of a full label join store costs several windows' processing,
+see docs/benchmarks.md), every owned partition's state
 (its models' windows, references in use, label join store and early labels,
 detector state and counters, see :meth:`Pipeline.snapshot_partition`) is
 written with the next offset of its predictions and labels partitions, and
@@ -46,6 +48,7 @@ class Checkpointer:
         *,
         prefix: str,
         interval_seconds: float,
+        min_interval_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pipeline = pipeline
@@ -53,6 +56,7 @@ class Checkpointer:
         self.metrics = metrics
         self.prefix = prefix
         self.interval_seconds = interval_seconds
+        self.min_interval_seconds = min_interval_seconds
         self.clock = clock
         self._offsets: dict[int, dict[str, int]] = {}
         """Per owned partition number: topic -> the next offset the state reflects."""
@@ -84,9 +88,13 @@ class Checkpointer:
             self.pipeline.drop_partitions(numbers)
 
     def save_if_due(self, offsets: Mapping[str, Mapping[int, int]]) -> bool:
-        """Save when a window closed since the last save or the interval passed; True when saved."""
-        due = self._windows_closed() != self._windows_at_save
-        if not due and self.clock() - self._last_save < self.interval_seconds:
+        """Save when the interval passed, or a window closed and the minimum interval passed.
+
+        True when saved (the offsets may then be committed).
+        """
+        since = self.clock() - self._last_save
+        closed = self._windows_closed() != self._windows_at_save
+        if since < self.interval_seconds and not (closed and since >= self.min_interval_seconds):
             return False
         return self.save(offsets)
 

@@ -262,7 +262,9 @@ class StateConfig(_Strict):
     """For the local store; relative to the configuration file."""
     topic: str = "driftline.state"
     interval_seconds: float = Field(default=10.0, gt=0)
-    """Save at least this often while events flow (and whenever a window closes)."""
+    """Save at least this often while events flow."""
+    min_interval_seconds: float = Field(default=1.0, ge=0)
+    """A closed window saves at once, but not sooner than this after the last save (saves cost)."""
     replay_events: int = Field(default=100_000, ge=0)
     """Concept-drift inputs kept per version to rebuild river's detector on restore."""
 

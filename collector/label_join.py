@@ -65,7 +65,7 @@ _JOINED = "joined"
 _EXPIRED = "expired"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PredictionRecord:
     """What the label join keeps of one prediction: enough to evaluate it once labelled."""
 
@@ -96,6 +96,25 @@ class PredictionRecord:
             probabilities=data.get("probabilities"),
             segments=data.get("segments"),
         )
+
+    def to_list(self) -> list[Any]:
+        """The compact form checkpoints use (a store holds up to ``max_entries`` of them).
+
+        The mappings are not copied: records are immutable once added.
+        """
+        return [
+            self.event_id,
+            self.model_version,
+            self.timestamp,
+            self.prediction,
+            self.probabilities,
+            self.segments,
+        ]
+
+    @classmethod
+    def from_list(cls, item: list[Any]) -> PredictionRecord:
+        event_id, model_version, timestamp, prediction, probabilities, segments = item
+        return cls(str(event_id), str(model_version), float(timestamp), prediction, probabilities, segments)
 
 
 @dataclass(frozen=True)
@@ -313,7 +332,7 @@ class LabelJoinStore:
             "evicted": self.evicted,
             "unmatched_early": self._unmatched_early,
             "early": [early.to_list() for early in self._early.values()],
-            "pending": [record.to_dict() for record in self._pending.values()],
+            "pending": [record.to_list() for record in self._pending.values()],
             "tombstones": [[event_id, kind] for event_id, kind in self._tombstones.items()],
         }
 
@@ -332,7 +351,7 @@ class LabelJoinStore:
             store._early[early.event_id] = early
         store._unmatched_early = int(data.get("unmatched_early", 0))
         for item in data["pending"]:
-            record = PredictionRecord.from_dict(item)
+            record = PredictionRecord.from_list(item)
             store._pending[record.event_id] = record
         for event_id, kind in data["tombstones"]:
             store._tombstones[str(event_id)] = str(kind)

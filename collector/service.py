@@ -101,6 +101,7 @@ def _checkpointer(
         store,
         prefix=f"{kafka.group_id}/{kafka.predictions_topic}/",
         interval_seconds=config.state.interval_seconds,
+        min_interval_seconds=config.state.min_interval_seconds,
     )
 
 

@@ -228,7 +228,13 @@ def test_offsets_are_committed_only_when_the_state_is_saved(tmp_path: Path) -> N
     pipeline, metrics, _ = _pipeline(tmp_path / "state")
     store = LocalStateStore(tmp_path / "state")
     checkpointer = Checkpointer(
-        pipeline, store, metrics, prefix="g/t/", interval_seconds=5.0, clock=lambda: now[0]
+        pipeline,
+        store,
+        metrics,
+        prefix="g/t/",
+        interval_seconds=5.0,
+        min_interval_seconds=1.0,
+        clock=lambda: now[0],
     )
     checkpointer.restore([("p", 0), ("l", 0)])
     pipeline.process(_messages(STREAM[:400], 0))
@@ -237,6 +243,8 @@ def test_offsets_are_committed_only_when_the_state_is_saved(tmp_path: Path) -> N
     now[0] = 5.0
     assert checkpointer.save_if_due({"p": {0: 400}})
     pipeline.process(_messages(STREAM[400:3400], 400))  # the reference completes, a window closes
+    assert not checkpointer.save_if_due({"p": {0: 3400}})  # but the last save was just now
+    now[0] = 6.0
     assert checkpointer.save_if_due({"p": {0: 3400}, "l": {0: 3390}})
     body = unpack("partition", store.get("g/t/partition/0") or b"")
     assert body["offsets"] == {"p": 3400, "l": 3390}

@@ -1,0 +1,105 @@
+"""What checkpoints cost, as ratios against processing the events they cover, measured in the same run.
+
+A partition of one model version (12 features) is brought to a realistic
+state: an automatic reference, a half-full window, ``--pending`` predictions
+waiting for their labels in the join store. Then, best of ``--repeat``:
+
+1. save: snapshot the partition, encode it (msgpack) and write it atomically
+   to a local state store (fsync included);
+2. restore: read it back and rebuild the partition's state in a new pipeline
+   (detectors refitted on the stored reference, window and joins rebuilt);
+3. baseline: process one window's worth of events (``--window`` predictions),
+   the work between two saves when a save follows every window close.
+
+Run: .venv/bin/python bench/checkpoint_cost.py [--window 1000] [--pending 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from driftline.schema import encode
+
+from collector.auto_references import AutomaticReferences
+from collector.checkpoints import Checkpointer
+from collector.config import parse_config
+from collector.dlq import MemoryDeadLetterSink
+from collector.pipeline import Pipeline
+from collector.sources import RawMessage
+from collector.state_store import LocalStateStore
+from exporters.store import MetricStore
+from tests.streams import predictions
+
+PARTITIONS = [("p", 0), ("l", 0)]
+
+
+def build(directory: Path, window: int, pending: int) -> tuple[Pipeline, Checkpointer]:
+    config = parse_config(
+        {
+            "defaults": {
+                "window": {"events": window, "max_seconds": 1e9},
+                "reference": {"auto_events": 5000},
+            },
+            "labels": {"max_entries": max(pending, 1)},
+        }
+    )
+    store = LocalStateStore(directory)
+    metrics = MetricStore()
+    pipeline = Pipeline(
+        config,
+        metrics,
+        MemoryDeadLetterSink(),
+        event_time=False,
+        automatic_references=AutomaticReferences(store, "bench/"),
+    )
+    checkpointer = Checkpointer(pipeline, store, metrics, prefix="bench/t/", interval_seconds=1e9)
+    checkpointer.restore(PARTITIONS)
+    return pipeline, checkpointer
+
+
+def messages(first: int, n: int, seed: int) -> list[RawMessage]:
+    events = predictions(n, seed=seed, start=first)
+    return [RawMessage(encode(e), "p", 0, first + i, 0.0) for i, e in enumerate(events)]
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--window", type=int, default=1000, help="predictions per window")
+    parser.add_argument("--pending", type=int, default=20_000, help="predictions awaiting labels")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        pipeline, checkpointer = build(directory, args.window, args.pending)
+        filled = 5000 + max(args.pending - 5000, 0) // args.window * args.window + args.window // 2
+        pipeline.process(messages(0, filled, seed=1))
+        saved = checkpointer.save({"p": {0: filled}})
+        assert saved
+        size = (directory / "bench%2Ft%2Fpartition%2F0.state").stat().st_size
+
+        save = best_of(lambda: checkpointer.save({"p": {0: filled}}), args.repeat)
+        restore = best_of(lambda: build(directory, args.window, args.pending), args.repeat)
+        windows = iter([messages(filled + i * args.window, args.window, seed=i) for i in range(args.repeat)])
+        baseline = best_of(lambda: pipeline.process(next(windows)), args.repeat)
+    print(f"partition: {filled} predictions seen, {len(pipeline.joins['m'])} awaiting labels, "
+          f"window of {args.window}; snapshot {size / 1e6:.2f} MB")
+    print(f"process one window (baseline): {baseline * 1000:8.1f} ms")
+    print(f"save a snapshot:               {save * 1000:8.1f} ms  ({save / baseline:.2f}x a window)")
+    print(f"restore the partition:         {restore * 1000:8.1f} ms  ({restore / baseline:.2f}x a window)")
+
+
+if __name__ == "__main__":
+    main()
