@@ -21,13 +21,11 @@ from collector.checkpoints import Checkpointer
 from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.errors import StateStoreError
-from collector.model_state import WindowReport
 from collector.pipeline import Pipeline
-from collector.references import Reference
 from collector.sources import RawMessage
 from collector.state_codec import FORMAT_VERSION, StateFormatError, pack, unpack
 from collector.state_store import LocalStateStore
-from collector.windows import Window
+from detectors.window_report import WindowReport
 from exporters.store import MetricStore
 from tests.streams import drifting_stream, predictions
 
@@ -50,7 +48,7 @@ class Windows:
 
     seen: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def __call__(self, report: WindowReport, reference: Reference, window: Window) -> None:
+    def __call__(self, report: WindowReport) -> None:
         drift = report.drift
         self.seen.append(
             (
