@@ -265,3 +265,27 @@ def test_a_state_directory_that_cannot_be_created_is_a_clear_error(tmp_path: Pat
     blocked.write_text("not a folder")
     with pytest.raises(StateStoreError, match=r"state\.directory .*file/state"):
         LocalStateStore(blocked / "state")
+
+
+def test_the_kafka_state_store_is_built_with_the_security_settings_of_every_kafka_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collector import kafka_wiring
+
+    built: dict[str, Any] = {}
+
+    def fake(bootstrap_servers: str, topic: str, **options: Any) -> str:
+        built.update(bootstrap_servers=bootstrap_servers, topic=topic, **options)
+        return "store"
+
+    monkeypatch.setattr(kafka_wiring, "KafkaStateStore", fake)
+    kafka = {"security_protocol": "SASL_PLAINTEXT", "sasl_plain_username": "u", "sasl_plain_password": "p"}
+    config = parse_config({"kafka": kafka, "state": {"store": "kafka", "topic": "s"}})
+    assert kafka_wiring.build_state_store(config) == "store"
+    assert built == {
+        "bootstrap_servers": "localhost:9092",
+        "topic": "s",
+        **kafka_wiring.security_options(config.kafka),
+    }
+    assert built["sasl_plain_password"] == "p"
+    assert kafka_wiring.build_state_store(parse_config({"state": {"store": "none"}})) is None
