@@ -108,6 +108,7 @@ def collectors(tmp_path: Path) -> Iterator[StartCollector]:
 def test_two_collectors_split_partitions_and_one_takes_over_when_the_other_dies(
     kafka_broker: KafkaBroker,
     collectors: StartCollector,
+    tmp_path: Path,
 ) -> None:
     prefix = unique_topic("scale")
     predictions, labels = f"{prefix}.predictions", f"{prefix}.labels"
@@ -169,3 +170,6 @@ def test_two_collectors_split_partitions_and_one_takes_over_when_the_other_dies(
 
     eventually(survivor_counts_new_events, 60, "the survivor to count the new events")
     assert first.poll() is None
+    # Both run on the default local state store, which cannot follow a partition to another host.
+    logs = [log.read_text(errors="replace") for log in tmp_path.glob("collector-*.log")]
+    assert any("the state store is local" in log for log in logs)
