@@ -13,8 +13,8 @@ assigned (at start or in a rebalance), :meth:`Checkpointer.restore` loads its
 snapshot into the pipeline and returns the offsets the consumer must seek to,
 so whatever was processed after the snapshot is processed again from the
 state it was first processed from. A snapshot that cannot be read (damaged,
-another format version) is logged and counted, and the partition starts
-afresh from the committed offsets.
+another format version, or the store unreachable) is logged and counted, and
+the partition starts afresh from the committed offsets.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from exporters.store import MetricStore
 log = logging.getLogger(__name__)
 
 KIND = "partition"
+UNREADABLE = (StateFormatError, StateStoreError, OSError, KeyError, TypeError, ValueError, AttributeError)
+"""What reading a snapshot may raise: a damaged or foreign record, or a store that cannot be read now."""
 METRIC = "driftline_state_snapshots_total"
 OUTCOMES = ("saved", "save_failed", "restored", "unreadable")
 
@@ -130,7 +132,7 @@ class Checkpointer:
             body = unpack(KIND, raw)
             offsets = {str(topic): int(offset) for topic, offset in body["offsets"].items()}
             self.pipeline.restore_partition(number, body["models"])
-        except (StateFormatError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+        except UNREADABLE as exc:
             log.error("state of partition %d (%s) unreadable, starting it afresh: %s", number, key, exc)
             self.metrics.inc(METRIC, {"outcome": "unreadable"})
             self.pipeline.drop_partitions({number})

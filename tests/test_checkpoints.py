@@ -289,3 +289,18 @@ def test_the_kafka_state_store_is_built_with_the_security_settings_of_every_kafk
     }
     assert built["sasl_plain_password"] == "p"
     assert kafka_wiring.build_state_store(parse_config({"state": {"store": "none"}})) is None
+
+
+def test_a_state_store_that_cannot_be_read_counts_unreadable_and_the_collector_goes_on(
+    tmp_path: Path,
+) -> None:
+    class Unreachable(LocalStateStore):
+        def get(self, key: str) -> bytes | None:
+            raise StateStoreError("reading the state topic timed out")
+
+    pipeline, metrics, _ = _pipeline(tmp_path / "state")
+    checkpointer = Checkpointer(
+        pipeline, Unreachable(tmp_path / "other"), metrics, prefix="g/t/", interval_seconds=1e9
+    )
+    assert checkpointer.restore([("p", 0)]) == {}
+    assert metrics.get("driftline_state_snapshots_total", {"outcome": "unreadable"}) == 1.0
