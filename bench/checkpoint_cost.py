@@ -90,7 +90,8 @@ def main() -> None:
         assert saved
         size = (directory / "bench%2Ft%2Fpartition%2F0.state").stat().st_size
 
-        save = best_of(lambda: checkpointer.save({"p": {0: filled}}), args.repeat)
+        moved = iter(range(filled + 1, filled + 1 + args.repeat))  # new offsets: a save writes
+        save = best_of(lambda: checkpointer.save({"p": {0: next(moved)}}), args.repeat)
         restore = best_of(lambda: build(directory, args.window, args.pending), args.repeat)
         windows = iter([messages(filled + i * args.window, args.window, seed=i) for i in range(args.repeat)])
         baseline = best_of(lambda: pipeline.process(next(windows)), args.repeat)

@@ -62,6 +62,8 @@ class Checkpointer:
         self.clock = clock
         self._offsets: dict[int, dict[str, int]] = {}
         """Per owned partition number: topic -> the next offset the state reflects."""
+        self._saved: dict[int, dict[str, int]] = {}
+        """Offsets of each partition's last durable snapshot: one read nothing since is not saved again."""
         self._last_save = clock()
         self._windows_at_save = 0
         for outcome in OUTCOMES:
@@ -86,6 +88,7 @@ class Checkpointer:
         numbers = {p for _, p in partitions} & set(self._offsets)
         for number in numbers:
             del self._offsets[number]
+            self._saved.pop(number, None)
         if numbers:
             self.pipeline.drop_partitions(numbers)
 
@@ -101,26 +104,31 @@ class Checkpointer:
         return self.save(offsets)
 
     def save(self, offsets: Mapping[str, Mapping[int, int]]) -> bool:
-        """Snapshot every owned partition with ``offsets`` (next offset per topic and partition).
+        """Snapshot the owned partitions read since their last snapshot, with ``offsets``.
 
-        True when every snapshot is durable (the offsets may then be committed);
-        False, logged and counted when the store failed.
+        ``offsets`` holds the next offset per topic and partition. A partition
+        nothing was read from since its last snapshot is not written again: only
+        the wall-clock rules (closing by age, retiring) changed it, and they run
+        again after a restart. True when every snapshot is durable (the offsets
+        may then be committed); False, logged and counted when the store failed.
         """
         for topic, partitions in offsets.items():
             for number, offset in partitions.items():
                 if number in self._offsets:
                     self._offsets[number][topic] = offset
+        changed = [n for n in sorted(self._offsets) if self._saved.get(n) != self._offsets[n]]
         try:
-            for number in sorted(self._offsets):
+            for number in changed:
                 body = {"offsets": self._offsets[number], "models": self.pipeline.snapshot_partition(number)}
                 self.store.put(self._key(number), pack(KIND, body))
+                self._saved[number] = dict(self._offsets[number])
         except (OSError, StateStoreError) as exc:  # the collector goes on; the commit waits
             log.warning("saving the state failed; offsets are not committed until a save succeeds: %s", exc)
             self.metrics.inc(METRIC, {"outcome": "save_failed"})
             return False
         self._last_save = self.clock()
         self._windows_at_save = self._windows_closed()
-        self.metrics.inc(METRIC, {"outcome": "saved"}, float(len(self._offsets)))
+        self.metrics.inc(METRIC, {"outcome": "saved"}, float(len(changed)))
         return True
 
     def _load(self, number: int) -> dict[str, int]:
@@ -138,6 +146,7 @@ class Checkpointer:
             self.pipeline.drop_partitions({number})
             return {}
         log.info("restored partition %d: %d models, offsets %s", number, len(body["models"]), offsets)
+        self._saved[number] = dict(offsets)
         self.metrics.inc(METRIC, {"outcome": "restored"})
         return offsets
 

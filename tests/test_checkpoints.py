@@ -304,3 +304,24 @@ def test_a_state_store_that_cannot_be_read_counts_unreadable_and_the_collector_g
     )
     assert checkpointer.restore([("p", 0)]) == {}
     assert metrics.get("driftline_state_snapshots_total", {"outcome": "unreadable"}) == 1.0
+
+
+def test_a_partition_read_nothing_since_its_last_snapshot_is_not_written_again(tmp_path: Path) -> None:
+    pipeline, metrics, _ = _pipeline(tmp_path / "state")
+    store = LocalStateStore(tmp_path / "state")
+    checkpointer = Checkpointer(pipeline, store, metrics, prefix="g/t/", interval_seconds=1e9)
+    checkpointer.restore([("p", 0), ("p", 1)])
+    pipeline.process(_messages(STREAM[:50], 0))
+    assert checkpointer.save({"p": {0: 50}})
+    assert metrics.get("driftline_state_snapshots_total", {"outcome": "saved"}) == 2.0  # both, once
+    assert checkpointer.save({"p": {0: 50}})
+    assert metrics.get("driftline_state_snapshots_total", {"outcome": "saved"}) == 2.0
+    assert checkpointer.save({"p": {0: 60}})
+    assert metrics.get("driftline_state_snapshots_total", {"outcome": "saved"}) == 3.0
+    restored_metrics = MetricStore()
+    restored = Checkpointer(
+        _pipeline(tmp_path / "state")[0], store, restored_metrics, prefix="g/t/", interval_seconds=1e9
+    )
+    assert restored.restore([("p", 0)]) == {("p", 0): 60}
+    assert restored.save({"p": {0: 60}})  # just restored: nothing to write
+    assert restored_metrics.get("driftline_state_snapshots_total", {"outcome": "saved"}) == 0.0
