@@ -198,7 +198,7 @@ def test_a_reference_that_really_changed_shows_its_new_id_and_counts_a_change(tm
     new_id = status["reference"]["id"]  # type: ignore[index]
     assert new_id.startswith("reference-") and new_id != old_id
     assert metrics.get("driftline_reference_changes_total", MV) == 1.0
-    info = {**MV, "data_version": "d1"}
+    info = {**MV, "data_version": "d1", "role": "champion"}
     assert metrics.get("driftline_model_info", {**info, "reference_id": new_id}) == 1.0
     assert metrics.get("driftline_model_info", {**info, "reference_id": old_id}) is None
     counted = sum(isinstance(e, Prediction) for e in STREAM[:3000])
