@@ -108,13 +108,15 @@ def test_status_tables_each_version_of_a_running_collector(collector: tuple[str,
     assert f"Driftline collector at {url}: 2 model versions" in result.stdout
     rows = _rows(result.stdout)
     shares = {s.model_version: s.last_report.drift.share for s in pipeline.states.values() if s.last_report}
+    ids = {s.model_version: s.reference.reference_id for s in pipeline.states.values() if s.reference}
+    assert ids["1"].startswith("auto-") and ids["2"].startswith("auto-")  # a hash of each reference's data
     assert rows["1"] == [
-        *("m", "1", "champion", "d1", "auto-5000", "6000", "1"),
+        *("m", "1", "champion", "d1", ids["1"], "6000", "1"),
         f"{shares['1']:.2f}",
         "accuracy 0.900 (realized)",
     ]
     assert shares["1"] < 0.5 and shares["2"] >= 0.5
-    assert rows["2"][:7] == ["m", "2", "challenger", "d1", "auto-5000", "6000", "1"]
+    assert rows["2"][:7] == ["m", "2", "challenger", "d1", ids["2"], "6000", "1"]
     assert rows["2"][7] == f"{shares['2']:.2f} drift"
     assert rows["2"][8] == "accuracy 0.900 (realized)"
 
@@ -202,7 +204,7 @@ def test_bearer_token_reaches_a_collector_with_authentication(
         "(pass --token-file, $DRIFTLINE_TOKEN or --user)"
     )
     assert by_file.returncode == 0 and by_env.returncode == 0, by_file.stderr + by_env.stderr
-    assert _rows(by_file.stdout)["1"][4] == "auto-5000" and _rows(by_env.stdout)["2"][5] == "6000"
+    assert _rows(by_file.stdout)["1"][4].startswith("auto-") and _rows(by_env.stdout)["2"][5] == "6000"
     assert wrong.returncode == 2 and "answered 401" in wrong.stderr
 
 
