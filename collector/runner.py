@@ -40,7 +40,8 @@ def run(
     route, and ``detect`` spans for the windows it closes) and ``export``;
     an empty poll is not traced.
     With ``checkpoint``, offsets are committed only when it returns True: it
-    saved the state those offsets reflect.
+    saved the state those offsets reflect. It is asked after every batch and on
+    every tick, so offsets are committed when the stream goes quiet too.
     """
     tracer = tracer or PipelineTracer()
     last_tick = time.monotonic()
@@ -55,6 +56,8 @@ def run(
             last_tick = time.monotonic()
             now = time.time()
             pipeline.tick(now)
+            if checkpoint is not None and checkpoint():  # the tail of a stream that went quiet
+                source.commit()
             if on_tick is not None:
                 on_tick(now)
         if not batch and source.exhausted:

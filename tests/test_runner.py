@@ -7,6 +7,7 @@ pause and resume are tested against the real broker in test_kafka_io.py.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from driftline.schema import encode
@@ -87,3 +88,19 @@ def test_a_dead_letter_backlog_pauses_consumption_until_it_clears_then_commits()
     ]
     assert [m.value for m, _ in dlq.rejected] == [b"not json"]
     assert pipeline.counts.accepted["prediction"] == 3
+
+
+def test_offsets_wait_for_a_saved_checkpoint_and_a_quiet_stream_still_commits_on_a_tick() -> None:
+    log: list[str] = []
+    batch = [RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(predictions(3, seed=2))]
+    source = PausableListSource([batch, []], log)
+    pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=False)
+    answers = itertools.chain([False], itertools.repeat(True))  # not due after the batch; due on ticks
+
+    def checkpoint() -> bool:
+        saved = next(answers)
+        log.append("saved" if saved else "not saved")
+        return saved
+
+    run(source, pipeline, threading.Event(), poll_timeout=0.0, tick_interval=0.0, checkpoint=checkpoint)
+    assert log[:5] == ["poll", "not saved", "saved", "commit", "poll"]
