@@ -11,7 +11,7 @@ waiting for their labels in the join store. Then, best of ``--repeat``:
 3. baseline: process one window's worth of events (``--window`` predictions),
    the work between two saves when a save follows every window close.
 
-Run: .venv/bin/python bench/checkpoint_cost.py [--window 1000] [--pending 20000]
+Run: .venv/bin/python bench/checkpoint_cost.py [--full] [--window N] [--pending N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import harness
 from driftline.schema import encode
 
 from collector.auto_references import AutomaticReferences
@@ -76,30 +77,33 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--window", type=int, default=1000, help="predictions per window")
-    parser.add_argument("--pending", type=int, default=20_000, help="predictions awaiting labels")
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=int, help="predictions per window (quick 500, full 1000)")
+    parser.add_argument("--pending", type=int, help="predictions awaiting labels (quick 2000, full 20000)")
+    parser.add_argument("--repeat", type=int, help="rounds, best taken (quick 3, full 5)")
+    args, chosen = harness.parse(
+        parser,
+        quick={"window": 500, "pending": 2000, "repeat": 3},
+        full={"window": 1000, "pending": 20_000, "repeat": 5},
+    )
+    run = harness.BenchRun("checkpoint_cost", args, chosen)
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         pipeline, checkpointer = build(directory, args.window, args.pending)
         filled = 5000 + max(args.pending - 5000, 0) // args.window * args.window + args.window // 2
         pipeline.process(messages(0, filled, seed=1))
-        saved = checkpointer.save({"p": {0: filled}})
-        assert saved
+        assert checkpointer.save({"p": {0: filled}})
         size = (directory / "bench%2Ft%2Fpartition%2F0.state").stat().st_size
-
         moved = iter(range(filled + 1, filled + 1 + args.repeat))  # new offsets: a save writes
         save = best_of(lambda: checkpointer.save({"p": {0: next(moved)}}), args.repeat)
         restore = best_of(lambda: build(directory, args.window, args.pending), args.repeat)
         windows = iter([messages(filled + i * args.window, args.window, seed=i) for i in range(args.repeat)])
         baseline = best_of(lambda: pipeline.process(next(windows)), args.repeat)
-    print(f"partition: {filled} predictions seen, {len(pipeline.joins['m'])} awaiting labels, "
-          f"window of {args.window}; snapshot {size / 1e6:.2f} MB")
-    print(f"process one window (baseline): {baseline * 1000:8.1f} ms")
-    print(f"save a snapshot:               {save * 1000:8.1f} ms  ({save / baseline:.2f}x a window)")
-    print(f"restore the partition:         {restore * 1000:8.1f} ms  ({restore / baseline:.2f}x a window)")
+    run.figure("predictions awaiting labels", len(pipeline.joins["m"]))
+    run.figure("snapshot bytes", size)
+    run.compare("save a snapshot", save * 1e3, baseline * 1e3, "process one window", "ms")
+    run.compare("restore the partition", restore * 1e3, baseline * 1e3, "process one window", "ms")
+    run.write()
 
 
 if __name__ == "__main__":
