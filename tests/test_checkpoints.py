@@ -176,7 +176,7 @@ def test_the_automatic_reference_id_is_a_hash_of_its_data(tmp_path: Path) -> Non
         assert reference is not None
         ids.append(reference.reference_id)
     assert ids[0] == ids[1] != ids[2]
-    assert all(len(i) == len("auto-") + 12 for i in ids)
+    assert all(len(i) == len("auto-") + 16 for i in ids)
 
 
 def test_a_reference_that_really_changed_shows_its_new_id_and_counts_a_change(tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_a_reference_that_really_changed_shows_its_new_id_and_counts_a_change(tm
     Checkpointer(pipeline, store, metrics, prefix="g/t/", interval_seconds=1e9).restore([("p", 0)])
     status = pipeline.status()[0]
     new_id = status["reference"]["id"]  # type: ignore[index]
-    assert new_id.startswith("reference-") and new_id != old_id
+    assert new_id.startswith("ref-") and new_id != old_id
     assert metrics.get("driftline_reference_changes_total", MV) == 1.0
     info = {**MV, "data_version": "d1", "role": "champion"}
     assert metrics.get("driftline_model_info", {**info, "reference_id": new_id}) == 1.0
