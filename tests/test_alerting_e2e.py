@@ -55,6 +55,7 @@ REFERENCE_EVENTS = 5000  # the default automatic reference (docs/contracts.md#co
 WINDOW_EVENTS = 1000  # the default window
 TOTAL_PREDICTIONS = REFERENCE_EVENTS + 10 * WINDOW_EVENTS
 DRIFT_FROM_EVENT = REFERENCE_EVENTS + 4 * WINDOW_EVENTS  # windows 5 to 10 drift
+REGRESSOR_PANELS = ("model / Regression errors",)
 GRAFANA_VARIABLES = {
     "$__rate_interval": "30s",
     "$__range": "10m",
@@ -289,7 +290,9 @@ def test_drift_alert_reaches_the_webhook_and_every_dashboard_query_has_data(
     time.sleep(3.0)  # a few more scrapes, so rates over the last seconds see the final counts
 
     # (d) every dashboard query returns at least one series.
-    queries = _dashboard_queries()
+    # The stream is a classifier's: panels that only a regressor fills are run against a
+    # regressor's series in real Prometheus by tests/test_champion_challenger.py.
+    queries = [(at, expr) for at, expr in _dashboard_queries() if not at.startswith(REGRESSOR_PANELS)]
     assert len(queries) > 60
     empty = [f"{where}: {expr}" for where, expr in queries if not _query(prometheus, _grafana_expand(expr))]
     assert not empty, "dashboard queries without any series:\n" + "\n".join(empty)
