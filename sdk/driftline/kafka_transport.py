@@ -12,7 +12,8 @@ never blocks longer than ``max_block_ms``: when the broker is down and the
 topic's metadata is unknown, or the producer's buffer is full, it raises
 :class:`KafkaTransportError` after that long and the client counts the event as
 failed. It waits in slices of at most half a second, so :meth:`KafkaTransport.abort`
-(from ``Client.close``) ends the wait at once. The producer itself is created
+(from ``Client.close``) ends the wait at once; a producer still bootstrapping
+(its constructor blocks for a slice) is woken and gives up too. The producer itself is created
 on the first ``send``, so building a client while the broker is down neither
 blocks nor fails. ``close`` stops the producer's thread even when messages
 cannot be delivered (the broker is down): they count as failed.
@@ -32,6 +33,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.net.compat import KafkaNetClient
 
 # schema.encode writes "type" first, so a label's payload starts with this.
 _LABEL_PREFIX = b'{"type":"label"'
@@ -86,6 +88,8 @@ class KafkaTransport:
         """Messages accepted by ``send`` that Kafka later refused (after its retries)."""
         self._closed = False
         self._aborted = threading.Event()
+        self._booting: KafkaNetClient | None = None
+        """The network client of a producer under construction, for abort() to wake."""
 
     def topic_for(self, payload: bytes) -> str:
         """The topic of one encoded event, from its leading ``type`` field."""
@@ -108,8 +112,18 @@ class KafkaTransport:
 
     def abort(self) -> None:
         """Stop delivering (``Client.close`` out of time): a blocked ``send`` gives up now, later
-        ones fail, and :meth:`close` waits no more."""
-        self._aborted.set()
+        ones fail, and :meth:`close` waits no more.
+
+        A producer's constructor blocks in its bootstrap for up to a slice, which
+        ``Client.close`` may not have left: its connection manager is closed on its
+        own event loop, which ends the bootstrap at once.
+        """
+        with self._lock:
+            self._aborted.set()
+            client = self._booting
+        if client is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: it is done already
+                client._net.call_soon_threadsafe(client._manager.close)
 
     def _send_until(self, producer: KafkaProducer, deadline: float, key: bytes, value: bytes) -> Any:
         """``producer.send``, retried while it times out (one slice) until ``deadline`` or abort."""
@@ -173,10 +187,14 @@ class KafkaTransport:
                 producer = KafkaProducer(**self._options())
                 break
             except KafkaError as exc:
+                self._check_open()
                 if time.monotonic() >= deadline:
                     raise KafkaTransportError(
                         f"cannot reach Kafka at {self.bootstrap_servers}: {exc}"
                     ) from exc
+            finally:
+                with self._lock:
+                    self._booting = None
         with self._lock:
             if self._producer is None and not self._closed:
                 self._producer = producer
@@ -186,6 +204,16 @@ class KafkaTransport:
         if existing is None:
             raise KafkaTransportError("the transport is closed")
         return existing
+
+    def _network_client(self, **configs: Any) -> KafkaNetClient:
+        """The producer's network client, kept where abort() can stop its bootstrap."""
+        client = KafkaNetClient(**configs)
+        with self._lock:
+            self._booting = client
+            aborted = self._aborted.is_set()
+        if aborted:
+            client._manager.close()
+        return client
 
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -198,6 +226,7 @@ class KafkaTransport:
             "bootstrap_timeout_ms": max(min(self.max_block_ms, _SLICE_MS), 1),
             "reconnect_backoff_max_ms": 1000,
             "client_id": "driftline-sdk",
+            "kafka_client": self._network_client,
         }
         options.update(self.producer_options)
         return options
