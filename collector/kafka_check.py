@@ -6,6 +6,13 @@ wrong password). :func:`verify_connection` connects once with the collector's
 security settings, keeps kafka-python's log records to itself meanwhile, and
 turns a failure into one :class:`~collector.errors.SourceError` naming the
 cause, never the password.
+
+A broker that refuses a login sends its SaslAuthenticate response and closes
+the socket. When both arrive in one read (a loaded machine), kafka-python fails
+the connection with "socket disconnected" before its SASL step sees the
+refusal, and the refusal is never logged as an error. So the check also keeps
+kafka-python's debug record of each SASL authenticate response (only those and
+errors: the debug log also holds the PLAIN request, password included).
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ from kafka.errors import (
     AuthorizationError,
     KafkaError,
     KafkaTimeoutError,
+    NoError,
     SaslAuthenticationFailedError,
     UnsupportedSaslMechanismError,
+    for_code,
 )
+from kafka.protocol.sasl import SaslAuthenticateResponse
 
 from collector.config import KafkaConfig
 from collector.errors import SourceError
@@ -65,35 +75,55 @@ def _captured_kafka_logs() -> Iterator[list[logging.LogRecord]]:
     """Hold kafka-python's log records back (and hand them over) for the duration."""
     handler = _KeepRecords()
     logger = logging.getLogger("kafka")
-    propagate = logger.propagate
+    propagate, level = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
+    logger.setLevel(logging.DEBUG)  # for the SASL responses, see the module's docstring
     try:
         yield handler.records
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+        logger.setLevel(level)
 
 
 class _KeepRecords(logging.Handler):
+    """Keeps the records that carry an error or a SASL authenticate response, drops the rest."""
+
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        if any(isinstance(arg, (KafkaError, SaslAuthenticateResponse)) for arg in _args(record)):
+            self.records.append(record)
+
+
+def _args(record: logging.LogRecord) -> tuple[object, ...]:
+    return record.args if isinstance(record.args, tuple) else ()
 
 
 def _cause(records: list[logging.LogRecord]) -> KafkaError | None:
     """The last refusal kafka-python logged, else the last connection error it logged.
 
-    Its closing "Bootstrap failed: KafkaTimeoutError" says only that time ran out.
+    A SASL authenticate response with an error is the error its code names. The closing
+    "Bootstrap failed: KafkaTimeoutError" says only that time ran out.
     """
     errors = [
-        arg
+        error
         for record in records
-        for arg in (record.args if isinstance(record.args, tuple) else ())
-        if isinstance(arg, KafkaError) and not isinstance(arg, KafkaTimeoutError)
+        for error in map(_as_error, _args(record))
+        if error is not None and not isinstance(error, KafkaTimeoutError)
     ]
     refusals = [error for error in errors if isinstance(error, REFUSALS)]
     return (refusals or errors or [None])[-1]
+
+
+def _as_error(arg: object) -> KafkaError | None:
+    """``arg`` if it is an error; a refusing SASL authenticate response as the error it means."""
+    if isinstance(arg, SaslAuthenticateResponse):
+        error_type = for_code(arg.error_code)
+        if error_type is NoError:
+            return None
+        return error_type(arg.error_message)
+    return arg if isinstance(arg, KafkaError) else None
