@@ -18,7 +18,7 @@ RULES = PROMETHEUS_DIR / "rules" / "driftline.rules.yml"
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
-ALERTS = (
+MODEL_ALERTS = (
     "DriftlineDatasetDrift",
     "DriftlineFeatureDrift",
     "DriftlineMultivariateDrift",
@@ -33,6 +33,8 @@ ALERTS = (
     "DriftlineHighLatency",
     "DriftlineServingErrors",
     "DriftlineNoTraffic",
+)
+NOT_MODEL_ALERTS = (
     "DriftlineConsumerLag",
     "DriftlineStateNotSaved",
     "DriftlineEventsRejected",
@@ -40,14 +42,7 @@ ALERTS = (
     "DriftlineKafkaUnreachable",
     "DriftlineCommitsFailing",
 )
-NOT_MODEL_ALERTS = {
-    "DriftlineConsumerLag",
-    "DriftlineStateNotSaved",
-    "DriftlineEventsRejected",
-    "DriftlineCollectorDown",
-    "DriftlineKafkaUnreachable",
-    "DriftlineCommitsFailing",
-}
+ALERTS = MODEL_ALERTS + NOT_MODEL_ALERTS  # in the rules file's order
 JOIN = "* on(model, model_version) group_left(data_version) driftline_model_info"
 
 
