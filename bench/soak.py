@@ -48,8 +48,6 @@ import json
 import math
 import os
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +69,8 @@ from driftline.schema import Heartbeat, Label, Prediction, decode, encode  # noq
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from collector.kafka_wiring import ensure_topics  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.kafka_fixture import local_broker  # noqa: E402
 
 VERSIONS = (("credit-risk", "1"), ("credit-risk", "2"), ("churn", "4"), ("fraud", "7"))
 """Model versions, in the proportion they serve traffic (credit-risk 2 is a challenger)."""
@@ -99,31 +99,14 @@ MARK = 100_000
 GOAL = 0.10
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
-def local_broker() -> Iterator[str]:
-    """A throwaway broker from deploy/kafka/kafka.sh on free ports."""
-    state = Path(tempfile.mkdtemp(prefix="driftline-kafka-soak-"))
-    port = free_port()
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()),
-           "KAFKA_STATE_DIR": str(state)}
-    script = str(ROOT / "deploy" / "kafka" / "kafka.sh")
-    subprocess.run(["bash", script, "start"], env=env, check=True, stdout=subprocess.DEVNULL)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run(["bash", script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
-        shutil.rmtree(state, ignore_errors=True)
-
-
-@contextmanager
-def given_broker(bootstrap: str) -> Iterator[str]:
-    yield bootstrap
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """The given broker, or a throwaway one on free ports (tests/kafka_fixture.py's, stopped at the end)."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    with local_broker("driftline-kafka-soak-") as started:
+        yield started.bootstrap
 
 
 @dataclass(frozen=True)
@@ -446,7 +429,7 @@ def main() -> int:
     suffix = uuid.uuid4().hex[:8]
     topics = Topics(f"soak.predictions.{suffix}", f"soak.labels.{suffix}", f"soak.dlq.{suffix}")
     stream = Stream(total, args.seed)
-    with (local_broker() if args.bootstrap is None else given_broker(args.bootstrap) as bootstrap,
+    with (broker(args.bootstrap) as bootstrap,
           tempfile.TemporaryDirectory(prefix="driftline-soak-") as folder):
         ensure_topics(bootstrap, [topics.predictions, topics.labels], PARTITIONS)
         print(f"soak: {total:,} events on {topics.predictions} + {topics.labels} at {bootstrap}", flush=True)
