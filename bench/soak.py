@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -65,10 +66,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "sdk"))
 
 import psutil  # noqa: E402
+import yaml  # noqa: E402
 from driftline.schema import Heartbeat, Label, Prediction, decode, encode  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
+from collector.config import parse_config  # noqa: E402
+from collector.dlq import MemoryDeadLetterSink  # noqa: E402
 from collector.kafka_wiring import ensure_topics  # noqa: E402
+from collector.pipeline import Pipeline  # noqa: E402
+from collector.sources import RawMessage  # noqa: E402
+from exporters.store import MetricStore  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.kafka_fixture import local_broker  # noqa: E402
 
@@ -116,8 +123,13 @@ class Topics:
     dlq: str
 
 
-def config_yaml(bootstrap: str, topics: Topics, port: int) -> str:
-    """Every detector on; count-based windows (the wall-clock limit is never reached)."""
+def config_yaml(bootstrap: str, topics: Topics, port: int, label_entries: int | None) -> str:
+    """Every detector on; count-based windows (the wall-clock limit is never reached).
+
+    ``label_entries`` sets ``labels.max_entries`` (the label join store's
+    predictions per model); ``None`` keeps the collector's default.
+    """
+    labels = "" if label_entries is None else f"labels: {{max_entries: {label_entries}}}\n"
     model = ("    task: binary_classification\n"
              "    segments: [region, plan]\n"
              "    reference_labels: 500\n"
@@ -139,7 +151,9 @@ def config_yaml(bootstrap: str, topics: Topics, port: int) -> str:
         "  drift: {mode: calibrated, alpha: 0.01, persistence: 1, pooled_windows: 4, seed: 0}\n"
         "  retire_after_seconds: 1000000\n"
         "instances: {heartbeat_timeout_seconds: 1000000, forget_after_seconds: 1000000}\n"
-        "models:\n" + models
+        + labels
+        + "models:\n"
+        + models
     )
 
 
@@ -315,6 +329,7 @@ def raw_loop(bootstrap: str, topics: Topics, count: int) -> float:
 @dataclass
 class Result:
     events: int
+    label_entries: int | None
     counts: dict[str, int]
     rss_at_mark_mib: float
     rss_end_mib: float
@@ -332,11 +347,11 @@ class Result:
 
 
 def run_collector(bootstrap: str, topics: Topics, stream: Stream, folder: Path,
-                  interval: float) -> tuple[Observer, float, Coverage]:
+                  args: argparse.Namespace) -> tuple[Observer, float, Coverage]:
     """Soak the collector; returns its observer, its events/s and what its exposition shows at the end."""
     port = free_port()
     config = folder / "soak.yaml"
-    config.write_text(config_yaml(bootstrap, topics, port), encoding="utf-8")
+    config.write_text(config_yaml(bootstrap, topics, port, args.label_entries), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk")])}
     log = (folder / "collector.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "collector.cli", "collect", "--config", str(config)],
@@ -362,7 +377,7 @@ def run_collector(bootstrap: str, topics: Topics, stream: Stream, folder: Path,
                 raise SystemExit(f"the collector exited with {process.returncode}")
             rss = sample.rss_bytes / 2**20
             print(f"  {sample.seconds:8.1f} s  {sample.events:>9,} events  rss {rss:7.1f} MiB", flush=True)
-            time.sleep(interval)
+            time.sleep(args.interval)
         elapsed = time.perf_counter() - first
         producer.join(timeout=60)
         return observer, stream.total / elapsed, coverage(observer.metrics_url)
@@ -414,12 +429,47 @@ def git_commit() -> str:
     return result.stdout.strip()
 
 
+def profile(stream: Stream, label_entries: int | None, top: int = 15) -> None:
+    """The same stream through an in-process ``Pipeline`` (no Kafka) under tracemalloc.
+
+    Prints what grew between the RSS mark and the end, by source line, and
+    the label join stores' sizes: where the collector's memory goes.
+    """
+    topics = Topics("p", "l", "d")
+    config = parse_config(yaml.safe_load(config_yaml("127.0.0.1:9", topics, 0, label_entries)))
+    pipeline = Pipeline(config, MetricStore(), MemoryDeadLetterSink(), event_time=False)
+    tracemalloc.start()
+    marked: tracemalloc.Snapshot | None = None
+    while stream.produced < stream.total:
+        batch = [RawMessage(encode(event), topics.labels if event.type == "label" else topics.predictions,
+                            0, 0, time.time()) for event in stream.chunk(CHUNK)]
+        for start in range(0, len(batch), 2000):
+            pipeline.process(batch[start:start + 2000])
+        if marked is None and stream.produced >= MARK:
+            marked = tracemalloc.take_snapshot()
+            print(f"snapshot at {stream.produced:,} events: {traced_mib():.1f} MiB traced")
+    end = tracemalloc.take_snapshot()
+    print(f"at the end ({stream.produced:,} events): {traced_mib():.1f} MiB traced")
+    assert marked is not None
+    for stat in end.compare_to(marked, "lineno")[:top]:
+        print(f"  {stat.size_diff / 2**20:+8.1f} MiB {stat.count_diff:+9,} blocks  {stat.traceback[0]}")
+    for model, join in sorted(pipeline.joins.items()):
+        print(f"  label join store {model}: {len(join):,} predictions, {len(join._tombstones):,} tombstones")
+
+
+def traced_mib() -> float:
+    return tracemalloc.get_traced_memory()[0] / 2**20
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="200,000 events")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--label-entries", type=int, help="labels.max_entries (default: the collector's)")
+    parser.add_argument("--profile", action="store_true",
+                        help="no Kafka: the stream through an in-process Pipeline under tracemalloc")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "soak.json")
     args = parser.parse_args()
@@ -429,13 +479,15 @@ def main() -> int:
     suffix = uuid.uuid4().hex[:8]
     topics = Topics(f"soak.predictions.{suffix}", f"soak.labels.{suffix}", f"soak.dlq.{suffix}")
     stream = Stream(total, args.seed)
+    if args.profile:
+        profile(stream, args.label_entries)
+        return 0
     with (broker(args.bootstrap) as bootstrap,
           tempfile.TemporaryDirectory(prefix="driftline-soak-") as folder):
         ensure_topics(bootstrap, [topics.predictions, topics.labels], PARTITIONS)
         print(f"soak: {total:,} events on {topics.predictions} + {topics.labels} at {bootstrap}", flush=True)
         try:
-            observer, collector_rate, covered = run_collector(bootstrap, topics, stream, Path(folder),
-                                                               args.interval)
+            observer, collector_rate, covered = run_collector(bootstrap, topics, stream, Path(folder), args)
         except SystemExit:
             print((Path(folder) / "collector.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
@@ -443,7 +495,8 @@ def main() -> int:
     samples = observer.samples
     mark, end = rss_at(samples, MARK), samples[-1].rss_bytes
     result = Result(
-        events=total, counts=stream.counts, rss_at_mark_mib=mark / 2**20, rss_end_mib=end / 2**20,
+        events=total, label_entries=args.label_entries, counts=stream.counts,
+        rss_at_mark_mib=mark / 2**20, rss_end_mib=end / 2**20,
         rss_max_mib=max(s.rss_bytes for s in samples) / 2**20, growth=end / mark - 1, goal=GOAL,
         collector_events_per_s=collector_rate, raw_events_per_s=raw_rate, ratio=collector_rate / raw_rate,
         metrics_series_end=observer.series, coverage=covered,
