@@ -32,19 +32,21 @@ What it does, in one run:
   (poll + ``driftline.schema.decode`` per message, fresh group): the
   baseline for the throughput ratio.
 
-It prints the RSS at 100,000 events and at the end, the growth against the
-10% goal, both throughputs and their ratio, the machine's load average, and
-writes everything (with the RSS samples) to ``bench/results/soak.json``.
+It prints the RSS at 100,000 events and at the end (a ratio against the
+10% goal), both throughputs and their ratio, and writes them with every RSS
+sample to ``bench/results/soak.json`` (``bench/harness.py``). ``--profile``
+runs the same stream through an in-process ``Pipeline`` under tracemalloc
+instead and prints what grew after the mark.
 
-Run: ``.venv/bin/python bench/soak.py [--events 1000000] [--quick]``
-(``--quick``: 200,000 events). Exit status 1 when memory grows by 10% or more, or a
-detector's metric family has no series at the end.
+Run: ``.venv/bin/python bench/soak.py [--full] [--events N] [--label-entries N]``
+(quick, as in ``make bench``: 200,000 events; ``--full``: 1,000,000). Exit
+status 1 when memory grows by 10% or more, or a detector's metric family has
+no series at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -65,6 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "sdk"))
 
+import harness  # noqa: E402
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 from driftline.schema import Heartbeat, Label, Prediction, decode, encode  # noqa: E402
@@ -326,26 +329,6 @@ def raw_loop(bootstrap: str, topics: Topics, count: int) -> float:
     return count / elapsed
 
 
-@dataclass
-class Result:
-    events: int
-    label_entries: int | None
-    counts: dict[str, int]
-    rss_at_mark_mib: float
-    rss_end_mib: float
-    rss_max_mib: float
-    growth: float
-    goal: float
-    collector_events_per_s: float
-    raw_events_per_s: float
-    ratio: float
-    metrics_series_end: int
-    coverage: Coverage
-    load_average: tuple[float, float, float]
-    commit: str
-    samples: list[Sample]
-
-
 def run_collector(bootstrap: str, topics: Topics, stream: Stream, folder: Path,
                   args: argparse.Namespace) -> tuple[Observer, float, Coverage]:
     """Soak the collector; returns its observer, its events/s and what its exposition shows at the end."""
@@ -424,11 +407,6 @@ def rss_at(samples: list[Sample], events: int) -> int:
     return next(s.rss_bytes for s in samples if s.events >= events)
 
 
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return result.stdout.strip()
-
-
 def profile(stream: Stream, label_entries: int | None, top: int = 15) -> None:
     """The same stream through an in-process ``Pipeline`` (no Kafka) under tracemalloc.
 
@@ -463,67 +441,67 @@ def traced_mib() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="200,000 events")
+    parser.add_argument("--events", type=int, help="events in all (quick 200,000; full 1,000,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--label-entries", type=int, help="labels.max_entries (default: the collector's)")
     parser.add_argument("--profile", action="store_true",
                         help="no Kafka: the stream through an in-process Pipeline under tracemalloc")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "soak.json")
-    args = parser.parse_args()
-    total = 200_000 if args.quick else args.events
-    if total <= MARK:
+    args, chosen = harness.parse(parser, quick={"events": 200_000}, full={"events": 1_000_000})
+    if args.events <= MARK:
         parser.error(f"--events must exceed {MARK:,} (the RSS mark)")
-    suffix = uuid.uuid4().hex[:8]
-    topics = Topics(f"soak.predictions.{suffix}", f"soak.labels.{suffix}", f"soak.dlq.{suffix}")
-    stream = Stream(total, args.seed)
+    stream = Stream(args.events, args.seed)
     if args.profile:
         profile(stream, args.label_entries)
         return 0
+    run_record = harness.BenchRun("soak", args, chosen)
+    observer, collector_rate, raw_rate, covered = soak(stream, args)
+    growth = record(run_record, stream, observer, collector_rate, raw_rate, covered)
+    run_record.figure("label_entries", args.label_entries)
+    run_record.write()
+    return 0 if growth < GOAL and not covered.missing_families else 1
+
+
+def soak(stream: Stream, args: argparse.Namespace) -> tuple[Observer, float, float, Coverage]:
+    """The collector's soak, then the raw loop over the same topics."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = Topics(f"soak.predictions.{suffix}", f"soak.labels.{suffix}", f"soak.dlq.{suffix}")
     with (broker(args.bootstrap) as bootstrap,
           tempfile.TemporaryDirectory(prefix="driftline-soak-") as folder):
         ensure_topics(bootstrap, [topics.predictions, topics.labels], PARTITIONS)
-        print(f"soak: {total:,} events on {topics.predictions} + {topics.labels} at {bootstrap}", flush=True)
+        print(f"soak: {stream.total:,} events on {topics.predictions} + {topics.labels} at {bootstrap}",
+              flush=True)
         try:
             observer, collector_rate, covered = run_collector(bootstrap, topics, stream, Path(folder), args)
         except SystemExit:
             print((Path(folder) / "collector.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
-        raw_rate = raw_loop(bootstrap, topics, total)
+        return observer, collector_rate, raw_loop(bootstrap, topics, stream.total), covered
+
+
+def record(run_record: harness.BenchRun, stream: Stream, observer: Observer, collector_rate: float,
+           raw_rate: float, covered: Coverage) -> float:
+    """Print and record the figures; returns the RSS growth after the mark."""
     samples = observer.samples
-    mark, end = rss_at(samples, MARK), samples[-1].rss_bytes
-    result = Result(
-        events=total, label_entries=args.label_entries, counts=stream.counts,
-        rss_at_mark_mib=mark / 2**20, rss_end_mib=end / 2**20,
-        rss_max_mib=max(s.rss_bytes for s in samples) / 2**20, growth=end / mark - 1, goal=GOAL,
-        collector_events_per_s=collector_rate, raw_events_per_s=raw_rate, ratio=collector_rate / raw_rate,
-        metrics_series_end=observer.series, coverage=covered,
-        load_average=os.getloadavg(), commit=git_commit(), samples=samples,
-    )
-    report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
-    print(f"written to {args.out}")
-    return 0 if result.growth < GOAL and not covered.missing_families else 1
-
-
-def report(result: Result) -> None:
-    counts = ", ".join(f"{n:,} {kind}s" for kind, n in result.counts.items())
-    covered = result.coverage
-    print(f"events: {result.events:,} ({counts}); rejected {covered.rejected}")
+    mark, end = rss_at(samples, MARK) / 2**20, samples[-1].rss_bytes / 2**20
+    counts = ", ".join(f"{n:,} {kind}s" for kind, n in stream.counts.items())
+    print(f"events: {stream.total:,} ({counts}); rejected {covered.rejected}")
     sources = ", ".join(covered.performance_sources)
     print(f"labels by outcome: {covered.labels}; performance sources: {sources}")
     print(f"detector families without series: {', '.join(covered.missing_families) or 'none'}")
-    print(f"RSS at {MARK:,} events: {result.rss_at_mark_mib:.1f} MiB; "
-          f"at the end: {result.rss_end_mib:.1f} MiB (max {result.rss_max_mib:.1f} MiB)")
-    verdict = "within" if result.growth < result.goal else "OVER"
-    print(f"growth {result.growth:+.1%} against the goal of < {result.goal:.0%}: {verdict}")
-    print(f"throughput: collector {result.collector_events_per_s:,.0f} events/s; raw poll+decode "
-          f"{result.raw_events_per_s:,.0f} events/s; ratio collector/raw {result.ratio:.3f}")
-    print(f"/metrics series at the end: {result.metrics_series_end:,}; load average "
-          f"{' '.join(f'{x:.2f}' for x in result.load_average)}; commit {result.commit}")
+    print(f"/metrics series at the end: {observer.series:,}")
+    run_record.compare(f"RSS at the end (max {max(s.rss_bytes for s in samples) / 2**20:.1f} MiB)", end, mark,
+                       f"RSS at {MARK:,} events", "MiB")
+    growth = end / mark - 1
+    print(f"growth {growth:+.1%} against the goal of < {GOAL:.0%}: {'within' if growth < GOAL else 'OVER'}")
+    run_record.compare("collector throughput", collector_rate, raw_rate, "raw kafka-python poll+decode",
+                       "events/s")
+    for name, value in (("counts", stream.counts), ("growth", growth), ("goal", GOAL),
+                        ("coverage", asdict(covered)), ("metrics_series_end", observer.series),
+                        ("samples", [asdict(sample) for sample in samples])):
+        run_record.figure(name, value)
+    return growth
 
 
 if __name__ == "__main__":
