@@ -115,6 +115,11 @@ def test_the_collector_config_is_valid_and_listens_beyond_loopback() -> None:
     text = (ROOT / "deploy/collector/driftline.yaml").read_text(encoding="utf-8")
     assert "0.0.0.0 inside the container only" in text and "127.0.0.1" in text
     assert config.kafka.bootstrap_servers == "kafka:19092"
+    # Checkpoints and calibrated thresholds persist in the collector's volume (the image's user has no home).
+    volumes = _compose()["services"]["collector"]["volumes"]
+    assert "collector-state:/var/lib/driftline" in [v.split("#")[0].strip() for v in volumes]
+    for kept in (config.state.directory, config.calibration_cache):
+        assert kept is not None and str(kept).startswith("/var/lib/driftline/")
     kafka_env = _compose()["services"]["kafka"]["environment"]
     assert "INTERNAL://kafka:19092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
 
