@@ -70,8 +70,9 @@ sys.path.insert(1, str(ROOT / "sdk"))
 import harness  # noqa: E402
 import psutil  # noqa: E402
 import yaml  # noqa: E402
-from driftline.schema import Heartbeat, Label, Prediction, decode, encode  # noqa: E402
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from driftline.schema import Heartbeat, Label, Prediction, encode  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402
+from kafka_throughput import raw_loop  # noqa: E402
 
 from collector.config import parse_config  # noqa: E402
 from collector.dlq import MemoryDeadLetterSink  # noqa: E402
@@ -310,25 +311,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> No
     raise SystemExit(f"the collector was not ready within {timeout:.0f} s")
 
 
-def raw_loop(bootstrap: str, topics: Topics, count: int) -> float:
-    """Events/s of a fresh group's poll + decode over the same topics (the baseline)."""
-    consumer = KafkaConsumer(topics.predictions, topics.labels, bootstrap_servers=bootstrap,
-                             group_id=f"raw-{uuid.uuid4().hex}", auto_offset_reset="earliest",
-                             enable_auto_commit=False, max_poll_records=2000)
-    read, started = 0, 0.0
-    while read < count:
-        records = consumer.poll(timeout_ms=500, max_records=2000)
-        if records and not started:
-            started = time.perf_counter()
-        for messages in records.values():
-            for record in messages:
-                decode(record.value)
-                read += 1
-    elapsed = time.perf_counter() - started
-    consumer.close(autocommit=False)
-    return count / elapsed
-
-
 def run_collector(bootstrap: str, topics: Topics, stream: Stream, folder: Path,
                   args: argparse.Namespace) -> tuple[Observer, float, Coverage]:
     """Soak the collector; returns its observer, its events/s and what its exposition shows at the end."""
@@ -477,7 +459,8 @@ def soak(stream: Stream, args: argparse.Namespace) -> tuple[Observer, float, flo
         except SystemExit:
             print((Path(folder) / "collector.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
-        return observer, collector_rate, raw_loop(bootstrap, topics, stream.total), covered
+        baseline = raw_loop(bootstrap, [topics.predictions, topics.labels], stream.total)
+        return observer, collector_rate, baseline, covered
 
 
 def record(run_record: harness.BenchRun, stream: Stream, observer: Observer, collector_rate: float,
