@@ -50,6 +50,7 @@ from driftline.schema import (
     RejectReason,
     Scalar,
     SchemaError,
+    check_dimensions,
     encode_checked,
     utf8_text,
 )
@@ -182,6 +183,8 @@ class Client:
         self._processed = 0
         self._outcomes = dict.fromkeys((outcome.value for outcome in _Outcome), 0)
         self._invalid_reasons: dict[str, int] = {}
+        self._dimensions: dict[str, int] = {}
+        """Each embedding name's vector length, fixed by its first valid event (sender thread only)."""
         self._sent_at_last_flush = 0
         self._log_lock = threading.Lock()
         self._logged: set[str] = set()
@@ -208,12 +211,16 @@ class Client:
         error: str | None = None,
         event_id: str | None = None,
         timestamp: float | None = None,
+        embeddings: Mapping[str, Any] | None = None,
     ) -> str:
         """Queue a prediction event and return its id (a new uuid4 hex unless given).
 
         ``timestamp`` is Unix seconds, default now. The mappings are copied, so
-        the caller may reuse them. Never blocks on I/O and never raises: an
-        event that cannot be queued or is invalid is counted in :attr:`stats`.
+        the caller may reuse them. ``embeddings`` maps a name to a vector: a
+        list, a tuple, or anything with ``tolist()`` (a 1-d NumPy array), copied
+        now as a list of floats; each name's vectors must keep one length.
+        Never blocks on I/O and never raises: an event that cannot be queued or
+        is invalid is counted in :attr:`stats`.
         """
         event_id = uuid.uuid4().hex if event_id is None else event_id
         event = Prediction(
@@ -228,6 +235,7 @@ class Client:
             latency_ms=latency_ms,
             segments=_copy(segments),
             error=error,
+            embeddings=_vectors(embeddings),
         )
         self._offer(event)
         return event_id
@@ -452,6 +460,8 @@ class Client:
         """
         try:
             payload = encode_checked(event)
+            if isinstance(event, Prediction):
+                check_dimensions(event.embeddings, self._dimensions)
         except Exception as exc:  # SchemaError, or anything odd a caller's object raises
             reason = exc.reason if isinstance(exc, SchemaError) else RejectReason.INVALID_FIELD
             self._log_once(
@@ -553,6 +563,28 @@ def _copy(mapping: Any) -> Any:
         return dict(mapping)
     except Exception:
         return mapping
+
+
+def _vectors(embeddings: Any) -> Any:
+    """Each embedding as a list (from ``tolist()`` or the sequence protocol), without importing NumPy.
+
+    Like :func:`_copy`, anything else is left as is for validation to reject.
+    """
+    if not isinstance(embeddings, Mapping):
+        return embeddings
+    try:
+        return {name: _vector(vector) for name, vector in embeddings.items()}
+    except Exception:
+        return embeddings
+
+
+def _vector(vector: Any) -> Any:
+    tolist = getattr(vector, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(vector, str | bytes | Mapping):
+        return vector
+    return list(vector)
 
 
 def _check_length(name: str, value: object, limit: int) -> None:

@@ -34,6 +34,10 @@ MAX_STRING_VALUE_CHARS = 1024
 MAX_MAP_ENTRIES = 10_000
 MAX_ID_CHARS = 128
 MAX_VERSION_CHARS = 64
+MAX_EMBEDDINGS = 16
+"""Embedding names in one prediction event."""
+MAX_EMBEDDING_DIMS = 1024
+"""Numbers in one embedding vector."""
 # Unix seconds beyond this are almost surely milliseconds (year 5138).
 MAX_UNIX_SECONDS = 1e11
 # Python refuses to parse longer integers (its int/str conversion limit); the
@@ -91,6 +95,8 @@ class Prediction:
     latency_ms: float | None = None
     segments: Mapping[str, str] | None = None
     error: str | None = None
+    embeddings: Mapping[str, tuple[float, ...]] | None = None
+    """Vector features: name -> a fixed-length vector of floats (see :func:`embedding_vector`)."""
     type: str = field(default="prediction", init=False)
 
 
@@ -155,7 +161,16 @@ def _wire_object(event: Event) -> dict[str, Any]:
         if value is None:
             continue
         obj[name] = dict(value) if isinstance(value, Mapping) else value
+    if "embeddings" in obj:
+        obj["embeddings"] = _wire_vectors(obj["embeddings"])
     return obj
+
+
+def _wire_vectors(embeddings: object) -> object:
+    """Embedding vectors given as tuples written as JSON arrays (lists); anything else left to validation."""
+    if type(embeddings) is not dict:
+        return embeddings
+    return {name: list(vector) if type(vector) is tuple else vector for name, vector in embeddings.items()}
 
 
 def encode_checked(event: Event) -> bytes:
@@ -191,12 +206,27 @@ _PLAIN_SCALARS = (str, int, float, bool, type(None))
 def _plain_object(obj: dict[str, Any]) -> bool:
     """Top-level values and the values of top-level dicts are exact plain scalars; keys are str;
     no string holds a surrogate code point."""
-    for value in obj.values():
-        if type(value) is dict:
+    for name, value in obj.items():
+        if name == "embeddings":
+            if not _plain_vectors(value):
+                return False
+        elif type(value) is dict:
             for key, item in value.items():
                 if type(key) is not str or not _plain_text(key) or not _plain_value(item):
                     return False
         elif not _plain_value(value):
+            return False
+    return True
+
+
+def _plain_vectors(embeddings: object) -> bool:
+    """A dict of str keys to lists of exact floats and ints."""
+    if type(embeddings) is not dict:
+        return False
+    for name, vector in embeddings.items():
+        if type(name) is not str or not _plain_text(name) or type(vector) is not list:
+            return False
+        if not all(type(item) is float or type(item) is int for item in vector):
             return False
     return True
 
@@ -315,6 +345,8 @@ def _check_values(value: object, path: str) -> None:
             _check_text(key, where)
             _check_values(item, where)
     elif isinstance(value, list):
+        if all(type(item) is float and math.isfinite(item) for item in value):
+            return  # the common embedding vector: no path built per item
         for index, item in enumerate(value):
             _check_values(item, f"{path}[{index}]")
     elif isinstance(value, _UnparsedInt):
@@ -362,6 +394,7 @@ def _prediction(obj: dict[str, Any]) -> Prediction:
         latency_ms=_non_negative(obj, "latency_ms"),
         segments=_segments(obj),
         error=_optional_string(obj, "error"),
+        embeddings=_embeddings(obj),
     )
 
 
@@ -542,6 +575,53 @@ def _segments(obj: dict[str, Any]) -> dict[str, str] | None:
         if len(value) > MAX_STRING_VALUE_CHARS:
             raise SchemaError(RejectReason.OVERSIZE, where, f"over {MAX_STRING_VALUE_CHARS} chars")
     return segments
+
+
+def _embeddings(obj: dict[str, Any]) -> dict[str, tuple[float, ...]] | None:
+    """The optional ``embeddings`` object: at most ``MAX_EMBEDDINGS`` names, each a vector."""
+    embeddings = _mapping(obj, "embeddings", required=False)
+    if embeddings is None:
+        return None
+    if len(embeddings) > MAX_EMBEDDINGS:
+        raise SchemaError(RejectReason.OVERSIZE, "embeddings", f"over {MAX_EMBEDDINGS} names")
+    return {name: embedding_vector(f"embeddings.{name}", vector) for name, vector in embeddings.items()}
+
+
+def embedding_vector(where: str, vector: object) -> tuple[float, ...]:
+    """One embedding: a JSON array of 1 to ``MAX_EMBEDDING_DIMS`` numbers (finiteness is checked before).
+
+    Whether its length is the one its name had before in the model version is
+    the collector's check (state this stateless decoder does not have).
+    """
+    if type(vector) is not list or not vector:
+        raise SchemaError(RejectReason.INVALID_FIELD, where, "must be a non-empty array of numbers")
+    if len(vector) > MAX_EMBEDDING_DIMS:
+        raise SchemaError(RejectReason.OVERSIZE, where, f"over {MAX_EMBEDDING_DIMS} numbers")
+    if not all(type(item) is float for item in vector):
+        for index, item in enumerate(vector):
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise SchemaError(RejectReason.INVALID_FIELD, f"{where}[{index}]", "must be a number")
+    return tuple(map(float, vector))
+
+
+def check_dimensions(embeddings: Mapping[str, tuple[float, ...]] | None, known: dict[str, int]) -> None:
+    """Each vector has the length its name had first (``known``, updated only when all agree).
+
+    The collector keeps ``known`` per model version and the SDK per client, so
+    both reject the same vector with the same reason and field.
+    """
+    if not embeddings:
+        return
+    for name, vector in embeddings.items():
+        expected = known.get(name, len(vector))
+        if len(vector) != expected:
+            raise SchemaError(
+                RejectReason.INVALID_FIELD,
+                f"embeddings.{name}",
+                f"{len(vector)} numbers where this name's vectors have {expected}",
+            )
+    for name, vector in embeddings.items():
+        known.setdefault(name, len(vector))
 
 
 def _non_negative(obj: dict[str, Any], name: str) -> float | None:
