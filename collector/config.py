@@ -223,6 +223,7 @@ class Limits(_Strict):
     max_features: int = Field(default=_LIMIT_DEFAULTS["max_features"], ge=1)
     max_segment_values: int = Field(default=_LIMIT_DEFAULTS["max_segment_values"], ge=1)
     max_instances: int = Field(default=_LIMIT_DEFAULTS["max_instances"], ge=1)
+    max_embeddings: int = Field(default=_LIMIT_DEFAULTS["max_embeddings"], ge=1)
 
 
 class InstancesConfig(_Strict):

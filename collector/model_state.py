@@ -14,9 +14,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from driftline.schema import Prediction
+from driftline.schema import Prediction, check_dimensions
 
 from collector.config import Config
+from collector.embeddings import EmbeddingDriftTests
 from collector.event_gaps import EventGaps
 from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import LabelWindowListener, ModelHealth
@@ -88,6 +89,8 @@ class ModelVersionState:
         self._last_window: dict[str, object] | None = None
         self._info_labels: dict[str, str] | None = None
         self._reference_buffer: Window | None = None
+        self.embedding_dims: dict[str, int] = {}
+        """Each embedding name's vector length, fixed by its first accepted vector (or the reference)."""
         self.health = ModelHealth(
             store,
             self.labels,
@@ -122,6 +125,10 @@ class ModelVersionState:
         self.window.add(event, event_time)
         if self.window.n_events >= self.window_config.events:
             self.close_window(event_time)
+
+    def check_embeddings(self, event: Prediction) -> None:
+        """Raise ``invalid_field`` for a vector of another length than its name's (nothing changes then)."""
+        check_dimensions(event.embeddings, self.embedding_dims)
 
     def tick(self, now: float) -> None:
         """Close the current window if it has grown too old by ``now``."""
@@ -212,6 +219,7 @@ class ModelVersionState:
             "last_window": self._last_window,
             "model_health": self.health.status(),
             "multivariate_drift": self._multivariate.status() if self.reference is not None else {},
+            "embedding_drift": self._embeddings.status() if self.reference is not None else {},
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -229,6 +237,8 @@ class ModelVersionState:
             "drift": None if reference is None else self._drift.state(),
             "prediction_drift": None if reference is None else self._prediction_drift.state(),
             "health": self.health.snapshot(),
+            "embedding_dims": dict(self.embedding_dims),
+            "embedding_drift": None if reference is None else self._embeddings.state(),
         }
 
     def restore(
@@ -248,11 +258,13 @@ class ModelVersionState:
         self.health.restore_before_fit(snapshot["health"])
         used = snapshot["reference"]
         self._reference_before = None if used is None else str(used[0])
+        self.embedding_dims.update(snapshot.get("embedding_dims") or {})
         if reference is not None:
             self._use_reference(reference, reference_ids)
             if used is not None and reference.reference_id == used[0]:
                 self._drift.restore_state(snapshot["drift"])
                 self._prediction_drift.restore_state(snapshot["prediction_drift"])
+                self._embeddings.restore_state(snapshot.get("embedding_drift") or {})
         elif snapshot["reference_buffer"] is not None:
             self._reference_buffer = Window.from_dict(snapshot["reference_buffer"])
         if snapshot["window"] is not None:
@@ -298,6 +310,10 @@ class ModelVersionState:
         self._drift.fit(reference.features)
         self._multivariate = MultivariateDrift(drift, self.store, self.labels)
         self._multivariate.fit(reference.features)
+        self._embeddings = EmbeddingDriftTests(drift, self.store, self.labels)
+        self._embeddings.fit(reference.embeddings)
+        for name, vectors in reference.embeddings.items():
+            self.embedding_dims.setdefault(name, int(vectors.shape[1]))
         self._regression = RegressionEstimator(self.store, self.labels)
         if self.model_config.task == "regression":
             self._regression.fit(reference)
@@ -350,6 +366,11 @@ class ModelVersionState:
         quality = guarded("data_quality", self._quality.evaluate, features)
         self.windows_evaluated += 1
         try:
+            embeddings = self._embeddings.evaluate(window.embeddings.arrays())
+        except Exception:  # the other results stand; this window's embedding tests are skipped
+            self._detector_failed("embedding_drift")
+            embeddings = {}
+        try:
             health = self.health.evaluate_predictions(window.predictions)
         except Exception:  # the drift results stand; this window's model health is skipped
             self._detector_failed("model_health")
@@ -369,6 +390,7 @@ class ModelVersionState:
             features=features,
             reference_features=self.reference.features,
             health=health,
+            embeddings=embeddings,
         )
         self._export(report)
         self.last_report = report

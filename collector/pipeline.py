@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError, decode
 
@@ -37,7 +37,6 @@ from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
 from collector.roles import assign_roles
 from collector.sources import RawMessage
-from collector.tables import Value
 from collector.windows import Window
 from exporters.catalog import DETECTORS, LIMIT_KINDS
 from exporters.store import MetricStore
@@ -47,6 +46,7 @@ log = logging.getLogger(__name__)
 
 OTHER = "__other__"
 VersionKey = tuple[str, str]
+_V = TypeVar("_V")
 DERIVED_METRICS = frozenset({"driftline_model_info"})
 """Series a model's state writes again when restored, so a checkpoint leaves them out."""
 
@@ -91,6 +91,7 @@ class Pipeline:
         self.lock = threading.RLock()
         self._versions: dict[str, set[str]] = {}
         self._features: dict[str, set[str]] = {}
+        self._embeddings: dict[str, set[str]] = {}
         self._segment_values: dict[tuple[str, str], set[str]] = {}
         self._deadlines: list[tuple[float, int, VersionKey, Window]] = []
         self._sequence = 0
@@ -170,6 +171,7 @@ class Pipeline:
             "versions": {v: s.snapshot() for (m, v), s in self.states.items() if m == model},
             "joins": None if joins is None else joins.to_dict(),
             "features": sorted(self._features.get(model, ())),
+            "embeddings": sorted(self._embeddings.get(model, ())),
             "segments": {s: sorted(values) for (m, s), values in self._segment_values.items() if m == model},
             "metrics": self.store.export_where(exclude=DERIVED_METRICS, model=model),
         }
@@ -181,6 +183,7 @@ class Pipeline:
         if snapshot["joins"] is not None:
             self.joins[model] = LabelJoinStore.from_dict(snapshot["joins"])
         self._features[model] = set(snapshot["features"])
+        self._embeddings[model] = set(snapshot.get("embeddings") or ())
         for segment, values in snapshot["segments"].items():
             self._segment_values[(model, segment)] = set(values)
         for version, state in snapshot["versions"].items():
@@ -194,6 +197,7 @@ class Pipeline:
         self.joins.pop(model, None)
         self._versions.pop(model, None)
         self._features.pop(model, None)
+        self._embeddings.pop(model, None)
         for key in [k for k in self._segment_values if k[0] == model]:
             del self._segment_values[key]
 
@@ -276,6 +280,7 @@ class Pipeline:
     def _prediction(self, event: Prediction, when: float) -> None:
         state = self._state(event.model, event.model_version)
         event = self._fold(event)
+        state.check_embeddings(event)
         joins = self._join_store(event.model)
         early = joins.add(
             PredictionRecord(
@@ -304,16 +309,25 @@ class Pipeline:
             self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": value})
 
     def _fold(self, event: Prediction) -> Prediction:
-        """The event with its feature names and segment values within the cardinality limits."""
-        features = self._fold_features(event.model, event.features)
+        """The event with its feature and embedding names and segment values within the cardinality limits."""
+        limits, model = self.config.limits, event.model
+        features = _fold_names(self._features.setdefault(model, set()), limits.max_features, event.features)
+        if features is not event.features:
+            self.store.inc("driftline_limit_exceeded_total", {"kind": "feature"})
+        embeddings = event.embeddings
+        if embeddings:
+            known = self._embeddings.setdefault(model, set())
+            embeddings = _fold_names(known, limits.max_embeddings, embeddings)
+            if embeddings is not event.embeddings:
+                self.store.inc("driftline_limit_exceeded_total", {"kind": "embedding"})
         segments = event.segments
         if segments:
             segments = {
                 name: self._fold_segment(event.model, name, value) for name, value in segments.items()
             }
-        if features is event.features and segments == event.segments:
+        if features is event.features and embeddings is event.embeddings and segments == event.segments:
             return event
-        return replace(event, features=features, segments=segments)
+        return replace(event, features=features, segments=segments, embeddings=embeddings or None)
 
     def _label(self, event: Label, when: float) -> None:
         """Join a label; one whose prediction is not seen yet is held (early) and counted on joining."""
@@ -441,17 +455,6 @@ class Pipeline:
             versions = self._versions[model] = set()
         return versions
 
-    def _fold_features(self, model: str, features: Mapping[str, Value]) -> Mapping[str, Value]:
-        """Drop feature names beyond the per-model limit (counted once per event)."""
-        known = self._features.setdefault(model, set())
-        limit = self.config.limits.max_features
-        if len(known) < limit:
-            known.update(list(features)[: limit - len(known)])
-        if all(name in known for name in features):
-            return features
-        self.store.inc("driftline_limit_exceeded_total", {"kind": "feature"})
-        return {name: value for name, value in features.items() if name in known}
-
     def _fold_segment(self, model: str, segment: str, value: str) -> str:
         known = self._segment_values.setdefault((model, segment), set())
         if value in known:
@@ -504,3 +507,15 @@ class Pipeline:
         versions = self._versions.get(key[0], set())
         versions.discard(key[1])
         self._set_roles(key[0], assign_roles(versions, self.config.model(key[0]).champion))
+
+
+def _fold_names(known: set[str], limit: int, values: Mapping[str, _V]) -> Mapping[str, _V]:
+    """``values`` without the names beyond the first ``limit`` of a model (``known`` grows to it).
+
+    The same mapping when nothing is dropped, so the caller counts the limit once per event.
+    """
+    if len(known) < limit:
+        known.update(list(values)[: limit - len(known)])
+    if all(name in known for name in values):
+        return values
+    return {name: value for name, value in values.items() if name in known}

@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from collector.config import ReferenceFile
+from collector.embedding_buffer import Vectors
 from collector.errors import ReferenceDataError
 from collector.tables import ColumnBuffer, Value, build_table, infer_kind
 from collector.windows import Window
@@ -43,6 +44,8 @@ class Reference:
     features: FeatureTable
     outputs: FeatureTable
     labels: tuple[Value, ...] | None = None
+    embeddings: Mapping[str, Vectors] = field(default_factory=dict)
+    """A float32 sample of each embedding's vectors (automatic references; at most 1,000 rows a name)."""
 
     @property
     def n_rows(self) -> int:
@@ -79,6 +82,7 @@ def automatic_reference(
         automatic=True,
         features=features,
         outputs=outputs,
+        embeddings=window.embeddings.arrays(),
     )
 
 

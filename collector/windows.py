@@ -1,11 +1,19 @@
-"""The current window of one model version: the accepted predictions since the last close."""
+"""The current window of one model version: the accepted predictions since the last close.
+
+Embedding vectors go to a bounded float32 sample per name
+(:class:`~collector.embedding_buffer.EmbeddingBuffer`), and the window keeps
+its predictions without them, so a window of wide vectors holds a few MB, not
+a Python float per number.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from driftline.schema import Prediction, decode, encode
 
+from collector.embedding_buffer import EmbeddingBuffer
 from collector.tables import ColumnBuffer, Value
 
 
@@ -26,6 +34,7 @@ class Window:
         self.end = start
         self.features = ColumnBuffer()
         self.outputs = ColumnBuffer()
+        self.embeddings = EmbeddingBuffer()
         self.predictions: list[Prediction] = []
 
     @property
@@ -36,6 +45,9 @@ class Window:
         """Append one prediction."""
         self.features.append(event.features)
         self.outputs.append(output_row(event))
+        if event.embeddings:
+            self.embeddings.add(event.embeddings)
+            event = replace(event, embeddings=None)
         self.predictions.append(event)
         self.end = max(self.end, event_time)
 
@@ -43,8 +55,13 @@ class Window:
         return now - self.start
 
     def to_dict(self) -> dict[str, Any]:
-        """The window as plain data: its times and its predictions in their wire form."""
-        return {"start": self.start, "end": self.end, "events": [encode(p) for p in self.predictions]}
+        """The window as plain data: its times, its predictions in their wire form, its embedding sample."""
+        data: dict[str, Any] = {
+            "start": self.start, "end": self.end, "events": [encode(p) for p in self.predictions]
+        }
+        if self.embeddings:
+            data["embeddings"] = self.embeddings.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Window:
@@ -56,4 +73,6 @@ class Window:
                 raise ValueError(f"a window holds predictions, not a {event.type}")
             window.add(event, window.start)
         window.end = float(data["end"])
+        if "embeddings" in data:
+            window.embeddings = EmbeddingBuffer.from_dict(data["embeddings"])
         return window

@@ -91,6 +91,20 @@ def _drift_mapping() -> list[Any]:
     ]
 
 
+def _flag_panel(title: str, description: str, prefix: str, label: str) -> timeseries.Panel:
+    """A drift test's ``<prefix>_score``, ``_detected`` and flagged windows per hour, per ``label``."""
+    legend = f"{{{{{label}}}}}"
+    return _timeseries(
+        title,
+        description,
+        "short",
+        _query(f"{prefix}_score{{{MV}}}", f"{legend} score"),
+        _query(f"{prefix}_detected{{{MV}}}", f"{legend} flagged", "B"),
+        _query(f"increase({prefix}_windows_total{{{MV}}}[1h])", f"{legend} windows flagged per hour", "C"),
+        span=24,
+    )
+
+
 def _timeseries(title: str, description: str, unit: str, *queries: Query, span: int = 12) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
@@ -428,20 +442,23 @@ def _model_drift_rows(board: Dashboard) -> Dashboard:
             )
         )
         .with_panel(
-            _timeseries(
+            _flag_panel(
                 "Multivariate drift",
                 "Multivariate drift score per method (mean PCA reconstruction error, or the domain "
                 "classifier's ROC AUC) and its flag: features moving together in a way no single "
                 "feature shows.",
-                "short",
-                _query(f"driftline_multivariate_drift_score{{{MV}}}", "{{method}} score"),
-                _query(f"driftline_multivariate_drift_detected{{{MV}}}", "{{method}} flagged", "B"),
-                _query(
-                    f"increase(driftline_multivariate_drift_windows_total{{{MV}}}[1h])",
-                    "{{method}} windows flagged per hour",
-                    "C",
-                ),
-                span=24,
+                "driftline_multivariate_drift",
+                "method",
+            )
+        )
+        .with_panel(
+            _flag_panel(
+                "Embedding drift",
+                "Per embedding name, the maximum mean discrepancy (squared) of the window's vectors "
+                "against the reference sample, and its flag (permutation p-value at most alpha): "
+                "the texts or images behind the vectors changed.",
+                "driftline_embedding_drift",
+                "embedding",
             )
         )
         .with_panel(

@@ -108,6 +108,14 @@ class EmbeddingDrift:
         self._bandwidth = 1.0
         self._windows = 0
 
+    def state(self) -> dict[str, int]:
+        """What later windows depend on beyond the fit: the windows tested (they seed the permutations)."""
+        return {"windows": self._windows}
+
+    def restore_state(self, state: dict[str, int]) -> None:
+        """Continue after :meth:`state` on a detector fitted on the same reference."""
+        self._windows = int(state["windows"])
+
     def fit(self, reference: npt.ArrayLike) -> None:
         """Keep a float32 sample of the reference vectors and fix the kernel bandwidth."""
         self.reset()

@@ -10,12 +10,13 @@ collector to read them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from detectors.base import FeatureTable
 from detectors.concept_drift import ConceptDriftResult
 from detectors.data_drift import DataDriftResult
 from detectors.data_quality import DataQualityResult
+from detectors.embedding_drift import EmbeddingDriftResult
 from detectors.fairness import FairnessResult
 from detectors.performance import PerformanceResult
 from detectors.performance_threshold import PerformanceThreshold
@@ -57,6 +58,8 @@ class WindowReport:
     """The reference's feature columns the window was compared with."""
     health: PredictionHealth = PredictionHealth()
     """Proxy metrics, estimated performance and fairness of the same window."""
+    embeddings: Mapping[str, EmbeddingDriftResult] = field(default_factory=dict)
+    """Embedding drift per embedding name tested on this window."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ LIMITS = (
     LimitDef("max_features", 500, "feature", "features per model"),
     LimitDef("max_segment_values", 50, "segment_value", "values per segment of a model"),
     LimitDef("max_instances", 100, "instance", "serving instances per model version (heartbeats)"),
+    LimitDef("max_embeddings", 16, "embedding", "embedding names per model"),
 )
 """The cardinality limits, defined here because they bound the label sets of this catalog;
 the collector's configuration (``limits:``) takes its keys and defaults from this list."""
@@ -55,6 +56,7 @@ DETECTORS = (
     "data_quality",
     "model_health",
     "multivariate_drift",
+    "embedding_drift",
     "report",
     "instances",
 )
@@ -213,6 +215,25 @@ CATALOG: tuple[MetricDef, ...] = (
         "driftline_multivariate_drift_windows_total",
         (*MV, "method"),
         "Windows flagged by the multivariate method.",
+        "data_drift",
+    ),
+    _g(
+        "driftline_embedding_drift_score",
+        (*MV, "embedding"),
+        "Last tested window's maximum mean discrepancy (squared, Gaussian kernel) between the "
+        "embedding's window vectors and its reference sample.",
+        "data_drift",
+    ),
+    _g(
+        "driftline_embedding_drift_detected",
+        (*MV, "embedding"),
+        "1 if the last tested window's embedding vectors drifted (permutation p-value <= alpha), else 0.",
+        "data_drift",
+    ),
+    _c(
+        "driftline_embedding_drift_windows_total",
+        (*MV, "embedding"),
+        "Windows in which the embedding drifted.",
         "data_drift",
     ),
     _c(

@@ -55,6 +55,8 @@ class WindowSummary:
     """Features whose drift was flagged in this window (before or after persistence)."""
     flagged_outputs: tuple[str, ...]
     """Model outputs (prediction, probabilities) whose drift was flagged."""
+    flagged_embeddings: tuple[str, ...] = ()
+    """Embedding names whose vectors drifted."""
 
     @classmethod
     def of(cls, report: WindowReport) -> WindowSummary:
@@ -67,17 +69,20 @@ class WindowSummary:
             drift_share=report.drift.share,
             flagged_features=_flagged(report.drift),
             flagged_outputs=_flagged(report.prediction_drift),
+            flagged_embeddings=tuple(sorted(n for n, r in report.embeddings.items() if r.detected)),
         )
 
     @property
     def flagged(self) -> bool:
-        return bool(self.flagged_features or self.flagged_outputs)
+        return bool(self.flagged_features or self.flagged_outputs or self.flagged_embeddings)
 
     def describe_flags(self) -> str:
-        """``income, purpose; outputs: prediction`` or ``none``."""
+        """``income, purpose; outputs: prediction; embeddings: query`` or ``none``."""
         parts = [", ".join(self.flagged_features)] if self.flagged_features else []
         if self.flagged_outputs:
             parts.append("outputs: " + ", ".join(self.flagged_outputs))
+        if self.flagged_embeddings:
+            parts.append("embeddings: " + ", ".join(self.flagged_embeddings))
         return "; ".join(parts) or "none"
 
 
@@ -169,6 +174,8 @@ class HtmlReportWriter:
             closed=summary.closed,
             flagged=summary.describe_flags(),
         )
+        if report.embeddings:
+            header += render_template("report_embeddings.html", embeddings=sorted(report.embeddings.items()))
         page = neutralise_inline_data(snapshot.get_html_str(as_iframe=False))
         return _BODY.sub(lambda match: match.group(0) + header, page, count=1)
 

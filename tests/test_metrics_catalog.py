@@ -57,6 +57,9 @@ CONTRACT = {
     "driftline_consumer_lag": ("topic", "partition"),
     "driftline_processing_delay_seconds": (),
     "driftline_instance_up": ("model", "model_version", "instance"),
+    "driftline_embedding_drift_score": ("model", "model_version", "embedding"),
+    "driftline_embedding_drift_detected": ("model", "model_version", "embedding"),
+    "driftline_embedding_drift_windows_total": ("model", "model_version", "embedding"),
 }
 # The table's wildcard rows: driftline_process_*, driftline_host_* (collector CPU and
 # memory), driftline_instance_* (heartbeat health per instance).

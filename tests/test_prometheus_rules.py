@@ -22,6 +22,7 @@ MODEL_ALERTS = (
     "DriftlineDatasetDrift",
     "DriftlineFeatureDrift",
     "DriftlineMultivariateDrift",
+    "DriftlineEmbeddingDrift",
     "DriftlinePredictionDrift",
     "DriftlinePerformanceDrop",
     "DriftlineEstimatedPerformanceDrop",
@@ -59,7 +60,7 @@ def _rules() -> list[dict[str, object]]:
 def test_promtool_check_config_accepts_the_prometheus_config() -> None:
     result = _run(require_binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 29 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 30 rules found" in result.stdout + result.stderr
 
 
 def test_promtool_check_rules_accepts_the_rules() -> None:
