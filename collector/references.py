@@ -10,6 +10,10 @@ every other column is a feature.
 A registered reference's id is ``ref-`` and the first 16 hex digits of
 :func:`content_id` of its columns as loaded, so the same data gives the same
 id whether it came as CSV or Parquet, and any changed value a new one.
+
+A Parquet reference may hold embeddings: a list column ``embedding_<name>``
+of equal-length vectors. Its vectors enter the id (as float64) and a seeded
+sample of at most 1,000 of them, as float32, is the name's reference.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from driftline.schema import MAX_EMBEDDING_DIMS
 
 from collector.config import ReferenceFile
-from collector.embedding_buffer import Vectors
+from collector.embedding_buffer import MAX_ROWS, Vectors
 from collector.errors import ReferenceDataError
 from collector.tables import ColumnBuffer, Value, build_table, infer_kind
 from collector.windows import Window
@@ -32,6 +38,7 @@ from detectors.base import FeatureKind, FeatureTable
 
 OUTPUT_COLUMNS = ("prediction",)
 LABEL_COLUMN = "label"
+EMBEDDING_PREFIX = "embedding_"
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,16 @@ def load_reference(
     frame = _read_frame(reference.path)
     if frame.empty:
         raise ReferenceDataError(f"{reference.path}: the reference has no rows")
+    vectors = {
+        str(name): _vectors(reference.path, str(name), frame[name].tolist())
+        for name in frame.columns
+        if str(name).startswith(EMBEDDING_PREFIX)
+    }
+    frame = frame.drop(columns=list(vectors))
     columns = {name: [_plain(v) for v in frame[name].tolist()] for name in frame.columns}
-    columns_with_labels = dict(columns)
+    columns_with_labels: dict[str, list[Value]] = dict(columns)
+    for name, matrix in vectors.items():  # in the id as float64 bytes, hashed as text
+        columns_with_labels[name] = [row.tobytes().hex() for row in matrix]
     labels = tuple(columns.pop(LABEL_COLUMN)) if LABEL_COLUMN in columns else None
     outputs = {name: values for name, values in columns.items() if _is_output(name)}
     features = {name: values for name, values in columns.items() if not _is_output(name)}
@@ -108,7 +123,42 @@ def load_reference(
         features=build_table(features, kinds, len(frame)),
         outputs=build_table(outputs, output_kinds(outputs, task), len(frame)),
         labels=labels,
+        embeddings={
+            name.removeprefix(EMBEDDING_PREFIX): _sample(matrix).astype(np.float32)
+            for name, matrix in vectors.items()
+        },
     )
+
+
+def _vectors(path: Path, column: str, values: list[object]) -> npt.NDArray[np.float64]:
+    """An ``embedding_<name>`` column as a matrix: a vector in every row, all of one length, finite."""
+    rows = []
+    for index, value in enumerate(values):
+        if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+            raise ReferenceDataError(
+                f"{path}: {column} row {index}: not a list of numbers (embeddings need a Parquet list column)"
+            )
+        try:
+            rows.append(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ReferenceDataError(f"{path}: {column} row {index}: not a list of numbers: {exc}") from None
+    shapes = {row.shape for row in rows}
+    shape = shapes.pop() if len(shapes) == 1 else ()
+    if len(shape) != 1 or not 1 <= shape[0] <= MAX_EMBEDDING_DIMS:
+        raise ReferenceDataError(
+            f"{path}: {column}: every row must be a vector of one length, 1-{MAX_EMBEDDING_DIMS} numbers"
+        )
+    matrix = np.vstack(rows)
+    if not np.isfinite(matrix).all():
+        raise ReferenceDataError(f"{path}: {column}: NaN or infinity in a vector")
+    return matrix
+
+
+def _sample(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """At most ``MAX_ROWS`` rows, a seeded sample kept in file order."""
+    if len(matrix) <= MAX_ROWS:
+        return matrix
+    return matrix[np.sort(np.random.default_rng(0).choice(len(matrix), size=MAX_ROWS, replace=False))]
 
 
 def _is_output(name: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from driftline.schema import Prediction, RejectReason, encode
 from scipy.stats import binom
@@ -19,6 +20,7 @@ from collector.auto_references import AutomaticReferences
 from collector.checkpoints import Checkpointer
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.errors import ReferenceDataError
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from collector.state_store import LocalStateStore
@@ -265,3 +267,51 @@ def test_the_window_report_has_an_embedding_section_and_lists_the_flag() -> None
     section = section[: section.index("</section>")]
     assert "<td>&lt;b&gt;text&lt;/b&gt;</td>" in section and "<td>500</td><td>yes</td>" in section
     assert "embeddings: &lt;b&gt;text&lt;/b&gt;" in writer.index_page()
+
+
+def _reference_file(path: Path, rows: int, vectors: Any) -> Path:
+    rng = np.random.default_rng(15)
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "prediction": rng.integers(0, 2, size=rows)})
+    frame["embedding_text"] = list(vectors)
+    frame.to_parquet(path)
+    return path
+
+
+def test_a_registered_parquet_reference_brings_its_embeddings(tmp_path: Path) -> None:
+    rng = np.random.default_rng(16)
+    path = _reference_file(tmp_path / "ref.parquet", 1500, rng.normal(size=(1500, DIMS)))
+    config = {**CONFIG, "models": {"m": {"references": {"1": {"path": str(path)}}}}}
+    pipeline, store = _pipeline(config)
+    reference = pipeline.references[("m", "1")]
+    sample = reference.embeddings["text"]
+    assert sample.dtype == np.float32 and sample.shape == (1000, DIMS)
+    assert list(reference.features.kinds) == ["x"]
+    events = [
+        replace(e, features={"x": 0.0})
+        for e in _with_embeddings(predictions(1000, seed=17), seed=18)
+        + _with_embeddings(predictions(1000, seed=19, start=1000), seed=20, shift=0.75)
+    ]
+    pipeline.process(_messages(events))
+    assert pipeline.states[("m", "1")].windows_evaluated == 4
+    assert store.get("driftline_embedding_drift_windows_total", TEXT) == 2.0
+    changed = _reference_file(tmp_path / "changed.parquet", 1500, rng.normal(size=(1500, DIMS)))
+    reloaded = {**CONFIG, "models": {"m": {"references": {"1": {"path": str(changed)}}}}}
+    assert _pipeline(reloaded)[0].references[("m", "1")].reference_id != reference.reference_id
+
+
+@pytest.mark.parametrize(
+    "vectors",
+    [[[0.5, 1.0]] * 9 + [[0.5]], [[0.5, math.nan]] * 10, [[]] * 10],
+    ids=["ragged", "nan", "empty"],
+)
+def test_a_registered_reference_with_bad_vectors_is_a_clear_error(tmp_path: Path, vectors: Any) -> None:
+    path = _reference_file(tmp_path / "ref.parquet", 10, vectors)
+    with pytest.raises(ReferenceDataError, match="embedding_text"):
+        _pipeline({"models": {"m": {"references": {"1": {"path": str(path)}}}}})
+
+
+def test_an_embedding_column_in_a_csv_reference_names_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "ref.csv"
+    path.write_text('x,embedding_text\n1.0,"[0.5, 1.0]"\n', encoding="utf-8")
+    with pytest.raises(ReferenceDataError, match="embeddings need a Parquet list column"):
+        _pipeline({"models": {"m": {"references": {"1": {"path": str(path)}}}}})
