@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import doctest
+import json
 import math
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,12 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from driftline import Client, FileTransport
 from driftline.schema import Prediction, RejectReason, encode
 from scipy.stats import binom
 
 from collector import embedding_buffer
 from collector.auto_references import AutomaticReferences
 from collector.checkpoints import Checkpointer
+from collector.cli import main
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.errors import ReferenceDataError
@@ -28,6 +32,7 @@ from detectors.window_report import WindowReport
 from exporters.html_report import HtmlReportWriter
 from exporters.otlp import service_resource, to_metrics_data
 from exporters.store import MetricStore
+from tests.conftest import require_binary
 from tests.streams import predictions
 
 DIMS = 32
@@ -86,7 +91,7 @@ def test_a_mean_shift_along_a_random_direction_is_flagged_and_no_shift_is_not() 
     assert store.get("driftline_embedding_drift_detected", TEXT) == 1.0
     score = store.get("driftline_embedding_drift_score", TEXT)
     assert isinstance(score, float) and score > 0.0
-    status: Any = state.status()["embedding_drift"]
+    status: Any = json.loads(json.dumps(state.status()))["embedding_drift"]  # as /api/v1/models serves it
     assert list(status) == ["text"]
     assert status["text"]["score"] == score and status["text"]["detected"] is True
     assert status["text"]["p_value"] <= 0.01 and status["text"]["n"] == 500
@@ -315,3 +320,26 @@ def test_an_embedding_column_in_a_csv_reference_names_parquet(tmp_path: Path) ->
     path.write_text('x,embedding_text\n1.0,"[0.5, 1.0]"\n', encoding="utf-8")
     with pytest.raises(ReferenceDataError, match="embeddings need a Parquet list column"):
         _pipeline({"models": {"m": {"references": {"1": {"path": str(path)}}}}})
+
+
+def test_sdk_file_then_replay_exports_embedding_drift_that_promtool_accepts(tmp_path: Path) -> None:
+    """NumPy vectors through the real SDK into a file, ``driftline replay``, the exposition."""
+    promtool = require_binary("promtool")
+    events, config, metrics = tmp_path / "events.jsonl", tmp_path / "config.yml", tmp_path / "metrics.prom"
+    config.write_text(json.dumps(CONFIG), encoding="utf-8")  # JSON is YAML
+    rng = np.random.default_rng(21)
+    shift = 0.75 * _direction(99)
+    with Client("m", "1", FileTransport(events), when_full="block") as client:
+        for i in range(2000):
+            vector = rng.normal(size=DIMS) + (shift if i >= 1500 else 0.0)
+            features = {"x": float(rng.normal())}
+            client.log_prediction(features, 1, embeddings={"text": vector}, timestamp=1e9 + i)
+        assert client.flush(timeout=10.0) == 0
+    assert client.stats.sent == 2000
+    assert main(["replay", str(events), "--config", str(config), "--metrics-out", str(metrics)]) == 0
+    exposition = metrics.read_text(encoding="utf-8")
+    labels = '{embedding="text",model="m",model_version="1"}'
+    assert f"driftline_embedding_drift_windows_total{labels} 1.0" in exposition
+    assert f"driftline_embedding_drift_detected{labels} 1.0" in exposition
+    result = subprocess.run([promtool, "check", "metrics"], input=metrics.read_bytes(), capture_output=True)
+    assert result.returncode == 0 and not result.stdout and not result.stderr, result
