@@ -23,6 +23,11 @@ from driftline.schema import (
     encode,
     encode_checked,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_sdk_encode_checked import _exact
+from tests.test_sdk_encode_checked import _verdict as _sdk_verdict
 
 BASE: dict[str, Any] = {
     "type": "prediction",
@@ -191,3 +196,30 @@ def test_the_sdk_counts_what_the_collector_would_reject(
     sent = _sent(client)
     assert [event.embeddings for event in sent] == [{"q": (0.0, 0.0, 0.0)}, {"q": (1.0, 1.0, 1.0)}]
     assert (client.stats.invalid, dict(client.stats.invalid_reasons)) == (1, {reason: 1})
+
+
+VECTOR_ITEMS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**1100, 10**4400, True, None, "0.5", np.float32(0.5), np.float64("nan")]),
+)
+VECTORS = st.one_of(
+    st.lists(VECTOR_ITEMS, max_size=4),
+    st.lists(VECTOR_ITEMS, max_size=4).map(tuple),
+    st.sampled_from([[0.0] * (MAX_EMBEDDING_DIMS + 1), "0.5", 0.5, {"0": 0.5}, [[0.5]]]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    embeddings=st.one_of(
+        st.none(),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.just("a\ud800"), st.integers(0, 2)), VECTORS,
+                        max_size=3),
+        st.sampled_from([[[0.5]], "q", {f"e{i}": [0.5] for i in range(MAX_EMBEDDINGS + 1)}]),
+    )
+)
+def test_encode_checked_gives_decodes_verdict_on_any_embeddings(embeddings: Any) -> None:
+    """The SDK's one-pass check and the collector's decode agree, reason and field, on any embeddings."""
+    event = _event(embeddings)
+    assert _sdk_verdict(lambda: encode_checked(event)) == _sdk_verdict(lambda: _exact(event))
