@@ -6,7 +6,9 @@ once. After a batch the runner asks :meth:`Checkpointer.save_if_due`: when
 passed (a save of a full label join store costs several windows' processing,
 see docs/benchmarks.md), every owned partition's state
 (its models' windows, references in use, label join store and early labels,
-detector state and counters, see :meth:`Pipeline.snapshot_partition`) is
+detector state and counters, see :meth:`Pipeline.snapshot_partition`; the
+partition's rejection and limit counts, :mod:`collector.partition_counters`;
+and, when given a :class:`WindowHistory`, its models' last windows) is
 written with the next offset of its predictions and labels partitions, and
 only once that is durable are the offsets committed. When a partition is
 assigned (at start or in a rebalance), :meth:`Checkpointer.restore` loads its
@@ -22,12 +24,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from collector.errors import StateStoreError
 from collector.kafka_source import Partition
 from collector.pipeline import Pipeline
 from collector.state_codec import StateFormatError, pack, unpack
 from collector.state_store import StateStore
+from collector.window_history import WindowHistory
 from exporters.store import MetricStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ class Checkpointer:
         interval_seconds: float,
         min_interval_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        history: WindowHistory | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
@@ -60,6 +65,7 @@ class Checkpointer:
         self.interval_seconds = interval_seconds
         self.min_interval_seconds = min_interval_seconds
         self.clock = clock
+        self.history = history
         self._offsets: dict[int, dict[str, int]] = {}
         """Per owned partition number: topic -> the next offset the state reflects."""
         self._saved: dict[int, dict[str, int]] = {}
@@ -90,6 +96,8 @@ class Checkpointer:
             del self._offsets[number]
             self._saved.pop(number, None)
         if numbers:
+            if self.history is not None:
+                self.history.drop(self.pipeline.models_of(numbers))
             self.pipeline.drop_partitions(numbers)
 
     def save_if_due(self, offsets: Mapping[str, Mapping[int, int]]) -> bool:
@@ -119,8 +127,7 @@ class Checkpointer:
         changed = [n for n in sorted(self._offsets) if self._saved.get(n) != self._offsets[n]]
         try:
             for number in changed:
-                body = {"offsets": self._offsets[number], "models": self.pipeline.snapshot_partition(number)}
-                self.store.put(self._key(number), pack(KIND, body))
+                self.store.put(self._key(number), pack(KIND, self._body(number)))
                 self._saved[number] = dict(self._offsets[number])
         except (OSError, StateStoreError) as exc:  # the collector goes on; the commit waits
             log.warning("saving the state failed; offsets are not committed until a save succeeds: %s", exc)
@@ -131,6 +138,17 @@ class Checkpointer:
         self.metrics.inc(METRIC, {"outcome": "saved"}, float(len(changed)))
         return True
 
+    def _body(self, number: int) -> dict[str, Any]:
+        """One partition's snapshot; keys beyond ``offsets`` and ``models`` are optional on restore."""
+        body = {
+            "offsets": self._offsets[number],
+            "models": self.pipeline.snapshot_partition(number),
+            "counters": self.pipeline.snapshot_counters(number),
+        }
+        if self.history is not None:
+            body["history"] = self.history.export(self.pipeline.models_of({number}))
+        return body
+
     def _load(self, number: int) -> dict[str, int]:
         key = self._key(number)
         try:
@@ -139,7 +157,9 @@ class Checkpointer:
                 return {}
             body = unpack(KIND, raw)
             offsets = {str(topic): int(offset) for topic, offset in body["offsets"].items()}
-            self.pipeline.restore_partition(number, body["models"])
+            self.pipeline.restore_partition(number, body["models"], body.get("counters", ()))
+            if self.history is not None and "history" in body:
+                self.history.restore(body["history"])
         except UNREADABLE as exc:
             log.error("state of partition %d (%s) unreadable, starting it afresh: %s", number, key, exc)
             self.metrics.inc(METRIC, {"outcome": "unreadable"})

@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from driftline.schema import Heartbeat
@@ -80,6 +81,7 @@ class InstanceTracker:
         timeout_seconds: float = 30.0,
         forget_after_seconds: float = 3600.0,
         max_instances: int = 100,
+        count_limit: Callable[[str], None] | None = None,
     ) -> None:
         if not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
@@ -91,16 +93,21 @@ class InstanceTracker:
         self.timeout_seconds = timeout_seconds
         self.forget_after_seconds = forget_after_seconds
         self.max_instances = max_instances
+        self.count_limit = count_limit or self._count_limit
+        """Counts one refusal of ``kind`` (the pipeline attributes it to the message's partition)."""
         self.reset()
 
     @classmethod
-    def from_config(cls, store: MetricStore, config: Config) -> InstanceTracker:
+    def from_config(
+        cls, store: MetricStore, config: Config, count_limit: Callable[[str], None] | None = None
+    ) -> InstanceTracker:
         """The tracker configured under ``instances:`` and ``limits.max_instances``."""
         return cls(
             store,
             timeout_seconds=config.instances.heartbeat_timeout_seconds,
             forget_after_seconds=config.instances.forget_after_seconds,
             max_instances=config.limits.max_instances,
+            count_limit=count_limit,
         )
 
     def reset(self) -> None:
@@ -156,12 +163,15 @@ class InstanceTracker:
     def _admit(self, key: InstanceKey, now: float) -> _Instance | None:
         version = (key.model, key.model_version)
         if self._per_version.get(version, 0) >= self.max_instances:
-            self.store.inc("driftline_limit_exceeded_total", {"kind": "instance"})
+            self.count_limit("instance")
             return None
         self._per_version[version] = self._per_version.get(version, 0) + 1
         state = _Instance(last_seen=now)
         self._instances[key] = state
         return state
+
+    def _count_limit(self, kind: str) -> None:
+        self.store.inc("driftline_limit_exceeded_total", {"kind": kind})
 
     def _forget(self, key: InstanceKey) -> None:
         del self._instances[key]

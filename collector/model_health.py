@@ -156,6 +156,7 @@ class ModelHealth:
             "task": self.performance.task_,
             "concept": self.concept.state(),
             "fairness": [[list(names), e.state()] for names, e in self._fairness_evaluators.items()],
+            "label_windows": self.label_windows_evaluated,
         }
 
     def restore_before_fit(self, snapshot: Mapping[str, Any]) -> None:
@@ -171,6 +172,7 @@ class ModelHealth:
             for item in snapshot["reference_joined"][fitted_at:]:
                 self.add_label(_join_from_dict(item))
         self._joined = [_join_from_dict(item) for item in snapshot["joined"]]
+        self.label_windows_evaluated = int(snapshot.get("label_windows", 0))
         self.performance.task_ = snapshot["task"]
         self.concept.restore_state(snapshot["concept"])
         for names, known in snapshot["fairness"]:

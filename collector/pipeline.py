@@ -33,6 +33,7 @@ from collector.instances import InstanceTracker
 from collector.label_join import JoinResult, LabelJoinStore, PredictionRecord
 from collector.model_health import LabelWindowListener
 from collector.model_state import ModelVersionState, WindowListener
+from collector.partition_counters import PartitionCounters
 from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
 from collector.roles import assign_roles
@@ -97,7 +98,9 @@ class Pipeline:
         self._sequence = 0
         self.references = self._load_references()
         self.automatic_references = automatic_references
-        self.instances = InstanceTracker.from_config(store, config)
+        self.counters = PartitionCounters(store)
+        """Rejections and limits by source partition, checkpointed with it."""
+        self.instances = InstanceTracker.from_config(store, config, count_limit=self._count_limit)
         self._partition_of: dict[str, int] = {}
         """The partition number of each model's events (its predictions and labels partitions)."""
         self.joins: dict[str, LabelJoinStore] = {}
@@ -115,6 +118,7 @@ class Pipeline:
         with self.lock:
             for message in batch:
                 self._process_one(message)
+            self.counters.current = None
             if self.event_time:
                 self._retire_idle(self.clock)
                 self._expire_early(self.clock)
@@ -148,6 +152,7 @@ class Pipeline:
         with self.lock:
             for model in self.models_of(partitions):
                 self._drop_model(model)
+            self.counters.drop(partitions)
 
     def models_of(self, partitions: set[int]) -> list[str]:
         """The models whose events come from these partition numbers."""
@@ -158,10 +163,19 @@ class Pipeline:
         with self.lock:
             return {model: self._snapshot_model(model) for model in self.models_of({partition})}
 
-    def restore_partition(self, partition: int, snapshot: Mapping[str, Any]) -> None:
-        """Replace the state of a partition's models with a snapshot of them."""
+    def snapshot_counters(self, partition: int) -> list[list[Any]]:
+        """The partition's rejection and limit counts, as plain data (:mod:`collector.partition_counters`)."""
+        with self.lock:
+            return self.counters.export(partition)
+
+    def restore_partition(
+        self, partition: int, snapshot: Mapping[str, Any], counters: Sequence[Sequence[Any]] = ()
+    ) -> None:
+        """Replace the state of a partition's models, and its counts, with a snapshot of them."""
         with self.lock:
             self.drop_partitions({partition})
+            self.counters.restore(partition, counters)
+            self.counters.current = None
             for model, state in snapshot.items():
                 self._restore_model(partition, str(model), state)
 
@@ -229,6 +243,7 @@ class Pipeline:
         return references
 
     def _process_one(self, message: RawMessage) -> None:
+        self.counters.current = message.partition
         try:
             self._route(decode(message.value), message)
         except SchemaError as error:
@@ -268,8 +283,11 @@ class Pipeline:
     def _reject(self, message: RawMessage, error: SchemaError) -> None:
         reason = error.reason.value
         self.counts.rejected[reason] = self.counts.rejected.get(reason, 0) + 1
-        self.store.inc("driftline_events_rejected_total", {"reason": reason})
+        self.counters.inc("driftline_events_rejected_total", {"reason": reason})
         self.dlq.write(message, error)
+
+    def _count_limit(self, kind: str) -> None:
+        self.counters.inc("driftline_limit_exceeded_total", {"kind": kind})
 
     def _accept(self, kind: str, model: str, model_version: str) -> None:
         self.counts.accepted[kind] += 1
@@ -313,13 +331,13 @@ class Pipeline:
         limits, model = self.config.limits, event.model
         features = _fold_names(self._features.setdefault(model, set()), limits.max_features, event.features)
         if features is not event.features:
-            self.store.inc("driftline_limit_exceeded_total", {"kind": "feature"})
+            self._count_limit("feature")
         embeddings = event.embeddings
         if embeddings:
             known = self._embeddings.setdefault(model, set())
             embeddings = _fold_names(known, limits.max_embeddings, embeddings)
             if embeddings is not event.embeddings:
-                self.store.inc("driftline_limit_exceeded_total", {"kind": "embedding"})
+                self._count_limit("embedding")
         segments = event.segments
         if segments:
             segments = {
@@ -394,7 +412,7 @@ class Pipeline:
             return state
         versions = self._check_model(model)
         if len(versions) >= self.config.limits.max_model_versions and restore is None:
-            self.store.inc("driftline_limit_exceeded_total", {"kind": "model_version"})
+            self._count_limit("model_version")
             raise SchemaError(RejectReason.LIMIT, "model_version", f"model {model} has too many versions")
         versions.add(model_version)
         roles = assign_roles(versions, self.config.model(model).champion)
@@ -450,7 +468,7 @@ class Pipeline:
         versions = self._versions.get(model)
         if versions is None:
             if len(self._versions) >= self.config.limits.max_models:
-                self.store.inc("driftline_limit_exceeded_total", {"kind": "model"})
+                self._count_limit("model")
                 raise SchemaError(RejectReason.LIMIT, "model", f"over {self.config.limits.max_models} models")
             versions = self._versions[model] = set()
         return versions
@@ -462,7 +480,7 @@ class Pipeline:
         if len(known) < self.config.limits.max_segment_values:
             known.add(value)
             return value
-        self.store.inc("driftline_limit_exceeded_total", {"kind": "segment_value"})
+        self._count_limit("segment_value")
         return OTHER
 
     def _advance(self, when: float) -> None:

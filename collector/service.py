@@ -48,7 +48,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         tracer=tracer,
         automatic_references=automatic,
     )
-    checkpointer = _checkpointer(config, pipeline, store, state_store)
+    checkpointer = _checkpointer(config, pipeline, store, state_store, history)
     source = build_kafka_source(
         config,
         store,
@@ -90,7 +90,11 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
 
 
 def _checkpointer(
-    config: Config, pipeline: Pipeline, store: MetricStore, state_store: StateStore | None
+    config: Config,
+    pipeline: Pipeline,
+    store: MetricStore,
+    state_store: StateStore | None,
+    history: WindowHistory,
 ) -> Checkpointer | None:
     if state_store is None:
         return None
@@ -102,6 +106,7 @@ def _checkpointer(
         prefix=f"{kafka.group_id}/{kafka.predictions_topic}/",
         interval_seconds=config.state.interval_seconds,
         min_interval_seconds=config.state.min_interval_seconds,
+        history=history,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from detectors.data_drift import FeatureDrift
@@ -176,6 +176,49 @@ class WindowHistory:
             windows = self._windows.get((model, model_version))
             return None if windows is None else [row for window in windows for row in window]
 
+    def export(self, models: Iterable[str]) -> dict[str, Any]:
+        """The kept windows of every version of ``models`` as plain data, for a checkpoint.
+
+        Rows are lists of values in the order of ``columns`` (named once), so a
+        snapshot holds no key per value; :meth:`restore` reads it back, even
+        after columns were added or removed.
+        """
+        wanted = set(models)
+        with self._lock:
+            versions = [
+                [
+                    model,
+                    version,
+                    self._data_versions.get((model, version)),
+                    [[[row[c] for c in COLUMNS] for row in window] for window in windows],
+                ]
+                for (model, version), windows in self._windows.items()
+                if model in wanted
+            ]
+        return {"columns": list(COLUMNS), "versions": versions}
+
+    def restore(self, exported: Mapping[str, Any]) -> None:
+        """Put back windows from :meth:`export` (replacing those of the same versions), the last ``keep``."""
+        columns = [str(c) for c in exported["columns"]]
+        with self._lock:
+            for model, version, data_version, windows in exported["versions"]:
+                key = (str(model), str(version))
+                kept: deque[list[Row]] = deque(maxlen=self.keep)
+                if self.keep:
+                    kept.extend([_row(columns, values) for values in window] for window in windows)
+                self._windows[key] = kept
+                if data_version is not None:
+                    self._data_versions[key] = str(data_version)
+
+    def drop(self, models: Iterable[str]) -> None:
+        """Forget the windows of every version of ``models`` (their partition moved away)."""
+        gone = set(models)
+        with self._lock:
+            for key in [k for k in self._windows if k[0] in gone]:
+                del self._windows[key]
+            for key in [k for k in self._data_versions if k[0] in gone]:
+                del self._data_versions[key]
+
     def _add(self, key: tuple[str, str], rows: list[Row]) -> None:
         with self._lock:
             windows = self._windows.get(key)
@@ -243,6 +286,11 @@ def _segment_rows(base: Row, fairness: FairnessResult | None, value_column: str)
                     {**base, "segment": segment.segment, "segment_value": stats.value, value_column: value}
                 )
     return rows
+
+
+def _row(columns: list[str], values: list[Any]) -> Row:
+    """A row read back from a checkpoint: columns this version no longer has are left out."""
+    return _complete(dict(zip(columns, values, strict=True)))
 
 
 def _complete(row: Row) -> Row:

@@ -80,6 +80,20 @@ class MetricStore:
             series = self._values[name]
             series[key] = float(series.get(key, 0.0)) + amount  # type: ignore[arg-type]
 
+    def discount(self, name: str, labels: Mapping[str, str], amount: float) -> None:
+        """Take counts out of a counter (never below 0): the only way one goes down.
+
+        For counts that leave this process with the partition they belong to,
+        whose new owner adds them to its own counter.
+        """
+        if amount < 0:
+            raise ValueError(f"cannot discount {name} by {amount}")
+        key = self._key(name, labels, "counter")
+        with self._lock:
+            series = self._values[name]
+            if key in series:
+                series[key] = max(0.0, float(series[key]) - amount)  # type: ignore[arg-type]
+
     def observe(self, name: str, labels: Mapping[str, str], value: float) -> None:
         """Record one histogram observation."""
         key = self._key(name, labels, "histogram")
