@@ -125,19 +125,22 @@ CATALOG: tuple[MetricDef, ...] = (
     _c(
         "driftline_events_rejected_total",
         ("reason",),
-        "Events rejected and written to the dead-letter queue, by reason.",
+        "Events rejected and written to the dead-letter queue, by reason; checkpointed with the partition"
+        " of each message, so exact across restarts (a collector counts the partitions it owns).",
         "events",
     ),
     _c(
         "driftline_state_snapshots_total",
         ("outcome",),
-        "Partition state snapshots: saved, save_failed (no commit until saved), restored, unreadable.",
+        "Partition state snapshots: saved, save_failed (no commit until saved), restored, unreadable;"
+        " per process, from its start.",
         "events",
     ),
     _c(
         "driftline_limit_exceeded_total",
         ("kind",),
-        "Input refused or folded by a cardinality limit, by kind.",
+        "Input refused or folded by a cardinality limit, by kind; checkpointed with the partition of"
+        " each message, so exact across restarts (a collector counts the partitions it owns).",
         "events",
     ),
     _c(
@@ -469,14 +472,14 @@ CATALOG: tuple[MetricDef, ...] = (
     _h(
         "driftline_processing_delay_seconds",
         (),
-        "Delay from event time to processed.",
+        "Delay from event time to processed; per process, from its start.",
         "collector",
         DELAY_BUCKETS,
     ),
     _h(
         "driftline_batch_duration_seconds",
         (),
-        "Time to process one polled batch, decode to export.",
+        "Time to process one polled batch, decode to export; per process, from its start.",
         "collector",
         BATCH_BUCKETS,
     ),
@@ -485,19 +488,20 @@ CATALOG: tuple[MetricDef, ...] = (
         ("detector",),
         "Failures of the collector's own code with no message to dead-letter (a window's"
         " detectors, the HTML report, the instance check), by detector; each skips that"
-        " work (a window: not evaluated) and the collector goes on.",
+        " work (a window: not evaluated) and the collector goes on; per process, from its start.",
         "collector",
     ),
     _c(
         "driftline_exporter_failures_total",
         ("exporter",),
-        "Failed exports, by exporter: otlp, otlp_traces.",
+        "Failed exports, by exporter: otlp, otlp_traces; per process, from its start.",
         "collector",
     ),
     _c(
         "driftline_commit_failures_total",
         (),
-        "Kafka offset commits that failed (rebalance, coordinator unreachable); retried with the next batch.",
+        "Kafka offset commits that failed (rebalance, coordinator unreachable); retried with the next"
+        " batch; per process, from its start.",
         "collector",
     ),
     _g(
