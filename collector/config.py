@@ -262,6 +262,8 @@ class StateConfig(_Strict):
     directory: Path = Path(".driftline/state")
     """For the local store; relative to the configuration file."""
     topic: str = "driftline.state"
+    replication_factor: int | None = Field(default=None, ge=1)
+    """Replicas of ``topic`` when Driftline creates it; unset: min(3, brokers in the cluster)."""
     interval_seconds: float = Field(default=10.0, gt=0)
     """Save at least this often while events flow."""
     min_interval_seconds: float = Field(default=1.0, ge=0)

@@ -9,7 +9,9 @@ whole value; then the previous version's chunks are deleted (tombstones).
 A reader only ever assembles the version its manifest names, so a collector
 killed while writing leaves the previous value readable. The topic is
 created with ``cleanup.policy=compact`` and one partition, so the newest
-manifest of every key is kept and read in order after its chunks.
+manifest of every key is kept and read in order after its chunks; it is
+replicated (:func:`replication_factor`) with ``min.insync.replicas`` such that
+an acknowledged snapshot survives the loss of a broker when there are three.
 
 :meth:`KafkaStateStore.get` first reads the topic up to its current end, so
 it sees what other collectors wrote up to the moment it is asked (a
@@ -51,6 +53,7 @@ class KafkaStateStore:
         *,
         chunk_bytes: int = CHUNK_BYTES,
         timeout_seconds: float = 30.0,
+        replication_factor: int | None = None,
         **client_options: Any,
     ) -> None:
         if chunk_bytes < 1:
@@ -61,7 +64,9 @@ class KafkaStateStore:
         self._records: dict[str, bytes] = {}
         """The topic as read so far: the newest value of every key (tombstones remove)."""
         try:
-            ensure_compacted_topic(bootstrap_servers, topic, timeout_seconds, **client_options)
+            ensure_compacted_topic(
+                bootstrap_servers, topic, timeout_seconds, replication_factor, **client_options
+            )
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap_servers,
                 acks="all",
@@ -164,20 +169,68 @@ class KafkaStateStore:
             self._records[key] = value
 
 
+def replication_factor(configured: int | None, brokers: int) -> int:
+    """The state topic's replication factor: ``state.replication_factor``, else min(3, brokers).
+
+    >>> replication_factor(None, 1), replication_factor(None, 5), replication_factor(2, 5)
+    (1, 3, 2)
+    """
+    if configured is None:
+        return max(1, min(3, brokers))
+    if configured > brokers:
+        raise StateStoreError(
+            f"state.replication_factor is {configured}, but the cluster has {brokers} broker(s); "
+            "lower it, or leave it unset for min(3, brokers)"
+        )
+    return configured
+
+
+def min_insync_replicas(factor: int) -> int:
+    """2 from three replicas up (a write survives one broker's loss, one broker may be down), else 1."""
+    return 2 if factor >= 3 else 1
+
+
 def ensure_compacted_topic(
-    bootstrap_servers: str | list[str], topic: str, timeout_seconds: float, **client_options: Any
+    bootstrap_servers: str | list[str],
+    topic: str,
+    timeout_seconds: float,
+    configured_replication: int | None = None,
+    **client_options: Any,
 ) -> None:
-    """Create ``topic`` compacted with one partition unless it exists (warn if it is not compacted)."""
+    """Create ``topic`` compacted, with one partition and replicated, unless it exists.
+
+    An existing topic is left as it is; with fewer replicas than configured, a warning says so.
+    """
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000), **client_options
     )
     try:
-        if topic not in set(admin.list_topics()):
-            new = NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})
-            with contextlib.suppress(TopicAlreadyExistsError):  # another collector was faster
-                admin.create_topics([new], timeout_ms=int(timeout_seconds * 1000))
+        if topic in set(admin.list_topics()):
+            _warn_if_under_replicated(admin, topic, configured_replication)
+            return
+        brokers = [b for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")]
+        factor = replication_factor(configured_replication, len(brokers))
+        configs = {"cleanup.policy": "compact", "min.insync.replicas": str(min_insync_replicas(factor))}
+        new = NewTopic(topic, 1, factor, topic_configs=configs)
+        with contextlib.suppress(TopicAlreadyExistsError):  # another collector was faster
+            admin.create_topics([new], timeout_ms=int(timeout_seconds * 1000))
+        log.info("created the state topic %s: compacted, replication factor %d, %s", topic, factor, configs)
     finally:
         admin.close()
+
+
+def _warn_if_under_replicated(admin: KafkaAdminClient, topic: str, configured: int | None) -> None:
+    if configured is None:
+        return
+    for described in admin.describe_topics([topic]):
+        for partition in described.get("partitions", []):
+            replicas = len(partition.get("replica_nodes", []))
+            if replicas < configured:
+                log.warning(
+                    "the state topic %s exists with %d replica(s), fewer than state.replication_factor %d; "
+                    "Driftline does not change an existing topic (kafka-reassign-partitions.sh does)",
+                    topic, replicas, configured,
+                )
 
 
 def _chunk_key(key: str, version: str, index: int) -> str:

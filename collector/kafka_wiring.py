@@ -128,7 +128,12 @@ def build_state_store(config: Config) -> StateStore | None:
     if state.store == "none":
         return None
     if state.store == "kafka":
-        return KafkaStateStore(config.kafka.bootstrap_servers, state.topic, **security_options(config.kafka))
+        return KafkaStateStore(
+            config.kafka.bootstrap_servers,
+            state.topic,
+            replication_factor=state.replication_factor,
+            **security_options(config.kafka),
+        )
     return LocalStateStore(state.directory)
 
 

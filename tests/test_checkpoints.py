@@ -285,6 +285,7 @@ def test_the_kafka_state_store_is_built_with_the_security_settings_of_every_kafk
     assert built == {
         "bootstrap_servers": "localhost:9092",
         "topic": "s",
+        "replication_factor": None,
         **kafka_wiring.security_options(config.kafka),
     }
     assert built["sasl_plain_password"] == "p"

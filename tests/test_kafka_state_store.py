@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from kafka import KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.structs import TopicPartition
 
-from collector.kafka_state_store import KafkaStateStore
+from collector.config import parse_config
+from collector.errors import ConfigError, StateStoreError
+from collector.kafka_state_store import KafkaStateStore, min_insync_replicas, replication_factor
 from collector.state_codec import StateFormatError
 from tests.kafka_fixture import KafkaBroker, unique_topic
 
@@ -75,3 +79,54 @@ def test_a_value_whose_chunks_are_missing_is_unreadable_not_wrong(kafka_broker: 
         reader.close()
     finally:
         store.close()
+
+
+def _topic_settings(bootstrap: str, topic: str) -> tuple[int, dict[str, str]]:
+    """The replicas of the topic's partition and its configuration, as the broker describes them."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (described,) = admin.describe_topics([topic])
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    (partition,) = described["partitions"]
+    (by_name,) = [c for by_type in configs.values() for c in by_type.values()]
+    return len(partition["replica_nodes"]), {k: v["value"] for k, v in by_name.items()}
+
+
+def test_the_state_topic_is_created_with_as_many_replicas_as_the_single_broker_can_hold(
+    kafka_broker: KafkaBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = unique_topic("state-store")
+    KafkaStateStore(kafka_broker.bootstrap, topic).close()
+    replicas, configs = _topic_settings(kafka_broker.bootstrap, topic)
+    assert replicas == 1
+    assert configs == {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+
+    with caplog.at_level(logging.WARNING, logger="collector.kafka_state_store"):
+        KafkaStateStore(kafka_broker.bootstrap, topic, replication_factor=3).close()  # exists: left alone
+    assert "exists with 1 replica(s), fewer than state.replication_factor 3" in caplog.text
+    assert _topic_settings(kafka_broker.bootstrap, topic)[0] == 1
+
+
+def test_a_replication_factor_over_the_brokers_is_a_clear_error(kafka_broker: KafkaBroker) -> None:
+    topic = unique_topic("state-store")
+    with pytest.raises(StateStoreError, match=r"replication_factor is 2, but the cluster has 1 broker"):
+        KafkaStateStore(kafka_broker.bootstrap, topic, replication_factor=2)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    try:
+        assert topic not in admin.list_topics()
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("factor", [0, -1])
+def test_a_replication_factor_below_one_is_refused_by_the_configuration(factor: int) -> None:
+    with pytest.raises(ConfigError, match=r"state\.replication_factor.*greater than or equal to 1"):
+        parse_config({"state": {"store": "kafka", "replication_factor": factor}})
+
+
+def test_replication_defaults_to_three_replicas_where_there_are_enough_brokers() -> None:
+    assert [replication_factor(None, n) for n in (1, 2, 3, 7)] == [1, 2, 3, 3]
+    assert [min_insync_replicas(f) for f in (1, 2, 3, 5)] == [1, 1, 2, 2]
+    assert parse_config({}).state.replication_factor is None
