@@ -1,4 +1,4 @@
-"""Rejected counts by reason are exact across SIGKILLs, against the real broker.
+"""Rejected counts by reason are exact across SIGKILLs and partition moves, against the real broker.
 
 Valid predictions and poison messages flow on two partitions while a
 collector with the local state store is killed with SIGKILL twice, at
@@ -6,7 +6,9 @@ seeded-random moments, and restarted each time. Messages processed after its
 last checkpoint are read again; the rejection counts that the checkpoint
 carries (collector/partition_counters.py) make the end result exact: the
 rejected count of every reason equals the number of poison messages of that
-reason sent, and every valid event is counted once.
+reason sent, and every valid event is counted once. With two collectors
+sharing the Kafka state store, the killed one's partition and its counts move
+to the other just as exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from kafka import KafkaProducer
 from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
 from tests.poison import POISONS, valid
 from tests.test_kafka_scale_out import eventually, scrape
-from tests.test_kafka_state import Collector
+from tests.test_kafka_state import Collector, _owned
 
 pytestmark = pytest.mark.integration
 
@@ -67,17 +69,36 @@ def _rejected(collector: Collector) -> dict[str, float]:
     return {dict(labels)["reason"]: value for labels, value in series.items() if value}
 
 
-@pytest.fixture
-def running(tmp_path: Path, kafka_broker: KafkaBroker) -> Iterator[tuple[Collector, dict[str, str]]]:
+def _kafka(bootstrap: str) -> dict[str, str]:
+    """Fresh topics of two partitions and a fresh group."""
     prefix = unique_topic("exact")
-    create_topics(kafka_broker.bootstrap, [f"{prefix}.predictions", f"{prefix}.labels"], PARTITIONS)
-    kafka = {
-        "bootstrap_servers": kafka_broker.bootstrap,
+    create_topics(bootstrap, [f"{prefix}.predictions", f"{prefix}.labels"], PARTITIONS)
+    return {
+        "bootstrap_servers": bootstrap,
         "predictions_topic": f"{prefix}.predictions",
         "labels_topic": f"{prefix}.labels",
         "dlq_topic": f"{prefix}.dlq",
         "group_id": f"exact-{uuid.uuid4().hex[:8]}",
     }
+
+
+def _start_producing(kafka: dict[str, str]) -> tuple[threading.Thread, threading.Event]:
+    done = threading.Event()
+    producer = threading.Thread(
+        target=_produce, args=(kafka["bootstrap_servers"], kafka["predictions_topic"], done), daemon=True
+    )
+    producer.start()
+    return producer, done
+
+
+def _sent() -> dict[str, float]:
+    counted = Counter(reason for _, _, reason in STREAM if reason is not None)
+    return {reason: float(count) for reason, count in counted.items()}
+
+
+@pytest.fixture
+def running(tmp_path: Path, kafka_broker: KafkaBroker) -> Iterator[tuple[Collector, dict[str, str]]]:
+    kafka = _kafka(kafka_broker.bootstrap)
     killed = Collector(tmp_path / "killed", kafka)
     yield killed, kafka
     killed.stop()
@@ -88,17 +109,13 @@ def test_rejected_counts_by_reason_are_exact_after_two_sigkills(
     running: tuple[Collector, dict[str, str]],
 ) -> None:
     collector, kafka = running
-    sent = Counter(reason for _, _, reason in STREAM if reason is not None)
+    sent = _sent()
     assert set(sent) >= {"non_finite", "invalid_field", "invalid_json"}
     valid_total = PARTITIONS * VALID_PER_PARTITION
-    kill_at = sorted(np.random.default_rng(14).integers(30, sum(sent.values()) - 60, size=2).tolist())
+    kill_at = sorted(np.random.default_rng(14).integers(30, int(sum(sent.values())) - 60, size=2).tolist())
     collector.start()
     eventually(lambda: collector.events_total() >= 0, 120, "the collector up")
-    done = threading.Event()
-    producer = threading.Thread(
-        target=_produce, args=(kafka["bootstrap_servers"], kafka["predictions_topic"], done), daemon=True
-    )
-    producer.start()
+    producer, done = _start_producing(kafka)
     for threshold in kill_at:
         eventually(lambda t=threshold: sum(_rejected(collector).values()) >= t, 240, f"{threshold} rejected")
         collector.kill()
@@ -111,7 +128,45 @@ def test_rejected_counts_by_reason_are_exact_after_two_sigkills(
         "every message counted",
     )
     time.sleep(3.0)  # anything counted twice would show now
-    assert _rejected(collector) == {reason: float(count) for reason, count in sent.items()}
+    assert _rejected(collector) == sent
     assert collector.events_total() == valid_total
     for restarted in collector.logs[1:]:
         assert "restored partition" in restarted.read_text(errors="replace"), restarted
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_collectors_partition_takes_its_rejected_counts_to_the_other(
+    tmp_path: Path, kafka_broker: KafkaBroker
+) -> None:
+    kafka = _kafka(kafka_broker.bootstrap)
+    state = {"store": "kafka", "topic": unique_topic("exact-state"), "interval_seconds": 2.0}
+    survivor = Collector(tmp_path / "survivor", kafka, state)
+    victim = Collector(tmp_path / "victim", kafka, state)
+    predictions = kafka["predictions_topic"]
+    try:
+        survivor.start()
+        victim.start()
+        eventually(
+            lambda: len(_owned(survivor, predictions)) == len(_owned(victim, predictions)) == 1,
+            120,
+            "the group to split the partitions 1/1",
+        )
+        producer, done = _start_producing(kafka)
+        threshold = int(np.random.default_rng(15).integers(20, 120))
+        eventually(lambda: sum(_rejected(victim).values()) >= threshold, 240, f"{threshold} rejected")
+        victim.kill()
+        producer.join(timeout=240)
+        assert done.is_set()
+        eventually(
+            lambda: survivor.events_total() + sum(_rejected(survivor).values()) >= len(STREAM),
+            240,
+            "every message counted by the survivor",
+        )
+        time.sleep(3.0)  # anything counted twice would show now
+        assert _owned(survivor, predictions) == {0, 1}
+        assert _rejected(survivor) == _sent()
+        assert survivor.events_total() == PARTITIONS * VALID_PER_PARTITION
+        assert "restored partition" in survivor.logs[0].read_text(errors="replace")
+    finally:
+        survivor.stop()
+        victim.stop()
