@@ -151,18 +151,22 @@ class Checkpointer:
 
     def _load(self, number: int) -> dict[str, int]:
         key = self._key(number)
+        models: list[str] = []
         try:
             raw = self.store.get(key)
             if raw is None:
                 return {}
             body = unpack(KIND, raw)
             offsets = {str(topic): int(offset) for topic, offset in body["offsets"].items()}
-            self.pipeline.restore_partition(number, body["models"], body.get("counters", ()))
+            models = [str(model) for model in body["models"]]
             if self.history is not None and "history" in body:
                 self.history.restore(body["history"])
+            self.pipeline.restore_partition(number, body["models"], body.get("counters", ()))
         except UNREADABLE as exc:
             log.error("state of partition %d (%s) unreadable, starting it afresh: %s", number, key, exc)
             self.metrics.inc(METRIC, {"outcome": "unreadable"})
+            if self.history is not None:
+                self.history.drop(models)
             self.pipeline.drop_partitions({number})
             return {}
         log.info("restored partition %d: %d models, offsets %s", number, len(body["models"]), offsets)

@@ -198,17 +198,23 @@ class WindowHistory:
         return {"columns": list(COLUMNS), "versions": versions}
 
     def restore(self, exported: Mapping[str, Any]) -> None:
-        """Put back windows from :meth:`export` (replacing those of the same versions), the last ``keep``."""
+        """Put back windows from :meth:`export` (replacing those of the same versions), the last ``keep``.
+
+        All or nothing: a damaged export raises before anything is replaced.
+        """
         columns = [str(c) for c in exported["columns"]]
+        restored: dict[tuple[str, str], deque[list[Row]]] = {}
+        data_versions: dict[tuple[str, str], str] = {}
+        for model, version, data_version, windows in exported["versions"]:
+            key = (str(model), str(version))
+            kept = restored[key] = deque(maxlen=self.keep)
+            if self.keep:
+                kept.extend([_row(columns, values) for values in window] for window in windows)
+            if data_version is not None:
+                data_versions[key] = str(data_version)
         with self._lock:
-            for model, version, data_version, windows in exported["versions"]:
-                key = (str(model), str(version))
-                kept: deque[list[Row]] = deque(maxlen=self.keep)
-                if self.keep:
-                    kept.extend([_row(columns, values) for values in window] for window in windows)
-                self._windows[key] = kept
-                if data_version is not None:
-                    self._data_versions[key] = str(data_version)
+            self._windows.update(restored)
+            self._data_versions.update(data_versions)
 
     def drop(self, models: Iterable[str]) -> None:
         """Forget the windows of every version of ``models`` (their partition moved away)."""

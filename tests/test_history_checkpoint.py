@@ -14,6 +14,7 @@ from collector.checkpoints import Checkpointer
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
+from collector.state_codec import pack, unpack
 from collector.state_store import LocalStateStore
 from collector.window_history import COLUMNS, WindowHistory
 from exporters.store import MetricStore
@@ -90,3 +91,24 @@ def test_a_smaller_history_keeps_the_newest_windows_and_a_moved_partition_takes_
     assert kept is not None and {r["window"] for r in kept} <= {newest, newest - 1}
     assert kept == [r for r in rows if (r["kind"], r["window"]) == (kept[0]["kind"], kept[0]["window"])]
     assert all(list(r) == list(COLUMNS) for r in kept)
+
+
+def test_a_snapshot_whose_history_is_damaged_starts_its_partition_afresh_without_stale_windows(
+    tmp_path: Path,
+) -> None:
+    store = LocalStateStore(tmp_path)
+    history = WindowHistory(KEEP)
+    pipeline = _pipeline(history, tmp_path)
+    checkpointer = _checkpointer(pipeline, store, history)
+    checkpointer.restore(PARTITIONS)
+    pipeline.process(_messages(STREAM[:3000], 0))
+    assert checkpointer.save({"p": {0: 3000}, "l": {0: 3000}})
+    body = unpack("partition", store.get("g/t/partition/0") or b"")
+    body["history"]["versions"][0][3][-1][0] = ["a row", "of the wrong length"]
+    store.put("g/t/partition/0", pack("partition", body))
+
+    history = WindowHistory(KEEP)
+    pipeline = _pipeline(history, tmp_path)
+    assert _checkpointer(pipeline, store, history).restore(PARTITIONS) == {}
+    assert pipeline.store.get("driftline_state_snapshots_total", {"outcome": "unreadable"}) == 1.0
+    assert history.rows("m", "1") is None and not pipeline.states
