@@ -42,6 +42,18 @@ def _checkpointer(pipeline: Pipeline, store: LocalStateStore, history: WindowHis
     return Checkpointer(pipeline, store, pipeline.store, prefix="g/t/", interval_seconds=1e9, history=history)
 
 
+def _saved_at(tmp_path: Path, upto: int) -> tuple[LocalStateStore, WindowHistory, Pipeline, Checkpointer]:
+    """A collector that read STREAM[:upto] and saved its state: store, history, pipeline, checkpointer."""
+    store = LocalStateStore(tmp_path)
+    history = WindowHistory(KEEP)
+    pipeline = _pipeline(history, tmp_path)
+    checkpointer = _checkpointer(pipeline, store, history)
+    checkpointer.restore(PARTITIONS)
+    pipeline.process(_messages(STREAM[:upto], 0))
+    assert checkpointer.save({"p": {0: upto}, "l": {0: upto}})
+    return store, history, pipeline, checkpointer
+
+
 def test_a_restart_serves_the_same_windows_and_reads_on_like_an_uninterrupted_one(tmp_path: Path) -> None:
     alone = WindowHistory(KEEP)
     _pipeline(alone, tmp_path / "alone").process(_messages(STREAM, 0))
@@ -49,13 +61,7 @@ def test_a_restart_serves_the_same_windows_and_reads_on_like_an_uninterrupted_on
     assert expected is not None and len({(r["kind"], r["window"]) for r in expected}) == KEEP
     assert {r["kind"] for r in expected} == {"window", "label_window"}
 
-    store = LocalStateStore(tmp_path)
-    history = WindowHistory(KEEP)
-    pipeline = _pipeline(history, tmp_path)
-    checkpointer = _checkpointer(pipeline, store, history)
-    checkpointer.restore(PARTITIONS)
-    pipeline.process(_messages(STREAM[:3700], 0))
-    assert checkpointer.save({"p": {0: 3700}, "l": {0: 3700}})
+    store, history, pipeline, _ = _saved_at(tmp_path, 3700)
     served = history.rows("m", "1")
     assert served
     pipeline.process(_messages(STREAM[3700:4600], 3700))  # windows evaluated, then lost with the process
@@ -71,13 +77,7 @@ def test_a_restart_serves_the_same_windows_and_reads_on_like_an_uninterrupted_on
 def test_a_smaller_history_keeps_the_newest_windows_and_a_moved_partition_takes_its_windows(
     tmp_path: Path,
 ) -> None:
-    store = LocalStateStore(tmp_path)
-    history = WindowHistory(KEEP)
-    pipeline = _pipeline(history, tmp_path)
-    checkpointer = _checkpointer(pipeline, store, history)
-    checkpointer.restore(PARTITIONS)
-    pipeline.process(_messages(STREAM, 0))
-    assert checkpointer.save({"p": {0: len(STREAM)}, "l": {0: len(STREAM)}})
+    store, history, _, checkpointer = _saved_at(tmp_path, len(STREAM))
     rows = history.rows("m", "1")
     assert rows is not None
     newest = max(r["window"] for r in rows if r["kind"] == "window")
@@ -96,13 +96,7 @@ def test_a_smaller_history_keeps_the_newest_windows_and_a_moved_partition_takes_
 def test_a_snapshot_whose_history_is_damaged_starts_its_partition_afresh_without_stale_windows(
     tmp_path: Path,
 ) -> None:
-    store = LocalStateStore(tmp_path)
-    history = WindowHistory(KEEP)
-    pipeline = _pipeline(history, tmp_path)
-    checkpointer = _checkpointer(pipeline, store, history)
-    checkpointer.restore(PARTITIONS)
-    pipeline.process(_messages(STREAM[:3000], 0))
-    assert checkpointer.save({"p": {0: 3000}, "l": {0: 3000}})
+    store = _saved_at(tmp_path, 3000)[0]
     body = unpack("partition", store.get("g/t/partition/0") or b"")
     body["history"]["versions"][0][3][-1][0] = ["a row", "of the wrong length"]
     store.put("g/t/partition/0", pack("partition", body))
