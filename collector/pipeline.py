@@ -23,12 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError, decode
+from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError
 
 from collector.auto_references import AutomaticReferences
 from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
 from collector.failures import FailureLog
+from collector.fast_decode import decode
 from collector.instances import InstanceTracker
 from collector.label_join import JoinResult, LabelJoinStore, PredictionRecord
 from collector.model_health import LabelWindowListener

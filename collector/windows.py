@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from driftline.schema import Prediction, decode, encode
+from driftline.schema import Prediction, encode
 
 from collector.embedding_buffer import EmbeddingBuffer
+from collector.fast_decode import decode
 from collector.tables import ColumnBuffer, Value
 
 

@@ -1,0 +1,222 @@
+"""The collector's event decoder: msgspec's typed C decoder first, the SDK's ``decode`` for the rest.
+
+``driftline.schema.decode`` (stdlib ``json`` plus checks in Python) is the
+reference: it names the exact reason and field of every rejection. Here a
+message is first decoded by msgspec into :class:`msgspec.Struct` types that
+carry the same limits as constraints, and the event is built from them. That
+fast path only ever *accepts*: whenever it fails, or cannot rule out a
+difference from the reference, the message goes through the reference
+``decode``, which accepts it the same way or raises the exact
+:class:`~driftline.schema.SchemaError`. So the result of :func:`decode` is
+always the reference's, bit for bit; tests/test_fast_decode.py checks that
+differentially.
+
+Where msgspec and the reference differ, and what the fast path does:
+
+* duplicate keys: msgspec keeps the last, the reference rejects the message
+  (``invalid_json``). See :func:`_unique_keys`.
+* integers beyond int64 (the reference keeps any integer a float64 holds):
+  constrained to int64, so a longer one takes the reference path.
+* NaN, Infinity, lone surrogates, invalid UTF-8, control characters: msgspec
+  refuses them, so the reference names them.
+* unknown fields (the reference ignores them after checking their values) and
+  explicit ``null`` (the reference treats it as absent): the reference path.
+
+Adding an event field is one line in its Struct below and one in its builder.
+
+>>> from driftline.schema import Label, encode
+>>> decode(encode(Label(event_id="e1", model="credit", label=1)))
+Label(event_id='e1', model='credit', label=1, timestamp=None, model_version=None, type='label')
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from driftline import schema
+from driftline.schema import Event, Heartbeat, Label, Prediction
+
+# The reference's limits, as msgspec constraints (a value outside them takes the reference path).
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_TEXT = Annotated[str, msgspec.Meta(max_length=schema.MAX_STRING_VALUE_CHARS)]
+_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.MAX_ID_CHARS)]
+_VERSION = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.MAX_VERSION_CHARS)]
+_MODEL = Annotated[str, msgspec.Meta(pattern=rf"\A(?:{schema.MODEL_PATTERN.pattern})\Z")]
+_KEY = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.MAX_VERSION_CHARS * 2)]
+_NON_NEGATIVE = Annotated[float, msgspec.Meta(ge=0.0)]
+_RATIO = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+_UNIX_SECONDS = Annotated[float, msgspec.Meta(ge=0.0, lt=schema.MAX_UNIX_SECONDS)]
+_SCALAR = _INT64 | float | _TEXT | bool
+_FEATURES = Annotated[
+    dict[_KEY, _INT64 | float | _TEXT | bool | None], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)
+]
+_PROBABILITIES = Annotated[dict[_KEY, _RATIO], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
+_SEGMENTS = Annotated[dict[_KEY, _TEXT], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
+
+
+class _Wire(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    """Fields every event type has. ``None`` defaults mean absent: an explicit ``null`` is
+    refused so that :func:`_key_count` counts exactly the keys present."""
+
+    schema_version: Literal[1]
+    timestamp: _UNIX_SECONDS | str | None = None
+
+
+class _PredictionWire(_Wire, tag="prediction", kw_only=True):
+    event_id: _ID
+    model: _MODEL
+    model_version: _VERSION
+    features: _FEATURES
+    prediction: _SCALAR
+    data_version: _VERSION | None = None
+    probabilities: _PROBABILITIES | None = None
+    latency_ms: _NON_NEGATIVE | None = None
+    segments: _SEGMENTS | None = None
+    error: _TEXT | None = None
+
+
+class _LabelWire(_Wire, tag="label", kw_only=True):
+    event_id: _ID
+    model: _MODEL
+    label: _SCALAR
+    model_version: _VERSION | None = None
+
+
+class _HeartbeatWire(_Wire, tag="heartbeat", kw_only=True):
+    model: _MODEL
+    model_version: _VERSION
+    instance: _ID
+    cpu_ratio: _RATIO | None = None
+    rss_bytes: _NON_NEGATIVE | None = None
+    requests_total: _NON_NEGATIVE | None = None
+    errors_total: _NON_NEGATIVE | None = None
+    uptime_seconds: _NON_NEGATIVE | None = None
+
+
+_Wired = _PredictionWire | _LabelWire | _HeartbeatWire
+_DECODER = msgspec.json.Decoder(_Wired)
+
+
+class _Undecided(Exception):
+    """The fast path cannot vouch for the reference's result: ask the reference."""
+
+
+def decode(raw: bytes | str) -> Event:
+    """Parse and validate one message exactly as ``driftline.schema.decode`` does, faster."""
+    try:
+        return _fast(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError, _Undecided):
+        return schema.decode(raw)
+
+
+def _fast(raw: bytes) -> Event:
+    if len(raw) > schema.MAX_MESSAGE_BYTES:
+        raise _Undecided
+    wire = _DECODER.decode(raw)
+    _unique_keys(raw, wire)
+    if isinstance(wire, _PredictionWire):
+        return _prediction(wire)
+    if isinstance(wire, _LabelWire):
+        return _label(wire)
+    return _heartbeat(wire)
+
+
+def _prediction(wire: _PredictionWire) -> Prediction:
+    return Prediction(
+        event_id=wire.event_id,
+        model=wire.model,
+        model_version=wire.model_version,
+        features=wire.features,
+        prediction=wire.prediction,
+        timestamp=_timestamp(wire.timestamp),
+        data_version=wire.data_version or "unknown",
+        probabilities=wire.probabilities,
+        latency_ms=wire.latency_ms,
+        segments=wire.segments,
+        error=wire.error,
+    )
+
+
+def _label(wire: _LabelWire) -> Label:
+    return Label(
+        event_id=wire.event_id,
+        model=wire.model,
+        label=wire.label,
+        timestamp=_timestamp(wire.timestamp),
+        model_version=wire.model_version,
+    )
+
+
+def _heartbeat(wire: _HeartbeatWire) -> Heartbeat:
+    return Heartbeat(
+        model=wire.model,
+        model_version=wire.model_version,
+        instance=wire.instance,
+        timestamp=_timestamp(wire.timestamp),
+        cpu_ratio=wire.cpu_ratio,
+        rss_bytes=wire.rss_bytes,
+        requests_total=wire.requests_total,
+        errors_total=wire.errors_total,
+        uptime_seconds=wire.uptime_seconds,
+    )
+
+
+def _timestamp(value: float | str | None) -> float | None:
+    """Unix seconds of an RFC 3339 text as the reference computes them; any doubt is undecided."""
+    if not isinstance(value, str):
+        return value
+    try:
+        seconds = datetime.fromisoformat(value)
+        if seconds.tzinfo is None:
+            raise _Undecided
+        unix = seconds.timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise _Undecided from exc
+    if not 0 <= unix < schema.MAX_UNIX_SECONDS:
+        raise _Undecided
+    return unix
+
+
+def _unique_keys(raw: bytes, wire: _Wired) -> None:
+    """Raise :class:`_Undecided` unless no object in ``raw`` repeats a key.
+
+    Outside strings, JSON has exactly one colon per key. So the colons in
+    ``raw``, less those inside its strings, are its keys; msgspec's result
+    holds ``_key_count(wire)`` distinct keys, fewer exactly when a key
+    repeated. Counting the colons of the decoded strings only when the first
+    count differs keeps the common message at one ``bytes.count``. A colon
+    escaped as ``\\u003a`` is a colon in a decoded string but not in ``raw``:
+    such a message (rare) is left undecided.
+    """
+    colons = raw.count(b":")
+    keys = _key_count(wire)
+    if colons == keys:
+        return
+    if b"\\u003" in raw or colons - _colons_in_strings(wire) != keys:
+        raise _Undecided
+
+
+def _key_count(wire: _Wired) -> int:
+    """Keys present in the message msgspec decoded: the tag, the fields set, the maps' keys."""
+    count = 1
+    for value in msgspec.structs.astuple(wire):
+        if value is not None:
+            count += 1
+            if isinstance(value, dict):
+                count += len(value)
+    return count
+
+
+def _colons_in_strings(wire: _Wired) -> int:
+    count = 0
+    for value in msgspec.structs.astuple(wire):
+        if isinstance(value, str):
+            count += value.count(":")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                count += key.count(":")
+                if isinstance(item, str):
+                    count += item.count(":")
+    return count
