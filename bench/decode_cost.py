@@ -1,19 +1,23 @@
-"""Cost of ``driftline.schema.decode`` per event, against ``json.loads`` of the same bytes.
+"""Cost of decoding an event: the collector's decoder and ``driftline.schema.decode``, against ``json.loads``.
 
-``decode`` parses and validates one message completely (duplicate keys,
+Both decoders parse and validate one message completely (duplicate keys,
 numbers a float64 cannot hold, lone surrogates in keys and values, every
 field's type and range), so the collector never fails on an event it
-accepted. The baseline is ``json.loads`` alone, the floor of any Python
-consumer of the wire format; both run on the same seeded messages in this
-run, best of ``--rounds``.
+accepted. ``driftline.schema.decode`` (stdlib ``json`` and checks in Python)
+is the reference; the collector's ``collector.fast_decode.decode`` (msgspec
+typed structs, the reference for what they refuse) gives the same results.
+The baseline is ``json.loads`` alone, the floor of any stdlib consumer of the
+wire format; all run on the same seeded messages in this run, best of
+``--rounds``.
 
     .venv/bin/python bench/decode_cost.py [--full] [--events N] [--rounds N] [--seed 0]
 
 (quick: 20,000 events, 3 rounds; ``--full``: 20,000 events, 7 rounds).
 
-Prints microseconds per event for each and the ratio decode / json.loads. To
-compare another version of the schema, put its ``sdk`` folder first on
-PYTHONPATH (the script prints which ``driftline.schema`` it measured).
+Prints microseconds per event for each and the ratios to json.loads and of the
+collector's decoder to the reference. To compare another version of the
+schema, put its ``sdk`` folder first on PYTHONPATH (the script prints which
+``driftline.schema`` it measured).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from collections.abc import Callable
 import driftline.schema
 import harness
 from driftline.schema import Prediction, decode, encode
+
+from collector import fast_decode
 
 
 def messages(count: int, seed: int) -> list[bytes]:
@@ -77,11 +83,20 @@ def main() -> None:
     batch = messages(args.events, args.seed)
     baseline = best_seconds(lambda b: [json.loads(m) for m in b], batch, args.rounds)
     full = best_seconds(lambda b: [decode(m) for m in b], batch, args.rounds)
-    per_event = {"json.loads": baseline / len(batch) * 1e6, "decode": full / len(batch) * 1e6}
+    fast = best_seconds(lambda b: [fast_decode.decode(m) for m in b], batch, args.rounds)
+    per_event = {
+        "json.loads": baseline / len(batch) * 1e6,
+        "decode": full / len(batch) * 1e6,
+        "fast_decode": fast / len(batch) * 1e6,
+    }
     print(f"driftline.schema from {driftline.schema.__file__}")
     print(f"{len(batch)} events, best of {args.rounds} rounds")
     run.figure("schema", driftline.schema.__file__)
-    run.compare("decode", per_event["decode"], per_event["json.loads"], "json.loads", "us/event")
+    run.compare("schema.decode", per_event["decode"], per_event["json.loads"], "json.loads", "us/event")
+    run.compare("collector's decode", per_event["fast_decode"], per_event["json.loads"], "json.loads",
+                "us/event")
+    run.compare("collector's decode", per_event["fast_decode"], per_event["decode"], "schema.decode",
+                "us/event")
     run.write()
 
 

@@ -9,8 +9,10 @@ collector's default configuration (automatic reference of 5,000, windows of
    first takes ``--warmup`` messages untimed (the reference, its fit and the
    calibrations of the first windows), then the next ``--timed`` messages in
    batches of 2,000 are timed. Baselines in the same process over the same timed messages: a stdlib
-   ``json.loads`` loop, and a ``driftline.schema.decode`` loop (the decoder the
-   pipeline runs). Best of ``--rounds``.
+   ``json.loads`` loop, a ``collector.fast_decode.decode`` loop (the decoder the
+   pipeline runs) and a ``driftline.schema.decode`` loop (the reference
+   decoder), and the same pipeline run with the reference decoder in place of
+   the collector's (the pipeline before the fast decoder). Best of ``--rounds``.
 2. Calibration: the warm-up's cost with an empty calibration cache (its own
    folder, and a drift seed nothing in the process has used), against the same
    warm-up again once the thresholds are cached (a second model version of
@@ -30,6 +32,7 @@ Run: ``.venv/bin/python bench/pipeline_throughput.py [--full]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -37,14 +40,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import harness
 import workload
-from driftline.schema import decode
+from driftline import schema
 from workload import feed, raw
 
+from collector import fast_decode, pipeline
 from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
@@ -75,6 +79,17 @@ def pipeline_rate(warmup: list[RawMessage], timed: list[RawMessage], rounds: int
         if pipeline.counts.total != len(warmup) + len(timed) or pipeline.counts.rejected:
             raise SystemExit(f"pipeline counts do not add up: {pipeline.counts}")
     return best, warmup_seconds
+
+
+@contextlib.contextmanager
+def reference_decode() -> Iterator[None]:
+    """The pipeline decoding with ``driftline.schema.decode``, as before the collector's decoder."""
+    collectors = pipeline.decode
+    pipeline.decode = schema.decode
+    try:
+        yield
+    finally:
+        pipeline.decode = collectors
 
 
 def calibration_cost(warmup: list[RawMessage], folder: Path) -> tuple[float, float]:
@@ -123,14 +138,22 @@ def main() -> None:
     timed_lines = [message.value for message in timed]
 
     stdlib = loop_rate(timed_lines, json.loads, args.rounds)
-    decoder = loop_rate(timed_lines, decode, args.rounds)
+    decoder = loop_rate(timed_lines, fast_decode.decode, args.rounds)
+    reference_decoder = loop_rate(timed_lines, schema.decode, args.rounds)
     ours, warmup_seconds = pipeline_rate(warmup, timed, args.rounds)
+    with reference_decode():
+        before, _ = pipeline_rate(warmup, timed, args.rounds)
     run.figure("warmup_cpu_seconds_default_config", round(warmup_seconds, 2))
     run.figure("pipeline_us_per_event", round(1e6 / ours, 2))
+    run.figure("pipeline_with_schema_decode_us_per_event", round(1e6 / before, 2))
     run.figure("decode_us_per_event", round(1e6 / decoder, 2))
+    run.figure("schema_decode_us_per_event", round(1e6 / reference_decoder, 2))
     run.figure("json_loads_us_per_event", round(1e6 / stdlib, 2))
     run.compare("Pipeline.process, steady state", ours, stdlib, "json.loads loop", "events/s")
-    run.compare("Pipeline.process, steady state", ours, decoder, "schema.decode loop", "events/s")
+    run.compare("Pipeline.process, steady state", ours, decoder, "collector's decode loop", "events/s")
+    run.compare("Pipeline.process, steady state", ours, before,
+                "the same with schema.decode (before)", "events/s")
+    run.compare("collector's decode loop", decoder, reference_decoder, "schema.decode loop", "events/s")
 
     with tempfile.TemporaryDirectory() as folder:
         cold, warm = calibration_cost(warmup, Path(folder))
