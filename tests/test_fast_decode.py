@@ -258,6 +258,18 @@ def test_random_bytes_and_text_decode_the_same(raw: bytes | str) -> None:
     assert_same(raw)
 
 
+NUMBER_TEXT = r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,3})?"
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(number=st.from_regex(NUMBER_TEXT, fullmatch=True), member=st.sampled_from(["f", "latency_ms", "t"]))
+def test_any_number_literal_decodes_to_the_same_value(number: str, member: str) -> None:
+    """msgspec parses numbers itself: the same float (correctly rounded) or int as the stdlib."""
+    base = json.loads(encode(SDK_EVENTS[0]))
+    path = {"f": "features.age", "latency_ms": "latency_ms", "t": "timestamp"}[member]
+    assert_same(spliced(base, path, number, repeat=False))
+
+
 @pytest.mark.parametrize("poison", POISONS, ids=lambda p: p.name)
 def test_poison_pills_are_rejected_the_same(poison: Any) -> None:
     assert_same(poison.raw)
