@@ -56,9 +56,13 @@ _PROBABILITIES = Annotated[dict[_KEY, _RATIO], msgspec.Meta(max_length=schema.MA
 _SEGMENTS = Annotated[dict[_KEY, _TEXT], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
 
 
-class _Wire(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
-    """Fields every event type has. ``None`` defaults mean absent: an explicit ``null`` is
-    refused so that :func:`_key_count` counts exactly the keys present."""
+class _Wire(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
+    """Fields every event type has.
+
+    ``None`` means absent to :func:`_key_count`, so an explicit ``null`` leaves
+    a message undecided (the reference treats it as absent). Not tracked by the
+    garbage collector: a struct holds no cycles and lives for one message.
+    """
 
     schema_version: Literal[1]
     timestamp: _UNIX_SECONDS | str | None = None
