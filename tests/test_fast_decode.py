@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -68,30 +69,29 @@ class Literal(str):
     """JSON text written as is (a number, ``null``, ``true``)."""
 
 
-@st.composite
-def written(draw: st.DrawFn, value: object) -> str:
+def written(value: object, rng: random.Random) -> str:
     """``value`` as JSON text: pairs lists are objects (keys may repeat), with random spacing
-    and characters of strings randomly written as ``\\u`` escapes."""
-    space = st.sampled_from(["", "", "", " ", "\n\t "])
+    and characters of strings randomly written as ``\\u`` escapes (``rng`` is Hypothesis's)."""
     if isinstance(value, Literal):
         return str(value)
     if isinstance(value, str):
-        return draw(escaped(value))
+        return escaped(value, rng)
     if isinstance(value, list):
-        members = [
-            f"{draw(escaped(key))}{draw(space)}:{draw(space)}{draw(written(item))}" for key, item in value
-        ]
-        return "{" + draw(space) + ("," + draw(space)).join(members) + draw(space) + "}"
+        members = [f"{escaped(key, rng)}{space(rng)}:{space(rng)}{written(item, rng)}" for key, item in value]
+        return "{" + space(rng) + ("," + space(rng)).join(members) + space(rng) + "}"
     return json.dumps(value)
 
 
-@st.composite
-def escaped(draw: st.DrawFn, text: str) -> str:
+def space(rng: random.Random) -> str:
+    return rng.choice(["", "", "", " ", "\n\t "])
+
+
+def escaped(text: str, rng: random.Random) -> str:
     """A JSON string of ``text``, some characters (colons above all) written as ``\\uXXXX``."""
     out = []
     for char in text:
         plain = json.dumps(char, ensure_ascii=False)[1:-1]
-        if draw(st.integers(0, 9)) == 0 or (char == ":" and draw(st.booleans())):
+        if rng.random() < 0.1 or (char == ":" and rng.random() < 0.5):
             hex_digits = f"{ord(char):04x}" if ord(char) < 0x10000 else None
             out.append(f"\\u{hex_digits}" if hex_digits and char not in '"\\' else plain)
         else:
@@ -190,7 +190,7 @@ def mutated(draw: st.DrawFn) -> str:
                 members.insert(draw(st.integers(0, len(members))), (key, draw(any_value)))
     if draw(st.booleans()):
         pairs = draw(st.permutations(pairs))
-    return draw(written(pairs))
+    return written(pairs, draw(st.randoms(use_true_random=False)))
 
 
 def single_changes() -> list[bytes]:
