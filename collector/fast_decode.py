@@ -19,8 +19,8 @@ Where msgspec and the reference differ, and what the fast path does:
   constrained to int64, so a longer one takes the reference path.
 * NaN, Infinity, lone surrogates, invalid UTF-8, control characters: msgspec
   refuses them, so the reference names them.
-* unknown fields (the reference ignores them after checking their values) and
-  explicit ``null`` (the reference treats it as absent): the reference path.
+* unknown fields (the reference ignores them after checking their values):
+  the reference path.
 
 Adding an event field is one line in its Struct below and one in its builder.
 
@@ -59,8 +59,8 @@ _SEGMENTS = Annotated[dict[_KEY, _TEXT], msgspec.Meta(max_length=schema.MAX_MAP_
 class _Wire(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
     """Fields every event type has.
 
-    ``None`` means absent to :func:`_key_count`, so an explicit ``null`` leaves
-    a message undecided (the reference treats it as absent). Not tracked by the
+    ``None`` means absent, as in the reference (an explicit ``null`` is so
+    too, at the cost of :func:`_unique_keys`' slower count). Not tracked by the
     garbage collector: a struct holds no cycles and lives for one message.
     """
 
@@ -186,19 +186,22 @@ def _timestamp(value: float | str | None) -> float | None:
 def _unique_keys(raw: bytes, wire: _Wired) -> None:
     """Raise :class:`_Undecided` unless no object in ``raw`` repeats a key.
 
-    Outside strings, JSON has exactly one colon per key. So the colons in
-    ``raw``, less those inside its strings, are its keys; msgspec's result
-    holds ``_key_count(wire)`` distinct keys, fewer exactly when a key
-    repeated. Counting the colons of the decoded strings only when the first
-    count differs keeps the common message at one ``bytes.count``. A colon
-    escaped as ``\\u003a`` is a colon in a decoded string but not in ``raw``:
-    such a message (rare) is left undecided.
+    Outside strings, JSON has exactly one colon per key, so ``raw`` holds at
+    least as many colons as keys, and more keys than the decoded objects hold
+    distinct ones exactly when a key repeats. The common message is settled by
+    one ``bytes.count``: as many colons as the keys msgspec's result shows
+    (:func:`_key_count`, which does not count a member given as ``null``). Any
+    other is decoded again without types, to count its distinct keys and the
+    colons inside its strings. A colon escaped as ``\\u003a`` is one in a
+    decoded string but not in ``raw``: such a message (rare) is left undecided.
     """
     colons = raw.count(b":")
-    keys = _key_count(wire)
-    if colons == keys:
+    if colons == _key_count(wire):
         return
-    if b"\\u003" in raw or colons - _colons_in_strings(wire) != keys:
+    if b"\\u003" in raw:
+        raise _Undecided
+    keys, colons_in_strings = _keys_and_colons(msgspec.json.decode(raw))
+    if colons - colons_in_strings != keys:
         raise _Undecided
 
 
@@ -213,14 +216,17 @@ def _key_count(wire: _Wired) -> int:
     return count
 
 
-def _colons_in_strings(wire: _Wired) -> int:
-    count = 0
-    for value in msgspec.structs.astuple(wire):
-        if isinstance(value, str):
-            count += value.count(":")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                count += key.count(":")
-                if isinstance(item, str):
-                    count += item.count(":")
-    return count
+def _keys_and_colons(value: object) -> tuple[int, int]:
+    """The distinct keys of the objects in a decoded JSON value, and the colons in its strings."""
+    if isinstance(value, str):
+        return 0, value.count(":")
+    keys, colons = 0, 0
+    if isinstance(value, dict):
+        keys = len(value)
+        colons = sum(key.count(":") for key in value)
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            item_keys, item_colons = _keys_and_colons(item)
+            keys, colons = keys + item_keys, colons + item_colons
+    return keys, colons

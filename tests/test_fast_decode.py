@@ -337,6 +337,16 @@ def test_what_the_sdk_writes_takes_the_fast_path(event: Any, monkeypatch: pytest
     assert typed(fast_decode.decode(encode(event).decode("utf-8"))) == typed(event)
 
 
+def test_explicit_nulls_and_colons_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = (
+        b'{"type":"prediction","schema_version":1,"event_id":"e:1","model":"m","model_version":"1",'
+        b'"features":{"a:b":null,"c":"d:e"},"prediction":1,"timestamp":null,"error":null,"segments":null}'
+    )
+    expected = schema.decode(raw)
+    monkeypatch.setattr(schema, "decode", None)
+    assert typed(fast_decode.decode(raw)) == typed(expected)
+
+
 def test_an_rfc3339_timestamp_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = (
         b'{"type":"label","schema_version":1,"event_id":"e","model":"m","label":1,'
