@@ -337,22 +337,26 @@ def test_what_the_sdk_writes_takes_the_fast_path(event: Any, monkeypatch: pytest
     assert typed(fast_decode.decode(encode(event).decode("utf-8"))) == typed(event)
 
 
-def test_explicit_nulls_and_colons_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = (
-        b'{"type":"prediction","schema_version":1,"event_id":"e:1","model":"m","model_version":"1",'
-        b'"features":{"a:b":null,"c":"d:e"},"prediction":1,"timestamp":null,"error":null,"segments":null}'
-    )
+@pytest.mark.parametrize(
+    ("raw", "timestamp"),
+    [
+        (
+            b'{"type":"prediction","schema_version":1,"event_id":"e:1","model":"m","model_version":"1",'
+            b'"features":{"a:b":null,"c":"d:e"},"prediction":1,"timestamp":null,"error":null,"segments":null}',
+            None,
+        ),
+        (
+            b'{"type":"label","schema_version":1,"event_id":"e","model":"m","label":1,'
+            b'"timestamp":"2026-01-01T00:00:00+01:00"}',
+            1767222000.0,
+        ),
+    ],
+    ids=["explicit-nulls-and-colons", "rfc3339-timestamp"],
+)
+def test_other_writers_liberties_take_the_fast_path(
+    raw: bytes, timestamp: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = schema.decode(raw)
     monkeypatch.setattr(schema, "decode", None)
     assert typed(fast_decode.decode(raw)) == typed(expected)
-
-
-def test_an_rfc3339_timestamp_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = (
-        b'{"type":"label","schema_version":1,"event_id":"e","model":"m","label":1,'
-        b'"timestamp":"2026-01-01T00:00:00+01:00"}'
-    )
-    expected = schema.decode(raw)
-    monkeypatch.setattr(schema, "decode", None)
-    assert fast_decode.decode(raw) == expected
-    assert expected.timestamp == 1767222000.0
+    assert expected.timestamp == timestamp
