@@ -54,6 +54,8 @@ _FEATURES = Annotated[
 ]
 _PROBABILITIES = Annotated[dict[_KEY, _RATIO], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
 _SEGMENTS = Annotated[dict[_KEY, _TEXT], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
+_VECTOR = Annotated[tuple[float, ...], msgspec.Meta(min_length=1, max_length=schema.MAX_EMBEDDING_DIMS)]
+_EMBEDDINGS = Annotated[dict[_KEY, _VECTOR], msgspec.Meta(max_length=schema.MAX_EMBEDDINGS)]
 
 
 class _Wire(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
@@ -79,6 +81,7 @@ class _PredictionWire(_Wire, tag="prediction", kw_only=True):
     latency_ms: _NON_NEGATIVE | None = None
     segments: _SEGMENTS | None = None
     error: _TEXT | None = None
+    embeddings: _EMBEDDINGS | None = None
 
 
 class _LabelWire(_Wire, tag="label", kw_only=True):
@@ -140,6 +143,7 @@ def _prediction(wire: _PredictionWire) -> Prediction:
         latency_ms=wire.latency_ms,
         segments=wire.segments,
         error=wire.error,
+        embeddings=wire.embeddings,
     )
 
 

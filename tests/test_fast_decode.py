@@ -150,11 +150,15 @@ EDGE_TEXTS = [
     "heartbeat",
     "credit-risk_v.2",
 ]
+EDGE_VECTORS = ["[]", "[1]", "[-0]", "[1.5,-2]", "[true]", "[null]", "[1e400]", '["a"]', "[[1]]", "[{}]"]
+EDGE_VECTORS += ["[" + ",".join(["0.25"] * size) + "]" for size in (1024, 1025)]
+EDGE_VECTORS += ["[9007199254740993,18446744073709551617]", "[" + "1" * 400 + "]", "[1 , 2]"]
+EDGE_VECTORS += ["{" + ",".join(f'"e{i}":[1]' for i in range(size)) + "}" for size in (16, 17)]
 edge_numbers = st.sampled_from(EDGE_NUMBERS)
 edge_texts = st.sampled_from(EDGE_TEXTS)
 any_value: st.SearchStrategy[Any] = st.one_of(
     edge_numbers.map(Literal),
-    st.sampled_from([Literal("null"), Literal("true"), Literal("false"), Literal("[]")]),
+    st.sampled_from([Literal("null"), Literal("true"), Literal("false"), *map(Literal, EDGE_VECTORS)]),
     edge_texts,
     st.text(max_size=8),
 )
@@ -171,6 +175,10 @@ def mutated(draw: st.DrawFn) -> str:
     """A valid event as pairs, then a few members changed, removed, repeated or added, written."""
     event = draw(events())
     pairs: Pairs = [(k, list(v.items()) if isinstance(v, dict) else v) for k, v in event.items()]
+    if event["type"] == "prediction" and draw(st.booleans()):
+        vectors = st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=4)
+        named = st.tuples(st.sampled_from(["a", "b", "c:d"]), vectors.map(json.dumps).map(Literal))
+        pairs.append(("embeddings", draw(st.lists(named, max_size=3))))
     for _ in range(draw(st.integers(1, 3))):
         action = draw(st.sampled_from(["set", "set", "set", "drop", "repeat", "add", "nested"]))
         index = draw(st.integers(0, len(pairs) - 1)) if pairs else 0
@@ -196,7 +204,7 @@ def mutated(draw: st.DrawFn) -> str:
 def single_changes() -> list[bytes]:
     """Each base event with one member (top-level or in a map) set to each edge value, once
     in place and once repeated after it: every limit of every field, exhaustively."""
-    values = [*EDGE_NUMBERS, "null", "true", "false", "[]", "{}", "NaN"]
+    values = [*EDGE_NUMBERS, "null", "true", "false", "{}", "NaN", *EDGE_VECTORS]
     values += [json.dumps(text) for text in EDGE_TEXTS]
     out = []
     for event in SDK_EVENTS:
@@ -206,7 +214,7 @@ def single_changes() -> list[bytes]:
             "extra",
             *(
                 f"{name}.{key}"
-                for name in ("features", "probabilities", "segments")
+                for name in ("features", "probabilities", "segments", "embeddings")
                 if name in base
                 for key in [*base[name], *EDGE_TEXTS[:6], "x" * 128, "x" * 129]
             ),
@@ -310,6 +318,7 @@ SDK_EVENTS = [
         latency_ms=3.0,
         segments={"region": "é\U0001f600"},
         error="time: out",
+        embeddings={"text": (0.5, -1.0, 3.0), "image:v2": (1e-300,)},
     ),
     Prediction(event_id="e2", model="m", model_version="1", features={}, prediction=0.5),
     Label(event_id="e1", model="credit", label=1, timestamp=1.7e9, model_version="3"),
