@@ -72,9 +72,13 @@ class CalibrationWorker:
 
     def _submit(self, ident: Hashable, request: NullRequest, cache: ThresholdCache) -> None:
         if self._pool is None:
-            self._pool = multiprocessing.get_context("spawn").Pool(processes=1)
+            self._pool = self._start()
         result = self._pool.apply_async(simulate_threshold, (request,))
         self._running[ident] = (request, cache, result)
+
+    def _start(self) -> Pool:
+        """The worker: one process, spawned (``bench/calibration_latency.py`` measures a thread here)."""
+        return multiprocessing.get_context("spawn").Pool(processes=1)
 
     def _collect(self) -> None:
         """Store the results of the simulations that have finished."""

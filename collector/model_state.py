@@ -427,6 +427,10 @@ class ModelVersionState:
         self._quality.fit(reference.features)
         self.health.fit(reference, reference_ids)
         self._publish_info()
+        if self.calibration is not None:  # started now, they are often done by the first window
+            size = self.window_config.events
+            expected = self._drift.expected_thresholds(size)
+            self.calibration.missing(expected + self._prediction_drift.expected_thresholds(size), thresholds)
 
     def _set_data_version(self, data_version: str) -> None:
         if data_version != self.data_version:

@@ -256,6 +256,15 @@ class DataDriftDetector:
             requests += [self._calibrator.pending(feature.cells, size) for size in sizes]
         return [request for request in requests if request is not None]
 
+    def expected_thresholds(self, size: int) -> list[NullRequest]:
+        """The calibrations not stored yet that windows of ``size`` values per feature will need,
+        their pooled test's included (to start them as soon as the reference is fitted)."""
+        if self._calibrator is None:
+            return []
+        sizes = [size, size * self.pooled_windows] if self.pooled_windows > 1 else [size]
+        requests = [self._calibrator.pending(feature.cells, n) for feature in self._features for n in sizes]
+        return [request for request in requests if request is not None]
+
     def _evaluate_feature(self, feature: _FittedFeature, window: FeatureTable) -> FeatureDrift | None:
         values = _values(feature, window)
         if values is None:

@@ -239,17 +239,23 @@ def test_close_does_not_wait_for_a_running_simulation() -> None:
 KINDS: dict[str, FeatureKind] = {"x": "numerical", "y": "categorical"}
 
 
-def test_pending_thresholds_are_exactly_what_evaluate_would_simulate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stored ahead from pending_thresholds, windows (pooled ones included, sizes varying)
-    need no simulation at all; and the thresholds are those evaluate computes itself."""
-    simulations: Counter[int] = Counter()
+@pytest.fixture
+def simulations(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """Counts null simulations by window size."""
+    counted: Counter[int] = Counter()
     simulate = drift_calibration.null_statistics
 
     def counting(cells: Any, size: int, *args: Any) -> Any:
-        simulations[size] += 1
+        counted[size] += 1
         return simulate(cells, size, *args)
 
     monkeypatch.setattr(drift_calibration, "null_statistics", counting)
+    return counted
+
+
+def test_pending_thresholds_are_exactly_what_evaluate_would_simulate(simulations: Counter[int]) -> None:
+    """Stored ahead from pending_thresholds, windows (pooled ones included, sizes varying)
+    need no simulation at all; and the thresholds are those evaluate computes itself."""
     rng = np.random.default_rng(3)
 
     def table(n: int) -> FeatureTable:
@@ -277,3 +283,23 @@ def test_pending_thresholds_are_exactly_what_evaluate_would_simulate(monkeypatch
 def _verdicts(result: Any) -> list[tuple[Any, ...]]:
     return [(d.feature, d.flag_value, d.threshold, _number(d.pooled_flag_value), _number(d.pooled_threshold),
              d.drifted, d.detected) for d in result.features]
+
+
+def test_expected_thresholds_cover_windows_of_the_configured_size(simulations: Counter[int]) -> None:
+    """What a collector starts simulating when a reference is fitted is all that full windows
+    (and their pooled tests) then need: nothing is simulated when they are judged."""
+    rng = np.random.default_rng(4)
+    columns = {"x": rng.normal(size=1000), "y": rng.choice(list("abc"), size=1000)}
+    detector = DataDriftDetector(alpha=0.1, pooled_windows=3, threshold_cache=ThresholdCache(memory={}))
+    detector.fit(FeatureTable(KINDS, columns, 1000))
+    expected = detector.expected_thresholds(100)
+    assert sorted({request.bucket for request in expected}) == [99, 304]  # the buckets of 100 and 300
+    assert detector.threshold_cache is not None
+    for request in expected:
+        detector.threshold_cache.store(request.key(), simulate_threshold(request))
+    simulations.clear()
+    for _ in range(4):
+        window = {"x": rng.normal(size=100), "y": rng.choice(list("abc"), size=100)}
+        detector.evaluate(FeatureTable(KINDS, window, 100))
+    assert not simulations
+    assert detector.expected_thresholds(100) == []
