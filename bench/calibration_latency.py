@@ -13,9 +13,12 @@ Baseline: cache-miss calibration inline, in the batch that needs it (what
 replay does). Results: calibration on the collector's worker process
 (:mod:`collector.calibration_worker`), windows held until their thresholds
 arrive; and the same worker on a thread of this process, to show what the GIL
-leaves the batch thread. Figures: the longest batch among those where no
-reference completed, and the median one, in wall seconds (a batch that fits a
-reference is reported apart: fitting is not calibration). Every run must end
+leaves the batch thread (and, measured directly, how fast a pure-Python loop
+runs while a simulation runs on another thread, against alone). Figures: the
+longest batch among those where no reference completed, and the median one,
+in wall seconds, and the most CPU time the batch thread spent in one of them
+(on a loaded machine wall time is mostly waiting for a core). A batch that fits
+a reference is reported apart: fitting is not calibration. Every run must end
 with every window evaluated, and the number of distinct thresholds simulated
 is printed (one shape: the same for 1 and 20 versions). Each run uses its own
 drift seed, so none finds another's thresholds.
@@ -27,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 from multiprocessing.pool import Pool, ThreadPool
 
 import harness
+import numpy as np
 import workload
 
 from collector.calibration_worker import CalibrationWorker
@@ -39,6 +44,7 @@ from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from detectors import threshold_cache
+from detectors.drift_calibration import NullRequest, RankCells, simulate_threshold
 from exporters.store import MetricStore
 
 
@@ -65,24 +71,29 @@ def run_once(
     """Batch wall times with calibration inline or on the worker; windows and thresholds at the end.
 
     ``max_fitting`` is the longest batch in which a reference completed (the
-    detectors are fitted there, which is not calibration); ``max`` the longest of the others."""
+    detectors are fitted there, which is not calibration); ``max`` the longest of the others,
+    ``max_cpu`` the most CPU time the batch thread spent on one of them."""
     pipeline = Pipeline(
         bench_config(models, seed), MetricStore(), MemoryDeadLetterSink(), event_time=False,
         calibration=calibration,
     )
     known = len(threshold_cache._PROCESS_MEMORY)
-    durations, fitting = [], [0.0]
+    durations, fitting, cpu = [], [0.0], []
     try:
         for at in range(0, len(lines), batch):
             received = time.time()
             chunk = enumerate(lines[at : at + batch], start=at)
             messages = [RawMessage(line, "bench", 0, offset, received) for offset, line in chunk]
             fitted = _fitted(pipeline)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             pipeline.process(messages)
             pipeline.tick(time.time())  # as the collector's loop does between batches
             took = time.perf_counter() - started
-            (fitting if _fitted(pipeline) > fitted else durations).append(took)
+            if _fitted(pipeline) > fitted:
+                fitting.append(took)
+            else:
+                durations.append(took)
+                cpu.append(time.thread_time() - started_cpu)
         pipeline.finish()
     finally:
         if calibration is not None:
@@ -90,11 +101,32 @@ def run_once(
     evaluated = sum(state.windows_evaluated for state in pipeline.states.values())
     return {
         "max": max(durations),
+        "max_cpu": max(cpu),
         "median": statistics.median(durations),
         "max_fitting": max(fitting),
         "windows": evaluated,
         "thresholds": len(threshold_cache._PROCESS_MEMORY) - known,
     }
+
+
+def gil_share(seconds: float) -> float:
+    """Pure-Python loop rounds per second with a simulation on another thread, over those without."""
+    cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=5000)))
+    request = NullRequest(cells, 1000, 200_000, 0, 0.00025)  # the default shape's first window
+    alone = _loop_rate(seconds)
+    simulating = threading.Thread(target=simulate_threshold, args=(request,))
+    simulating.start()
+    shared = _loop_rate(seconds)
+    simulating.join()
+    return shared / alone
+
+
+def _loop_rate(seconds: float) -> float:
+    rounds, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        sum(range(2000))
+        rounds += 1
+    return rounds / (time.perf_counter() - started)
 
 
 def _fitted(pipeline: Pipeline) -> int:
@@ -128,11 +160,15 @@ def main() -> None:
     for name in ("worker", "thread"):
         result = runs[name]
         run.compare(f"{name}: longest batch with windows", result["max"], inline["max"], "inline", "s")
+        run.compare(f"{name}: most batch-thread CPU in one batch", result["max_cpu"], inline["max_cpu"],
+                    "inline", "s")
         run.compare(f"{name}: median batch", result["median"], inline["median"], "inline", "s")
     worker = runs["worker"]
     run.compare("worker: longest batch fitting a reference (not calibration)", worker["max_fitting"],
                 inline["max_fitting"], "inline", "s")
     run.compare("worker: thresholds simulated", worker["thresholds"], inline["thresholds"], "inline", "")
+    share = gil_share(1.0)
+    run.compare("Python speed beside a simulation on a thread", share, 1.0, "alone", "share")
     run.write()
 
 
