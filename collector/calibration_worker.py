@@ -11,8 +11,7 @@ before, so its results do not depend on timing.
 
 Why a process and not a thread: numpy's random generators keep the GIL while
 they draw, so a simulation on a thread slowed the batch thread's Python to
-about 0.6 of its speed, with stalls of tens of milliseconds
-(docs/benchmarks.md#calibration-latency). The process is started by ``spawn``
+about 0.65 of its speed (``bench/calibration_latency.py``). The process is started by ``spawn``
 (no fork of a threaded service) on the first cache miss, and :meth:`close`
 terminates it, a simulation in progress included, so a stop never waits for one.
 A simulation that fails, or takes longer than ``timeout`` seconds when a

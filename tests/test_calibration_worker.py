@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,15 @@ WINDOWS = 9
 
 
 class GatedWorker(CalibrationWorker):
-    """The real worker, but finished simulations are taken only once ``released`` (a wait takes them)."""
+    """The real worker, but finished simulations are taken only once ``released`` (a wait takes them);
+    counts the simulations it starts."""
 
     released = False
+    started = 0
+
+    def _submit(self, ident: Hashable, request: NullRequest, cache: ThresholdCache) -> None:
+        self.started += 1
+        super()._submit(ident, request, cache)
 
     def _collect(self) -> None:
         if self.released:
@@ -221,6 +228,33 @@ def test_held_windows_survive_a_checkpoint(
         if second.calibration is not None:
             second.calibration.close()
     assert [window[:6] for window in seen] == [window[:6] for window in inline]
+
+
+@pytest.mark.timeout(120)
+def test_model_versions_of_one_shape_share_each_simulation(gated: GatedWorker) -> None:
+    """Three versions whose references hold the same rows (so the same cell counts) wait for the
+    same thresholds: the worker simulates each once, and all three judge their windows with them."""
+    events = [
+        event
+        for i in range(3)
+        for event in drifting_stream(1000, seed=5, shift_at=1000, model=f"m{i}")
+        if isinstance(event, Prediction)
+    ]
+    seen: list[tuple[Any, ...]] = []
+    pipeline = _pipeline(gated, seen)
+    pipeline.process(_messages(events))
+    alone = GatedWorker()
+    try:
+        single = _pipeline(alone, [])
+        single.process(_messages(events[:1000]))
+        assert alone.started > 0
+    finally:
+        alone.close()
+    assert gated.started == alone.started  # 3 versions: as many simulations as one
+    pipeline.finish()
+    assert len(seen) == 3 * 2
+    thresholds = {tuple(feature[3] for feature in window[5]) for window in seen if window[0] == 1}
+    assert len(thresholds) == 1
 
 
 @pytest.mark.timeout(60)
