@@ -39,6 +39,9 @@ Window sizes are bucketed (eighth-octaves, about 9% apart). A threshold depends 
 nothing but the cells' counts, the bucket, the level, the number of replicates and
 the seed, so it is computed once per process for every detector with the same ones
 and, with a cache directory, once across restarts (:mod:`detectors.threshold_cache`).
+A :class:`NullRequest` holds everything one simulation depends on and pickles, so a
+caller can run :func:`simulate_threshold` elsewhere first (the collector does, on a worker
+process) and store the result where :meth:`Calibrator.threshold` finds it.
 
 >>> import numpy as np
 >>> cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=5000)))
