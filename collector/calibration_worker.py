@@ -14,9 +14,9 @@ they draw, so a simulation on a thread slowed the batch thread's Python to
 about 0.65 of its speed (``bench/calibration_latency.py``). The process is started by ``spawn``
 (no fork of a threaded service) on the first cache miss, and :meth:`close`
 terminates it, a simulation in progress included, so a stop never waits for one.
-A simulation that fails, or takes longer than ``timeout`` seconds when a
-caller must wait, is run inline instead: the window is late, never judged by
-another rule.
+A simulation that fails, takes longer than ``timeout`` seconds when a caller
+must wait, or finds no worker (one cannot be started, or it was closed) is run
+inline instead: the window is late, never judged by another rule.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ Running = tuple[NullRequest, ThresholdCache, "AsyncResult[float]"]
 class CalibrationWorker:
     """Runs threshold simulations on a background process and stores their results in the caches."""
 
-    def __init__(self, timeout: float = 300.0) -> None:
+    def __init__(self, timeout: float = 120.0) -> None:
         self.timeout = timeout
         self._pool: Pool | None = None
         self._running: dict[Hashable, Running] = {}
+        self._closed = False
 
     def missing(self, requests: Sequence[NullRequest], cache: ThresholdCache) -> list[NullRequest]:
         """The requests whose thresholds ``cache`` does not hold yet; those not running are started."""
@@ -49,11 +50,9 @@ class CalibrationWorker:
         left = {}
         for request in requests:
             ident = _ident(request)
-            if ident not in self._running:
-                if cache.lookup(request.key()) is not None:
-                    continue
-                self._submit(ident, request, cache)
-            left[ident] = request
+            stored = ident not in self._running and cache.lookup(request.key()) is not None
+            if ident in self._running or (not stored and self._submit(ident, request, cache)):
+                left[ident] = request
         return list(left.values())
 
     def wait(self, requests: Sequence[NullRequest], cache: ThresholdCache) -> None:
@@ -64,16 +63,26 @@ class CalibrationWorker:
 
     def close(self) -> None:
         """Stop the worker process at once (a running simulation is abandoned)."""
+        self._closed = True
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
         self._running.clear()
 
-    def _submit(self, ident: Hashable, request: NullRequest, cache: ThresholdCache) -> None:
-        if self._pool is None:
-            self._pool = self._start()
-        result = self._pool.apply_async(simulate_threshold, (request,))
+    def _submit(self, ident: Hashable, request: NullRequest, cache: ThresholdCache) -> bool:
+        """Start a simulation on the worker; False if there is no worker and it ran here instead."""
+        try:
+            if self._closed:
+                raise RuntimeError("the calibration worker is closed")
+            if self._pool is None:
+                self._pool = self._start()
+            result = self._pool.apply_async(simulate_threshold, (request,))
+        except Exception as error:  # no worker (cannot start one, closed): simulated here, as inline
+            log.warning("no calibration worker (%r): simulating the threshold inline", error)
+            cache.store(request.key(), simulate_threshold(request))
+            return False
         self._running[ident] = (request, cache, result)
+        return True
 
     def _start(self) -> Pool:
         """The worker: one process, spawned (``bench/calibration_latency.py`` measures a thread here)."""

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Hashable
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,25 @@ def test_model_versions_of_one_shape_share_each_simulation(gated: GatedWorker) -
     assert len(seen) == 3 * 2
     thresholds = {tuple(feature[3] for feature in window[5]) for window in seen if window[0] == 1}
     assert len(thresholds) == 1
+
+
+class NoWorker(CalibrationWorker):
+    """A worker whose process cannot be started (no resources to spawn one)."""
+
+    def _start(self) -> Pool:
+        raise OSError("cannot spawn")
+
+
+@pytest.mark.timeout(120)
+def test_without_a_worker_process_windows_are_judged_inline_and_no_event_is_lost(
+    inline: list[tuple[Any, ...]],
+) -> None:
+    seen: list[tuple[Any, ...]] = []
+    pipeline = _pipeline(NoWorker(), seen)
+    pipeline.process(_messages(STREAM))
+    assert seen == inline  # every window judged in its batch, as inline
+    assert pipeline.counts.rejected == {}
+    assert pipeline.states[("m", "1")].status()["windows_waiting_for_calibration"] == 0
 
 
 @pytest.mark.timeout(60)
