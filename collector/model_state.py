@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.schema import Prediction, check_dimensions
 
+from collector.calibration_worker import CalibrationWorker
 from collector.config import Config
 from collector.embeddings import EmbeddingDriftTests
 from collector.event_gaps import EventGaps
@@ -28,6 +31,7 @@ from collector.roles import CHAMPION
 from collector.windows import Window
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
+from detectors.drift_calibration import NullRequest
 from detectors.threshold_cache import ThresholdCache
 from detectors.window_report import PredictionHealth, WindowReport
 from exporters.store import MetricStore
@@ -39,6 +43,30 @@ log = logging.getLogger(__name__)
 WindowListener = Callable[[WindowReport], None]
 AutomaticListener = Callable[[str, str, Reference, Window], None]
 """Called with (model, model_version, reference, its predictions) when an automatic reference completes."""
+MAX_HELD_WINDOWS = 32
+"""Closed windows a version holds while their calibration runs; one more makes the batch wait for it
+(a bound on memory: a fast version's windows come quicker than its first thresholds)."""
+
+
+@dataclass
+class HeldWindow:
+    """A closed window waiting for its calibrated thresholds, with what judging it then needs."""
+
+    window: Window
+    now: float
+    data_version: str
+    health: PredictionHealth | None = field(default=None, repr=False)
+    """Its model health, estimated when it closed (labels joined later must not change it); None
+    for a window restored from a checkpoint, which is estimated when judged."""
+    requests: list[NullRequest] | None = field(default=None, repr=False)
+    """The simulations it still waits for; None until it is first in line (pools change before)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window": self.window.to_dict(), "now": self.now, "data_version": self.data_version}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeldWindow:
+        return cls(Window.from_dict(data["window"]), float(data["now"]), str(data["data_version"]))
 
 
 class ModelVersionState:
@@ -59,6 +87,7 @@ class ModelVersionState:
         *,
         reference_ids: set[str] | None = None,
         on_automatic: AutomaticListener | None = None,
+        calibration: CalibrationWorker | None = None,
     ) -> None:
         self.model = model
         self.role = role
@@ -84,6 +113,9 @@ class ModelVersionState:
         self.gaps = EventGaps()
         self.last_report: WindowReport | None = None
         self.on_automatic = on_automatic
+        self.calibration = calibration
+        """Where cache-miss calibrations run; None: inline, where a window needs them (replay)."""
+        self._held: deque[HeldWindow] = deque()
         self._reference_before: str | None = None
         """The id a restored snapshot compared against, until this version has a reference again."""
         self._last_window: dict[str, object] | None = None
@@ -134,12 +166,16 @@ class ModelVersionState:
         """Close the current window if it has grown too old by ``now``."""
         if self.window is not None and self.window.age(now) >= self.window_config.max_seconds:
             self.close_window(now)
+        elif self._held:
+            self.flush()
 
     def close_window(self, now: float) -> WindowReport | None:
         """Close and evaluate the current window (unless too small); start none until the next event.
 
-        A detector that raises skips the window (counted in
-        ``driftline_detector_failures_total``) and never reaches the caller.
+        With a calibration worker, a window whose thresholds are not stored yet is
+        held (see :meth:`flush`); the report returned is then that of the last
+        window judged now, if any. A detector that raises skips the window
+        (counted in ``driftline_detector_failures_total``) and never reaches the caller.
         """
         window, self.window = self.window, None
         if window is None or self.reference is None:
@@ -156,9 +192,58 @@ class ModelVersionState:
                 window.n_events,
             )
             return None
+        if self.calibration is None and not self._held:
+            return self._judge(window, now, self.data_version)
+        self._held.append(HeldWindow(window, now, self.data_version, self._window_health(window)))
+        return self.flush()
+
+    def flush(self, wait: bool = False) -> WindowReport | None:
+        """Judge the held windows, in order, whose thresholds are stored; the last report judged.
+
+        The first window still waiting stops the others behind it. With ``wait``,
+        or more than ``MAX_HELD_WINDOWS`` held, the caller waits for the
+        calibrations instead (the end of a finite input, a version retired).
+        """
+        report = None
+        while self._held:
+            held = self._held[0]
+            if not self._thresholds_stored(held, wait or len(self._held) > MAX_HELD_WINDOWS):
+                break
+            self._held.popleft()
+            report = self._judge(held.window, held.now, held.data_version, held.health) or report
+        return report
+
+    def _thresholds_stored(self, held: HeldWindow, wait: bool) -> bool:
+        """Whether ``held`` (first in line) can be judged now; starts the calibrations it needs."""
+        if self.calibration is None:
+            return True  # judged inline, simulating where needed (a held window restored in replay)
+        if held.requests is None:
+            try:
+                held.requests = self._pending_thresholds(held.window)
+            except Exception:  # a window the detectors cannot read: judging it counts the failure
+                return True
+        if not held.requests:
+            return True
+        if wait:
+            self.calibration.wait(held.requests, self._thresholds)
+            held.requests = []
+        else:
+            held.requests = self.calibration.missing(held.requests, self._thresholds)
+        return not held.requests
+
+    def _pending_thresholds(self, window: Window) -> list[NullRequest]:
+        assert self.reference is not None
+        features = window.features.table(self.reference.features.kinds)
+        outputs = window.outputs.table(self.reference.outputs.kinds)
+        return self._drift.pending_thresholds(features) + self._prediction_drift.pending_thresholds(outputs)
+
+    def _judge(
+        self, window: Window, now: float, data_version: str, health: PredictionHealth | None = None
+    ) -> WindowReport | None:
+        """Evaluate a closed window and hand its report to the listeners."""
         try:
             with self.tracer.span("detect", model=self.model, model_version=self.model_version):
-                report = self._evaluate(window, now)
+                report = self._evaluate(window, now, data_version, health)
         except DetectorFailure as failure:
             self.windows_skipped += 1
             self._detector_failed(failure.detector)
@@ -190,7 +275,8 @@ class ModelVersionState:
         return self.window.n_events if self.window is not None else 0
 
     def retire(self) -> None:
-        """Remove every series of this version (no traffic for too long)."""
+        """Judge the held windows, then remove every series of this version (no traffic for too long)."""
+        self.flush(wait=True)
         self.store.remove_where(**self.labels)
 
     def status(self) -> dict[str, object]:
@@ -215,6 +301,7 @@ class ModelVersionState:
             "windows_evaluated": self.windows_evaluated,
             "windows_skipped": self.windows_skipped,
             "current_window_events": self.pending_events(),
+            "windows_waiting_for_calibration": len(self._held),
             "thresholds": self._drift.thresholds() if self.reference is not None else {},
             "last_window": self._last_window,
             "model_health": self.health.status(),
@@ -229,6 +316,7 @@ class ModelVersionState:
             "reference": None if reference is None else [reference.reference_id, reference.automatic],
             "reference_buffer": None if self._reference_buffer is None else self._reference_buffer.to_dict(),
             "window": None if self.window is None else self.window.to_dict(),
+            "held_windows": [held.to_dict() for held in self._held],
             "data_version": self.data_version,
             "last_seen": self.last_seen,
             "windows_evaluated": self.windows_evaluated,
@@ -269,8 +357,16 @@ class ModelVersionState:
             self._reference_buffer = Window.from_dict(snapshot["reference_buffer"])
         if snapshot["window"] is not None:
             self.window = Window.from_dict(snapshot["window"])
+        self._restore_held(snapshot.get("held_windows", ()))
         self.health.restore_after_fit(snapshot["health"])
         self._publish_info()
+
+    def _restore_held(self, held: list[Mapping[str, Any]]) -> None:
+        """Hold the snapshot's held windows again; without a reference they are skipped (counted)."""
+        if self.reference is None:
+            self.windows_skipped += len(held)
+            return
+        self._held.extend(HeldWindow.from_dict(window) for window in held)
 
     def _collect_reference(self, event: Prediction, event_time: float) -> None:
         if self._reference_buffer is None:
@@ -295,7 +391,7 @@ class ModelVersionState:
             self.store.inc("driftline_reference_changes_total", self.labels)
         self._reference_before = None
         drift = self.config.drift_for(self.model)
-        thresholds = ThresholdCache(self.config.calibration_cache)
+        thresholds = self._thresholds = ThresholdCache(self.config.calibration_cache)
         self.reference = reference
         self._drift = DataDriftDetector(
             mode=drift.mode,
@@ -331,6 +427,10 @@ class ModelVersionState:
         self._quality.fit(reference.features)
         self.health.fit(reference, reference_ids)
         self._publish_info()
+        if self.calibration is not None:  # started now, they are often done by the first window
+            size = self.window_config.events
+            expected = self._drift.expected_thresholds(size)
+            self.calibration.missing(expected + self._prediction_drift.expected_thresholds(size), thresholds)
 
     def _set_data_version(self, data_version: str) -> None:
         if data_version != self.data_version:
@@ -356,8 +456,11 @@ class ModelVersionState:
         self.role = role
         self._publish_info()
 
-    def _evaluate(self, window: Window, now: float) -> WindowReport:
-        """Run every detector on the window, then export; a detector that raises exports nothing."""
+    def _evaluate(
+        self, window: Window, now: float, data_version: str, health: PredictionHealth | None
+    ) -> WindowReport:
+        """Run every detector on the window (its model health unless given), then export; a
+        detector that raises exports nothing."""
         assert self.reference is not None
         features = guarded("window", window.features.table, self.reference.features.kinds)
         outputs = guarded("window", window.outputs.table, self.reference.outputs.kinds)
@@ -370,15 +473,12 @@ class ModelVersionState:
         except Exception:  # the other results stand; this window's embedding tests are skipped
             self._detector_failed("embedding_drift")
             embeddings = {}
-        try:
-            health = self.health.evaluate_predictions(window.predictions)
-        except Exception:  # the drift results stand; this window's model health is skipped
-            self._detector_failed("model_health")
-            health = PredictionHealth()
+        if health is None:
+            health = self._window_health(window)
         report = WindowReport(
             model=self.model,
             model_version=self.model_version,
-            data_version=self.data_version,
+            data_version=data_version,
             reference_id=self.reference.reference_id,
             index=self.windows_evaluated,
             n_events=window.n_events,
@@ -415,6 +515,14 @@ class ModelVersionState:
         except Exception:  # the drift results stand; this window's estimated errors are skipped
             self._detector_failed("model_health")
         return report
+
+    def _window_health(self, window: Window) -> PredictionHealth:
+        """The window's proxy metrics, estimated performance and fairness (exported as they are)."""
+        try:
+            return self.health.evaluate_predictions(window.predictions)
+        except Exception:  # the drift results stand; this window's model health is skipped
+            self._detector_failed("model_health")
+            return PredictionHealth()
 
     def _export(self, report: WindowReport) -> None:
         store, labels = self.store, self.labels

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError
 
 from collector.auto_references import AutomaticReferences
+from collector.calibration_worker import CalibrationWorker
 from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
 from collector.failures import FailureLog
@@ -79,6 +80,7 @@ class Pipeline:
         tracer: PipelineTracer | None = None,
         label_listeners: Sequence[LabelWindowListener] = (),
         automatic_references: AutomaticReferences | None = None,
+        calibration: CalibrationWorker | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -99,6 +101,8 @@ class Pipeline:
         self._sequence = 0
         self.references = self._load_references()
         self.automatic_references = automatic_references
+        self.calibration = calibration
+        """Cache-miss calibrations off the batch thread (collect); None: inline (replay)."""
         self.counters = PartitionCounters(store)
         """Rejections and limits by source partition, checkpointed with it."""
         self.instances = InstanceTracker.from_config(store, config, count_limit=self._count_limit)
@@ -217,8 +221,11 @@ class Pipeline:
             del self._segment_values[key]
 
     def finish(self) -> dict[VersionKey, int]:
-        """End of a finite input: the events left in each trailing partial window (not evaluated)."""
+        """End of a finite input: held windows are judged (waiting for their calibration), and the
+        events left in each trailing partial window (not evaluated) are returned."""
         with self.lock:
+            for state in self.states.values():
+                state.flush(wait=True)
             return {
                 key: state.pending_events() for key, state in self.states.items() if state.pending_events()
             }
@@ -431,6 +438,7 @@ class Pipeline:
             role=roles[model_version],
             reference_ids=reference_ids,
             on_automatic=self._save_automatic if self.automatic_references is not None else None,
+            calibration=self.calibration,
         )
         if restore is not None:
             state.restore(restore, reference, reference_ids)

@@ -8,6 +8,7 @@ import threading
 from rich.console import Console
 
 from collector.auto_references import AutomaticReferences
+from collector.calibration_worker import CalibrationWorker
 from collector.checkpoints import Checkpointer
 from collector.config import Config
 from collector.http_server import Endpoints, HttpServer
@@ -38,6 +39,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
     history = WindowHistory(config.history.windows)
     state_store = build_state_store(config)
     automatic = AutomaticReferences(state_store, f"{config.kafka.group_id}/") if state_store else None
+    calibration = CalibrationWorker()
     pipeline = Pipeline(
         config,
         store,
@@ -47,6 +49,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         label_listeners=(history.label_window,),
         tracer=tracer,
         automatic_references=automatic,
+        calibration=calibration,
     )
     checkpointer = _checkpointer(config, pipeline, store, state_store, history)
     source = build_kafka_source(
@@ -79,6 +82,7 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         if checkpointer is not None:  # a clean stop: the state of every processed event
             checkpointer.save(source.snapshot())
     finally:
+        calibration.close()
         tracer.shutdown()
         source.close()
         if state_store is not None:

@@ -54,7 +54,7 @@ import numpy.typing as npt
 
 from detectors import drift_methods
 from detectors.base import FeatureKind, FeatureTable
-from detectors.drift_calibration import Calibrator, Cells, CountCells, FloatArray, RankCells
+from detectors.drift_calibration import Calibrator, Cells, CountCells, FloatArray, NullRequest, RankCells
 from detectors.drift_methods import (
     EVIDENTLY_THRESHOLDS,
     P_VALUE_METHODS,
@@ -239,13 +239,35 @@ class DataDriftDetector:
         self._dataset_streak = self._dataset_streak + 1 if drifted else 0
         return DataDriftResult(tuple(drifts), share, self._dataset_streak >= self.persistence, drifted)
 
+    def pending_thresholds(self, window: FeatureTable) -> list[NullRequest]:
+        """The calibrations :meth:`evaluate` would have to simulate for ``window`` now (the
+        window's size and, when due, its pooled size, per feature), so they can run elsewhere first."""
+        if self._calibrator is None:
+            return []
+        requests = []
+        for feature in self._features:
+            values = _values(feature, window)
+            if values is None:
+                continue
+            sizes = [len(values)]
+            previous = list(self._pools.get(feature.name, ()))[-(self.pooled_windows - 1) :]
+            if self.pooled_windows > 1 and len(previous) == self.pooled_windows - 1:
+                sizes.append(len(values) + sum(size for _, size in previous))
+            requests += [self._calibrator.pending(feature.cells, size) for size in sizes]
+        return [request for request in requests if request is not None]
+
+    def expected_thresholds(self, size: int) -> list[NullRequest]:
+        """The calibrations not stored yet that windows of ``size`` values per feature will need,
+        their pooled test's included (to start them as soon as the reference is fitted)."""
+        if self._calibrator is None:
+            return []
+        sizes = [size, size * self.pooled_windows] if self.pooled_windows > 1 else [size]
+        requests = [self._calibrator.pending(feature.cells, n) for feature in self._features for n in sizes]
+        return [request for request in requests if request is not None]
+
     def _evaluate_feature(self, feature: _FittedFeature, window: FeatureTable) -> FeatureDrift | None:
-        if feature.name not in window.columns:
-            return None
-        values = window.present(feature.name)
-        if feature.kind == "numerical":
-            values = _finite(values)
-        if len(values) == 0:
+        values = _values(feature, window)
+        if values is None:
             return None
         score = drift_methods.evaluate(feature.method, feature.reference, values)
         pooled: _FlagTest | None = None
@@ -350,3 +372,13 @@ def _window_counts(cells: Cells, values: npt.NDArray[np.generic]) -> FloatArray:
 def _finite(values: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
     numbers = np.asarray(values, dtype=np.float64)
     return numbers[np.isfinite(numbers)]
+
+
+def _values(feature: _FittedFeature, window: FeatureTable) -> npt.NDArray[np.generic] | None:
+    """The window's values of ``feature`` a test uses (finite ones for a number); None without any."""
+    if feature.name not in window.columns:
+        return None
+    values = window.present(feature.name)
+    if feature.kind == "numerical":
+        values = _finite(values)
+    return values if len(values) else None

@@ -39,6 +39,9 @@ Window sizes are bucketed (eighth-octaves, about 9% apart). A threshold depends 
 nothing but the cells' counts, the bucket, the level, the number of replicates and
 the seed, so it is computed once per process for every detector with the same ones
 and, with a cache directory, once across restarts (:mod:`detectors.threshold_cache`).
+A :class:`NullRequest` holds everything one simulation depends on and pickles, so a
+caller can run :func:`simulate_threshold` elsewhere first (the collector does, on a worker
+process) and store the result where :meth:`Calibrator.threshold` finds it.
 
 >>> import numpy as np
 >>> cells = RankCells.from_sorted(np.sort(np.random.default_rng(0).normal(size=5000)))
@@ -235,25 +238,46 @@ class Calibrator:
 
     def threshold(self, cells: Cells, size: int) -> float:
         """The ``1 - level`` quantile of the statistic under no drift for windows of ``size``."""
-        bucket = size_bucket(size)
-        key = (cells.key, bucket)
+        request = self.request(cells, size)
+        key = (cells.key, request.bucket)
         if key not in self._cache:
-            self._cache[key] = self.cache.threshold(
-                self._shared_key(cells, bucket), lambda: self._simulate(cells, bucket)
-            )
+            self._cache[key] = self.cache.threshold(request.key(), lambda: simulate_threshold(request))
         return self._cache[key]
 
-    def _simulate(self, cells: Cells, bucket: int) -> float:
-        null = null_statistics(cells, bucket, self.n_sims, np.random.default_rng([self.seed, bucket]))
-        return upper_quantile(null, self.level)
+    def request(self, cells: Cells, size: int) -> NullRequest:
+        """The simulation that gives the threshold of ``cells`` for windows of ``size``."""
+        return NullRequest(cells, size_bucket(size), self.n_sims, self.seed, self.level)
 
-    def _shared_key(self, cells: Cells, bucket: int) -> dict[str, object]:
-        """Everything :meth:`_simulate`'s result depends on (the statistics use only the counts)."""
-        kind, counts = cells.key
+    def pending(self, cells: Cells, size: int) -> NullRequest | None:
+        """The simulation :meth:`threshold` would run for ``(cells, size)``; None when it is stored."""
+        request = self.request(cells, size)
+        if (cells.key, request.bucket) in self._cache or self.cache.lookup(request.key()) is not None:
+            return None
+        return request
+
+    def thresholds_for(self, cells: Cells) -> dict[int, float]:
+        """The thresholds computed so far for ``cells``, by window-size bucket."""
+        return {int(bucket): value for (key, bucket), value in self._cache.items() if key == cells.key}
+
+
+@dataclass(frozen=True)
+class NullRequest:
+    """One threshold's simulation, everything it depends on: picklable, for a worker process."""
+
+    cells: Cells
+    bucket: int
+    n_sims: int
+    seed: int
+    level: float
+
+    def key(self) -> dict[str, object]:
+        """The threshold's key in a :class:`~detectors.threshold_cache.ThresholdCache`
+        (the statistics use only the counts, so the cells' values are left out)."""
+        kind, counts = self.cells.key
         return {
             "cells": kind,
             "counts": list(counts),
-            "bucket": bucket,
+            "bucket": self.bucket,
             "n_sims": self.n_sims,
             "seed": self.seed,
             "level": self.level,
@@ -263,9 +287,12 @@ class Calibrator:
             "numpy": np.__version__,
         }
 
-    def thresholds_for(self, cells: Cells) -> dict[int, float]:
-        """The thresholds computed so far for ``cells``, by window-size bucket."""
-        return {int(bucket): value for (key, bucket), value in self._cache.items() if key == cells.key}
+
+def simulate_threshold(request: NullRequest) -> float:
+    """The threshold ``request`` describes, simulated (a pure function of the request)."""
+    rng = np.random.default_rng([request.seed, request.bucket])
+    null = null_statistics(request.cells, request.bucket, request.n_sims, rng)
+    return upper_quantile(null, request.level)
 
 
 def upper_quantile(null: FloatArray, level: float) -> float:

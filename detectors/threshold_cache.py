@@ -44,6 +44,12 @@ _UNWRITABLE: set[Path] = set()
 """Folders a write already failed in: warned about once, then kept in memory only."""
 
 
+def _identify(key: dict[str, Any]) -> tuple[str, str]:
+    """The key's canonical JSON (stored in its file) and that text's digest (the file's name)."""
+    canonical = json.dumps({"format": FORMAT_VERSION, **key}, sort_keys=True, separators=(",", ":"))
+    return canonical, hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 class ThresholdCache:
     """Thresholds by key: memory first, then ``directory`` (if any), else computed and stored in both."""
 
@@ -56,18 +62,30 @@ class ThresholdCache:
 
     def threshold(self, key: dict[str, Any], compute: Callable[[], float]) -> float:
         """The threshold stored for ``key`` (JSON-ready), computing it with ``compute`` if none is."""
-        canonical = json.dumps({"format": FORMAT_VERSION, **key}, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        value = self.lookup(key)
+        if value is None:
+            value = float(compute())
+            self.store(key, value)
+        return value
+
+    def lookup(self, key: dict[str, Any]) -> float | None:
+        """The threshold stored for ``key`` in memory or on disk, else None (nothing is computed)."""
+        canonical, digest = _identify(key)
         with _LOCK:
             value = self.memory.get(digest)
         if value is None:
             value = self._read(digest, canonical)
-        if value is None:
-            value = float(compute())
-            self._write(digest, canonical, value)
+            if value is not None:
+                with _LOCK:
+                    self.memory[digest] = value
+        return value
+
+    def store(self, key: dict[str, Any], value: float) -> None:
+        """Keep ``value`` as the threshold of ``key``: in memory, and on disk with a directory."""
+        canonical, digest = _identify(key)
+        self._write(digest, canonical, value)
         with _LOCK:
             self.memory[digest] = value
-        return value
 
     def _path(self, digest: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{digest}.json"
