@@ -56,6 +56,7 @@ WINDOW_EVENTS = 1000  # the default window
 TOTAL_PREDICTIONS = REFERENCE_EVENTS + 10 * WINDOW_EVENTS
 DRIFT_FROM_EVENT = REFERENCE_EVENTS + 4 * WINDOW_EVENTS  # windows 5 to 10 drift
 REGRESSOR_PANELS = ("model / Regression errors",)
+EMBEDDING_DIMENSIONS = 8  # an embedding on every prediction, so the embedding drift panel has series
 GRAFANA_VARIABLES = {
     "$__rate_interval": "30s",
     "$__range": "10m",
@@ -375,7 +376,7 @@ def _collector_config(tmp_path: Path, bootstrap: str, topics: Topics, port: int)
 
 def _produce(bootstrap: str, topics: Topics) -> None:
     """The demo's synthetic credit model through the real SDK over Kafka: a reference, clean
-    windows, then drift; delayed labels, heartbeats, and 2% of requests failing."""
+    windows, then drift; delayed labels, heartbeats, an embedding, and 2% of requests failing."""
     model = CreditModel(seed=11)
     transport = KafkaTransport(bootstrap, topics.predictions, topics.labels)
     client = Client(
@@ -399,6 +400,7 @@ def _produce(bootstrap: str, topics: Topics) -> None:
                 probabilities={"0": 1.0 - p, "1": p},
                 latency_ms=float(model.rng.lognormal(2.5, 0.4)),
                 segments={"region": str(x["region"])},
+                embeddings={"profile": model.rng.normal(size=EMBEDDING_DIMENSIONS)},
                 error="timeout" if failed else None,
             )
             pending.append((index + LABEL_DELAY_EVENTS, event_id, int(model.rng.random() < p)))
