@@ -31,6 +31,7 @@ probabilities={'1': 0.75, '0': 0.25}, segments={'region': 'eu'})
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
@@ -99,24 +100,36 @@ class HeldPredictions:
             yield self._record(event_id, packed)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data for checkpoints: each shape once, then ``[event_id, shape index, floats]`` rows."""
-        renumbered: dict[int, int] = {}
-        rows = []
-        for event_id, packed in self._held.items():
-            shape_index, floats = _unpack(packed)
-            rows.append([event_id, renumbered.setdefault(shape_index, len(renumbered)), list(floats)])
-        return {"shapes": [_shape_to_list(self._shapes[i]) for i in renumbered], "rows": rows}
+        """JSON-ready data for checkpoints, in columns: the shape table, the ids, and every
+        prediction's bytes one after the other in base64.
+
+        A checkpoint is written every few seconds; columns make a store of
+        100,000 predictions a list of the ids it already holds and one string,
+        not 100,000 rows of new objects that fragment the heap.
+        """
+        return {
+            "shapes": [_shape_to_list(shape) for shape in self._shapes],
+            "ids": list(self._held),
+            "packed": base64.b64encode(b"".join(self._held.values())).decode("ascii"),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HeldPredictions:
-        """Rebuild from :meth:`to_dict`'s output; damaged data raises ``ValueError``, ``TypeError``..."""
+        """Rebuild from :meth:`to_dict`'s output; damaged data raises ``ValueError``, ``IndexError``..."""
         held = cls()
-        shapes = [held._shape_index(_shape_from_list(item)) for item in data["shapes"]]
-        for event_id, shape_index, floats in data["rows"]:
-            index = shapes[int(shape_index)]
-            if len(floats) != _floats(held._shapes[index]):
-                raise ValueError(f"held prediction {event_id!r}: {len(floats)} floats for its shape")
-            held._held[str(event_id)] = _pack(index, [float(x) for x in floats])
+        held._shapes = [_shape_from_list(item) for item in data["shapes"]]
+        held._index = {(shape, type(shape[1])): i for i, shape in enumerate(held._shapes)}
+        packed = base64.b64decode(str(data["packed"]), validate=True)
+        offset = 0
+        for event_id in data["ids"]:
+            (shape_index,) = _INDEX.unpack_from(packed, offset)
+            end = offset + _INDEX.size + 8 * _floats(held._shapes[shape_index])
+            if end > len(packed):
+                raise ValueError(f"held prediction {event_id!r}: its floats are cut off")
+            held._held[str(event_id)] = packed[offset:end]
+            offset = end
+        if offset != len(packed) or len(held._held) != len(data["ids"]):
+            raise ValueError("held predictions: the bytes do not match the ids")
         return held
 
     def _compact(self, record: PredictionRecord) -> bytes:

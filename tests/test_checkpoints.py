@@ -232,8 +232,8 @@ def test_a_format_1_snapshot_is_unreadable_and_its_partition_starts_afresh(tmp_p
     assert checkpointer.save({"p": {0: 400}})
     record = msgpack.unpackb(store.get("g/t/partition/0") or b"", strict_map_key=False)
     joins = record["body"]["models"]["m"]["joins"]
-    assert len(joins["pending"]["rows"]) > 0
-    joins["pending"] = [[row[0], "1", row[2][0], 1, None, None] for row in joins["pending"]["rows"]]
+    assert len(joins["pending"]["ids"]) > 0
+    joins["pending"] = [[event_id, "1", 0.0, 1, None, None] for event_id in joins["pending"]["ids"]]
     record["format"] = 1
     store.put("g/t/partition/0", msgpack.packb(record, use_bin_type=True))
     pipeline, metrics, _ = _pipeline(tmp_path / "state")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -90,9 +91,13 @@ def test_snapshot_round_trips_through_json() -> None:
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda d: d["rows"][0].__setitem__(2, []),  # floats missing
-        lambda d: d["rows"][0].__setitem__(1, 99),  # no such shape
+        lambda d: d.__setitem__("packed", d["packed"][:-12]),  # floats cut off
+        lambda d: d.__setitem__("packed", d["packed"] + "AAAAAAAAAAA="),  # bytes no id has
+        lambda d: d["ids"].append("e2"),  # an id without bytes
+        lambda d: d["ids"].append("e1"),  # an id twice
+        lambda d: d["shapes"].pop(),  # no such shape
         lambda d: d["shapes"][0].pop(),  # a shape of three fields
+        lambda d: d.__setitem__("packed", "not base64!"),
     ],
 )
 def test_a_damaged_snapshot_is_an_error_not_a_wrong_record(
@@ -102,5 +107,5 @@ def test_a_damaged_snapshot_is_an_error_not_a_wrong_record(
     held.add(PredictionRecord("e1", "v", 1.0, "1", {"1": 0.5, "0": 0.5}))
     data = held.to_dict()
     damage(data)
-    with pytest.raises((ValueError, IndexError, TypeError)):
+    with pytest.raises((ValueError, IndexError, TypeError, struct.error)):
         HeldPredictions.from_dict(data)
