@@ -183,8 +183,9 @@ class WindowHistory:
     def export(self, models: Iterable[str]) -> dict[str, Any]:
         """The kept windows of every version of ``models`` as plain data, for a checkpoint.
 
-        Rows are lists of values in the order of ``columns`` (named once), so a
-        snapshot holds no key per value; :meth:`restore` reads it back, even
+        Rows are the kept tuples of values in the order of ``columns`` (named
+        once; a checkpoint reads them back as lists), so a snapshot holds no key
+        per value and a save copies no row; :meth:`restore` reads it back, even
         after columns were added or removed.
         """
         wanted = set(models)
@@ -194,7 +195,7 @@ class WindowHistory:
                     model,
                     version,
                     self._data_versions.get((model, version)),
-                    [[list(values) for values in window] for window in windows],
+                    [list(window) for window in windows],
                 ]
                 for (model, version), windows in self._windows.items()
                 if model in wanted
