@@ -254,7 +254,7 @@ class LabelJoinStore:
         self._expire_early(now)
         cutoff = now - self.max_age_seconds
         dropped = 0
-        while (oldest := self._pending.oldest()) is not None and oldest[1] < cutoff:
+        while (oldest := self._pending.oldest()) is not None and not oldest[1] >= cutoff:
             oldest_id = self._pending.pop_oldest()
             self._remember(oldest_id, _EXPIRED)
             dropped += 1
