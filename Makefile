@@ -41,7 +41,7 @@ BENCHES := sdk_client sdk_backfill decode_cost exporters_cost http_scrapes repor
 	multivariate_cost embedding_cost cbpe_vs_nannyml dle_vs_nannyml performance_false_alarms \
 	performance_threshold_fit \
 	pipeline_throughput scaling calibration_latency \
-	kafka_throughput soak false_alarms checkpoint_cost
+	kafka_throughput soak false_alarms checkpoint_cost join_store_memory
 BENCH_OPTIONS ?=
 NANNYML_VENV ?= /tmp/nanny-venv
 

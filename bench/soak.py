@@ -38,7 +38,7 @@ sample to ``bench/results/soak.json`` (``bench/harness.py``). ``--profile``
 runs the same stream through an in-process ``Pipeline`` under tracemalloc
 instead and prints what grew after the mark.
 
-Run: ``.venv/bin/python bench/soak.py [--full] [--events N] [--label-entries N]``
+Run: ``.venv/bin/python bench/soak.py [--full] [--events N] [--label-entries N] [--collector-env NAME=VALUE]``
 (quick, as in ``make bench``: 200,000 events; ``--full``: 1,000,000). Exit
 status 1 when memory grows by 10% or more, or a detector's metric family has
 no series at the end.
@@ -317,7 +317,8 @@ def run_collector(bootstrap: str, topics: Topics, stream: Stream, folder: Path,
     port = free_port()
     config = folder / "soak.yaml"
     config.write_text(config_yaml(bootstrap, topics, port, args.label_entries), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk")])}
+    path = os.pathsep.join([str(ROOT), str(ROOT / "sdk")])
+    env = {**os.environ, **dict(args.collector_env), "PYTHONPATH": path}
     log = (folder / "collector.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "collector.cli", "collect", "--config", str(config)],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -430,6 +431,10 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="no Kafka: the stream through an in-process Pipeline under tracemalloc")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--collector-env", type=env_setting, action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="set in the collector's environment, e.g. MALLOC_MMAP_THRESHOLD_=131072 "
+                             "as deploy/Dockerfile does (repeatable)")
     args, chosen = harness.parse(parser, quick={"events": 200_000}, full={"events": 1_000_000})
     if args.events <= MARK:
         parser.error(f"--events must exceed {MARK:,} (the RSS mark)")
@@ -441,8 +446,16 @@ def main() -> int:
     observer, collector_rate, raw_rate, covered = soak(stream, args)
     growth = record(run_record, stream, observer, collector_rate, raw_rate, covered)
     run_record.figure("label_entries", args.label_entries)
+    run_record.figure("collector_env", dict(args.collector_env))
     run_record.write()
     return 0 if growth < GOAL and not covered.missing_families else 1
+
+
+def env_setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def soak(stream: Stream, args: argparse.Namespace) -> tuple[Observer, float, float, Coverage]:

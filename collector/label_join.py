@@ -56,65 +56,17 @@ from typing import Any, Literal
 
 from driftline.schema import Label
 
-Scalar = float | int | str | bool
+from collector.held_predictions import HeldPredictions, Tombstones
+from collector.prediction_record import PredictionRecord, Scalar
+
+__all__ = ["OUTCOMES", "EarlyLabel", "JoinResult", "LabelJoinStore", "PredictionRecord", "Scalar"]
 Outcome = Literal["joined", "unmatched", "expired", "held"]
 OUTCOMES: tuple[Outcome, ...] = ("joined", "unmatched", "expired")
 """The outcomes counted in ``driftline_labels_total`` (``held`` is not final)."""
 
-_JOINED = "joined"
-_EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRecord:
-    """What the label join keeps of one prediction: enough to evaluate it once labelled."""
-
-    event_id: str
-    model_version: str
-    timestamp: float
-    prediction: Scalar
-    probabilities: Mapping[str, float] | None = None
-    segments: Mapping[str, str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "model_version": self.model_version,
-            "timestamp": self.timestamp,
-            "prediction": self.prediction,
-            "probabilities": dict(self.probabilities) if self.probabilities is not None else None,
-            "segments": dict(self.segments) if self.segments is not None else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PredictionRecord:
-        return cls(
-            event_id=str(data["event_id"]),
-            model_version=str(data["model_version"]),
-            timestamp=float(data["timestamp"]),
-            prediction=data["prediction"],
-            probabilities=data.get("probabilities"),
-            segments=data.get("segments"),
-        )
-
-    def to_list(self) -> list[Any]:
-        """The compact form checkpoints use (a store holds up to ``max_entries`` of them).
-
-        The mappings are not copied: records are immutable once added.
-        """
-        return [
-            self.event_id,
-            self.model_version,
-            self.timestamp,
-            self.prediction,
-            self.probabilities,
-            self.segments,
-        ]
-
-    @classmethod
-    def from_list(cls, item: list[Any]) -> PredictionRecord:
-        event_id, model_version, timestamp, prediction, probabilities, segments = item
-        return cls(str(event_id), str(model_version), float(timestamp), prediction, probabilities, segments)
+_JOINED = True
+_EXPIRED = False
+"""A tombstone's value: whether its prediction left joined (else it aged out or was evicted)."""
 
 
 @dataclass(frozen=True)
@@ -211,8 +163,8 @@ class LabelJoinStore:
         return event_id in self._pending
 
     def reset(self) -> None:
-        self._pending: OrderedDict[str, PredictionRecord] = OrderedDict()
-        self._tombstones: OrderedDict[str, str] = OrderedDict()
+        self._pending = HeldPredictions()
+        self._tombstones = Tombstones(self.max_tombstones)
         self._early: OrderedDict[str, EarlyLabel] = OrderedDict()
         self._unmatched_early = 0
         self.evicted = 0
@@ -236,27 +188,25 @@ class LabelJoinStore:
             self._remember(record.event_id, _JOINED)
             at = early.arrived if early.timestamp is None else early.timestamp
             return JoinResult("joined", early.event_id, early.label, record, max(0.0, at - record.timestamp))
-        self._pending[record.event_id] = record
+        self._pending.add(record)
         while len(self._pending) > self.max_entries:
-            oldest_id, _ = self._pending.popitem(last=False)
+            oldest_id = self._pending.pop_oldest()
             self.evicted += 1
             self._remember(oldest_id, _EXPIRED)
         return None
 
-    def join(
-        self, event_id: str, label: Scalar, label_timestamp: float | None, now: float
-    ) -> JoinResult:
+    def join(self, event_id: str, label: Scalar, label_timestamp: float | None, now: float) -> JoinResult:
         """Match one label; ``label_timestamp`` ``None`` means the label arrived at ``now``."""
         self.expire(now)
-        record = self._pending.pop(event_id, None)
+        record = self._pending.pop(event_id)
         if record is None:
             tombstone = self._tombstones.get(event_id)
-            if tombstone == _EXPIRED:
+            if tombstone is _EXPIRED:
                 return JoinResult("expired", event_id, label)
             if tombstone is None and self.max_early > 0 and event_id not in self._early:
                 self._hold(EarlyLabel(event_id, label, label_timestamp, now))
                 return JoinResult("held", event_id, label)
-            duplicate = tombstone == _JOINED or event_id in self._early
+            duplicate = tombstone is _JOINED or event_id in self._early
             return JoinResult("unmatched", event_id, label, duplicate=duplicate)
         if now - record.timestamp > self.max_age_seconds:
             self._remember(event_id, _EXPIRED)
@@ -304,25 +254,21 @@ class LabelJoinStore:
         self._expire_early(now)
         cutoff = now - self.max_age_seconds
         dropped = 0
-        while self._pending:
-            oldest_id, oldest = next(iter(self._pending.items()))
-            if oldest.timestamp >= cutoff:
-                break
-            del self._pending[oldest_id]
+        while (oldest := self._pending.oldest()) is not None and not oldest[1] >= cutoff:
+            oldest_id = self._pending.pop_oldest()
             self._remember(oldest_id, _EXPIRED)
             dropped += 1
         return dropped
 
-    def _remember(self, event_id: str, outcome: str) -> None:
-        if self.max_tombstones == 0:
-            return
-        self._tombstones[event_id] = outcome
-        self._tombstones.move_to_end(event_id)
-        while len(self._tombstones) > self.max_tombstones:
-            self._tombstones.popitem(last=False)
+    def _remember(self, event_id: str, outcome: bool) -> None:
+        self._tombstones.remember(event_id, outcome)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready snapshot for checkpoints (order preserved)."""
+        """A JSON-ready snapshot for checkpoints (order preserved).
+
+        Held predictions and tombstones are in the compact forms of
+        :mod:`collector.held_predictions`.
+        """
         return {
             "max_entries": self.max_entries,
             "max_age_seconds": self.max_age_seconds,
@@ -332,8 +278,8 @@ class LabelJoinStore:
             "evicted": self.evicted,
             "unmatched_early": self._unmatched_early,
             "early": [early.to_list() for early in self._early.values()],
-            "pending": [record.to_list() for record in self._pending.values()],
-            "tombstones": [[event_id, kind] for event_id, kind in self._tombstones.items()],
+            "pending": self._pending.to_dict(),
+            "tombstones": self._tombstones.to_dict(),
         }
 
     @classmethod
@@ -350,10 +296,7 @@ class LabelJoinStore:
             early = EarlyLabel.from_list(item)
             store._early[early.event_id] = early
         store._unmatched_early = int(data.get("unmatched_early", 0))
-        for item in data["pending"]:
-            record = PredictionRecord.from_list(item)
-            store._pending[record.event_id] = record
-        for event_id, kind in data["tombstones"]:
-            store._tombstones[str(event_id)] = str(kind)
+        store._pending = HeldPredictions.from_dict(data["pending"])
+        store._tombstones = Tombstones.from_dict(store.max_tombstones, data["tombstones"])
         store.evicted = int(data.get("evicted", 0))
         return store

@@ -16,7 +16,8 @@ from typing import Any
 
 import msgpack
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the label join store holds compact predictions (``collector.held_predictions``)."""
 
 
 class StateFormatError(ValueError):

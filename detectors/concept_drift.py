@@ -41,7 +41,7 @@ They feed ``driftline_concept_drift_detected{detector=<detector>}`` and
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -143,12 +143,12 @@ class ConceptDriftDetector:
 
     def reset(self) -> None:
         self._river = self._make_river_detector()
-        self._log: deque[float] = deque(maxlen=self.max_log)
+        self._log = _ResidualLog(self.max_log)
         self._seen = 0
 
     def state(self) -> dict[str, Any]:
         """The residuals seen since reset (the most recent ``max_log``), as plain data."""
-        return {"residuals": list(self._log), "seen": self._seen}
+        return {"residuals": self._log.tolist(), "seen": self._seen}
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
         """Rebuild the detector by replaying the residuals :meth:`state` returned.
@@ -219,3 +219,24 @@ class ConceptDriftDetector:
         if spread == 0.0:
             return 0.0 if excess > 0 else 1.0
         return float(stats.t.sf(excess / (spread / np.sqrt(n)), df=n - 1))
+
+
+class _ResidualLog:
+    """The last ``limit`` residuals as C doubles, a ring once full (8 bytes each, not a float object's 32)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._values = array("d")
+        self._next = 0
+        """Where the next residual goes once the ring is full (there the oldest is)."""
+
+    def append(self, residual: float) -> None:
+        if len(self._values) < self.limit:
+            self._values.append(residual)
+        elif self.limit:
+            self._values[self._next] = residual
+            self._next = (self._next + 1) % self.limit
+
+    def tolist(self) -> list[float]:
+        """The residuals, oldest first."""
+        return self._values[self._next :].tolist() + self._values[: self._next].tolist()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from driftline.schema import Label, Prediction, encode
 
@@ -209,9 +210,9 @@ def test_an_unreadable_snapshot_is_counted_and_the_partition_starts_afresh(tmp_p
     store = LocalStateStore(tmp_path / "state")
     store.put("g/t/partition/0", b"\x93not msgpack at all")
     store.put("g/t/partition/1", pack("partition", {"offsets": {"p": 5}}))  # no models: wrong shape
-    store.put(
-        "g/t/partition/2", pack("partition", {"offsets": {}, "models": {}}).replace(b"\x01", b"\x63", 1)
-    )
+    version = bytes([FORMAT_VERSION])
+    other_version = pack("partition", {"offsets": {}, "models": {}}).replace(version, b"\x63", 1)
+    store.put("g/t/partition/2", other_version)
     pipeline, metrics, _ = _pipeline(tmp_path / "state")
     checkpointer = Checkpointer(pipeline, store, metrics, prefix="g/t/", interval_seconds=1e9)
     assert checkpointer.restore([("p", 0), ("p", 1), ("p", 2)]) == {}
@@ -219,6 +220,28 @@ def test_an_unreadable_snapshot_is_counted_and_the_partition_starts_afresh(tmp_p
     assert checkpointer.owned == {0, 1, 2}
     pipeline.process(_messages(STREAM[:100], 0))
     assert metrics.get("driftline_events_total", {**MV, "type": "prediction"}) is not None
+
+
+def test_a_format_1_snapshot_is_unreadable_and_its_partition_starts_afresh(tmp_path: Path) -> None:
+    """Format 2 holds the label join store compactly; a format-1 store (a list of records) is not read."""
+    store = LocalStateStore(tmp_path / "state")
+    pipeline, metrics, _ = _pipeline(tmp_path / "state")
+    checkpointer = Checkpointer(pipeline, store, metrics, prefix="g/t/", interval_seconds=1e9)
+    checkpointer.restore([("p", 0)])
+    pipeline.process(_messages(STREAM[:400], 0))
+    assert checkpointer.save({"p": {0: 400}})
+    record = msgpack.unpackb(store.get("g/t/partition/0") or b"", strict_map_key=False)
+    joins = record["body"]["models"]["m"]["joins"]
+    assert len(joins["pending"]["ids"]) > 0
+    joins["pending"] = [[event_id, "1", 0.0, 1, None, None] for event_id in joins["pending"]["ids"]]
+    record["format"] = 1
+    store.put("g/t/partition/0", msgpack.packb(record, use_bin_type=True))
+    pipeline, metrics, _ = _pipeline(tmp_path / "state")
+    checkpointer = Checkpointer(pipeline, store, metrics, prefix="g/t/", interval_seconds=1e9)
+    assert checkpointer.restore([("p", 0)]) == {}
+    assert metrics.get("driftline_state_snapshots_total", {"outcome": "unreadable"}) == 1.0
+    assert pipeline.joins == {}
+    assert metrics.get("driftline_events_total", {**MV, "type": "prediction"}) is None
 
 
 def test_offsets_are_committed_only_when_the_state_is_saved(tmp_path: Path) -> None:

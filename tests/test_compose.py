@@ -136,6 +136,14 @@ def test_every_file_the_dockerfile_copies_exists() -> None:
         assert (ROOT / source).exists(), f"deploy/Dockerfile copies missing {source}"
 
 
+def test_the_image_runs_the_collector_with_the_allocator_setting_the_soak_measured() -> None:
+    """docs/benchmarks.md's soak runs with --collector-env MALLOC_MMAP_THRESHOLD_=131072, as the image."""
+    dockerfile = (ROOT / "deploy/Dockerfile").read_text()
+    assert re.search(r"^\s+MALLOC_MMAP_THRESHOLD_=131072$", dockerfile, flags=re.MULTILINE)
+    soak_section = (ROOT / "docs/benchmarks.md").read_text().split("## Soak")[1]
+    assert "--collector-env MALLOC_MMAP_THRESHOLD_=131072" in soak_section
+
+
 def test_every_published_port_is_bound_to_the_hosts_loopback_only() -> None:
     """A bare "9108:9108" publishes on every host interface, past any host firewall
     rule that Docker's own iptables rules bypass; the stack has no authentication."""

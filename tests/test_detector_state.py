@@ -48,6 +48,17 @@ def test_concept_drift_log_is_bounded_and_says_how_much_it_saw() -> None:
         ConceptDriftDetector("adwin", max_log=-1)
 
 
+def test_concept_drift_log_keeps_the_most_recent_residuals_oldest_first() -> None:
+    detector = ConceptDriftDetector("adwin", max_log=100)
+    residuals = np.random.default_rng(4).normal(0.0, 1.0, 250)
+    for start in range(0, 250, 30):  # windows of 30 wrap the ring at uneven places
+        detector.update(residuals[start : start + 30], 0.0)
+    assert detector.state()["residuals"] == residuals[150:].tolist()
+    silent = ConceptDriftDetector("adwin", max_log=0)
+    silent.update(residuals, 0.0)
+    assert silent.state() == {"residuals": [], "seen": 250}
+
+
 def test_data_drift_streaks_and_pools_survive_a_restore() -> None:
     rng = np.random.default_rng(6)
     reference = _table(rng, 3000, 0.0)
