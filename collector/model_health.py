@@ -32,7 +32,7 @@ from detectors.fairness import FairnessEvaluator, FairnessResult
 from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds, Statistic
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
-from detectors.window_report import LabelWindowReport, PredictionHealth
+from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -128,12 +128,14 @@ class ModelHealth:
         proxy = self._proxy(mappings) if any(mappings) else None
         predicted_positive = np.array([class_key(p.prediction) == self.positive_class for p in predictions])
         estimated = None
+        estimator: Estimator | None = None
         if self.cbpe is not None:
             p = positive_probability(mappings, self.positive_class)
             present = ~np.isnan(p)
             if present.any():
                 estimate = self.cbpe.estimate(p[present], predicted_positive[present])
                 estimated = {m: v for m, v in estimate.metrics.items() if v is not None}
+                estimator = "cbpe"
                 self._performance(estimated, "estimated")
                 accuracy = estimated.get("accuracy")
                 if accuracy is not None:
@@ -142,18 +144,20 @@ class ModelHealth:
         if self.multiclass is not None:
             multiclass = self.multiclass.estimate(mappings, [p.prediction for p in predictions])
             if multiclass is not None:
-                estimated = dict(multiclass.metrics)
+                estimated, estimator = dict(multiclass.metrics), "multiclass_cbpe"
                 self._performance(estimated, "estimated")
                 self._scored("estimated", multiclass.n, estimated["accuracy"] * multiclass.n)
         if features is not None and self.regression is not None and self.regression.dle is not None:
-            estimated = self._estimate_errors(features, predictions) or estimated
+            errors = self._estimate_errors(features, predictions)
+            if errors is not None:
+                estimated, estimator = errors, "dle"
         fairness = None
         names = self._segment_names(predictions)
         if names:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
             fairness = self._fairness_for(names).evaluate(values, predicted_positive)
             self._fairness(fairness)
-        return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"))
+        return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"), estimator)
 
     def add_label(self, result: JoinResult) -> None:
         """Take one joined label: into the reference period's labels, or the current label window."""

@@ -3,6 +3,7 @@ reference, per-event expected errors feeding concept drift, and kept across a re
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,13 @@ from driftline.schema import Label, Prediction, encode
 
 from collector.auto_references import AutomaticReferences
 from collector.checkpoints import Checkpointer
-from collector.config import Config, parse_config
+from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from collector.state_store import LocalStateStore
 from detectors.concept_drift import ConceptDriftDetector
+from exporters.html_report import HtmlReportWriter
 from exporters.store import MetricStore
 from tests.streams import regression_predictions, regression_rows
 
@@ -49,12 +51,13 @@ def _messages(events: list[Prediction | Label], first: int = 0) -> list[RawMessa
     return [RawMessage(encode(e), topics[e.type], 0, first + i, 0.0) for i, e in enumerate(events)]
 
 
-def _pipeline(state: Path | None = None, config: Config | None = None) -> Pipeline:
+def _pipeline(state: Path | None = None, listeners: tuple[HtmlReportWriter, ...] = ()) -> Pipeline:
     return Pipeline(
-        config or parse_config(CONFIG),
+        parse_config(CONFIG),
         MetricStore(),
         MemoryDeadLetterSink(),
         event_time=True,
+        listeners=listeners,
         automatic_references=None if state is None else AutomaticReferences(LocalStateStore(state), "g/"),
     )
 
@@ -67,7 +70,8 @@ def _estimated(pipeline: Pipeline, metric: str) -> float:
 
 def test_dle_fitted_on_labels_joined_to_the_automatic_reference_estimates_the_window_mae() -> None:
     rng = np.random.default_rng(61)
-    pipeline = _pipeline()
+    writer = HtmlReportWriter()
+    pipeline = _pipeline(listeners=(writer,))
     window = regression_rows(rng, 1000, 1.6)  # covariate shift to inputs with larger errors; no labels yet
     pipeline.process(_messages(_reference_events(rng) + _predictions(window, 5000)))
     assert pipeline.states[("m", "1")].health.status()["dle_fitted"] is True
@@ -89,6 +93,17 @@ def test_dle_fitted_on_labels_joined_to_the_automatic_reference_estimates_the_wi
     assert thresholds["mae"] == pytest.approx(reference_mae, rel=0.15)  # above the reference MAE, near it
     assert thresholds["mae"] > reference_mae  # type: ignore[operator]
     assert _estimated(pipeline, "mae") > thresholds["mae"]  # type: ignore[operator]
+    status = json.loads(json.dumps(pipeline.status()))[0]["model_health"]  # as /api/v1/models serves it
+    assert status["performance"]["estimated"] == pytest.approx(
+        {metric: _estimated(pipeline, metric) for metric in ("mae", "mse", "rmse")}
+    )
+    page = writer.render("m", "1")
+    assert page is not None
+    section = page[page.index('<section id="driftline-estimated-performance"') :]
+    section = section[: section.index("</section>")]
+    assert "Direct loss estimation (DLE)" in section
+    mae, threshold = _estimated(pipeline, "mae"), thresholds["mae"]
+    assert f"<tr><td>mae</td><td>{mae:.4f}</td><td>above {threshold:.4f}</td><td>yes</td></tr>" in section
 
 
 def test_a_regressor_without_reference_labels_gets_no_estimate() -> None:
