@@ -32,6 +32,7 @@ from detectors.base import FeatureTable
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
 from detectors.drift_calibration import NullRequest
+from detectors.threads import one_thread
 from detectors.threshold_cache import ThresholdCache
 from detectors.window_report import PredictionHealth, WindowReport
 from exporters.store import MetricStore
@@ -177,6 +178,7 @@ class ModelVersionState:
         held (see :meth:`flush`); the report returned is then that of the last
         window judged now, if any. A detector that raises skips the window
         (counted in ``driftline_detector_failures_total``) and never reaches the caller.
+        Detectors run with one BLAS and one OpenMP thread (see :mod:`detectors.threads`).
         """
         window, self.window = self.window, None
         if window is None or self.reference is None:
@@ -243,7 +245,7 @@ class ModelVersionState:
     ) -> WindowReport | None:
         """Evaluate a closed window and hand its report to the listeners."""
         try:
-            with self.tracer.span("detect", model=self.model, model_version=self.model_version):
+            with self.tracer.span("detect", model=self.model, model_version=self.model_version), one_thread():
                 report = self._evaluate(window, now, data_version, health)
         except DetectorFailure as failure:
             self.windows_skipped += 1
@@ -517,7 +519,8 @@ class ModelVersionState:
             if self.model_config.task == "regression" and features is None:
                 assert self.reference is not None
                 features = window.features.table(self.reference.features.kinds)
-            return self.health.evaluate_predictions(window.predictions, features)
+            with one_thread():
+                return self.health.evaluate_predictions(window.predictions, features)
         except Exception:  # the drift results stand; this window's model health is skipped
             self._detector_failed("model_health")
             return PredictionHealth()
