@@ -193,3 +193,23 @@ def test_an_old_snapshot_without_expected_errors_restores_and_falls_back_to_the_
     second.process(_messages(_labels(window, 5000)))
     assert health.label_windows_evaluated == 1
     assert second.store.get("driftline_concept_drift_detected", {**MV, "detector": "gap_test"}) == 0.0
+
+
+def test_dle_is_fitted_once_reference_labels_of_the_reference_rows_have_joined() -> None:
+    """3,000 of the 5,000 reference predictions get labels: DLE waits for the 3,000th, then
+    fits on those rows alone (the others have none) and estimates as well."""
+    config = parse_config({"models": {"m": {"task": "regression", "reference_labels": 3000}}})
+    pipeline = Pipeline(config, MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    rng = np.random.default_rng(67)
+    rows = regression_rows(rng, 5000, 1.0)
+    labelled = np.sort(rng.choice(5000, size=3000, replace=False))
+    labels = _labels(rows, 0)
+    pipeline.process(_messages(_predictions(rows, 0) + [labels[i] for i in labelled[:2999]]))
+    health = pipeline.states[("m", "1")].health
+    assert health.status()["dle_fitted"] is False
+    pipeline.process(_messages([labels[labelled[2999]]], 7999))
+    assert health.status()["dle_fitted"] is True
+    window = regression_rows(rng, 1000, 1.6)
+    pipeline.process(_messages(_predictions(window, 5000), 8000))
+    realized_mae = float(np.mean(np.abs(window["label"] - window["prediction"])))
+    assert _estimated(pipeline, "mae") == pytest.approx(realized_mae, rel=0.1)
