@@ -109,7 +109,8 @@ class ModelHealth:
         if reference.labels is not None and predictions is not None:
             self._fit_reference(list(reference.labels), list(predictions), probabilities)
         elif len(self._reference_joined) >= self._reference_labels_target():
-            self._fit_from_joined()
+            self._fit_from_joined()  # multiclass thresholds included, once calibrated
+            return
         elif probabilities is not None:
             self.cbpe = CBPE()
             present = probabilities[~np.isnan(probabilities)]
