@@ -15,13 +15,19 @@ had seen.
 >>> store.add(["a", "b", "c"], [0.5, 1.0, 2.0])
 >>> store.pop("a") is None, store.pop("c"), len(store)
 (True, 2.0, 1)
+>>> restored = ExpectedErrors(max_entries=2)
+>>> restored.restore_state(store.state())
+>>> restored.pop("b")
+1.0
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 
 class ExpectedErrors:
@@ -48,11 +54,14 @@ class ExpectedErrors:
         """The event's expected error, removed from the store (None when not kept)."""
         return self._errors.pop(event_id, None)
 
-    def state(self) -> list[list[Any]]:
-        """``[event_id, expected_error]`` pairs, oldest first."""
-        return [[event_id, error] for event_id, error in self._errors.items()]
+    def state(self) -> dict[str, Any]:
+        """The ids, oldest first, and their expected errors as float64 bytes (compact in a checkpoint:
+        about 2 MB for 100,000 events)."""
+        errors = np.fromiter(self._errors.values(), dtype=np.float64, count=len(self._errors))
+        return {"ids": list(self._errors), "errors": errors.tobytes()}
 
-    def restore_state(self, state: Sequence[Sequence[Any]]) -> None:
+    def restore_state(self, state: Mapping[str, Any]) -> None:
         """Take back what :meth:`state` returned (replacing what is kept)."""
         self._errors.clear()
-        self.add((str(item[0]) for item in state), (float(item[1]) for item in state))
+        errors = np.frombuffer(state["errors"], dtype=np.float64)
+        self.add((str(event_id) for event_id in state["ids"]), errors.tolist())

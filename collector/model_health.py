@@ -199,7 +199,8 @@ class ModelHealth:
                 self.add_label(_join_from_dict(item))
         self._joined = [_join_from_dict(item) for item in snapshot["joined"]]
         self.label_windows_evaluated = int(snapshot.get("label_windows", 0))
-        self.expected_errors.restore_state(snapshot.get("expected_errors") or ())
+        if "expected_errors" in snapshot:  # absent from snapshots written before the store existed
+            self.expected_errors.restore_state(snapshot["expected_errors"])
         self.performance.task_ = snapshot["task"]
         self.concept.restore_state(snapshot["concept"])
         for names, known in snapshot["fairness"]:
