@@ -38,7 +38,7 @@ kafka-stop:
 # Every benchmark at its quick sizes (BENCH_OPTIONS=--full for those of docs/benchmarks.md);
 # each prints baseline, result and ratio and writes bench/results/NAME.json.
 BENCHES := sdk_client sdk_backfill decode_cost exporters_cost http_scrapes report_index drift_vs_evidently \
-	multivariate_cost embedding_cost cbpe_vs_nannyml dle_vs_nannyml performance_false_alarms \
+	multivariate_cost embedding_cost all_detectors_budget cbpe_vs_nannyml dle_vs_nannyml performance_false_alarms \
 	performance_threshold_fit \
 	pipeline_throughput scaling calibration_latency \
 	kafka_throughput soak false_alarms checkpoint_cost join_store_memory

@@ -13,7 +13,11 @@ calibrated on the reference), then ``--windows`` fresh windows are scored:
   fixed rule (more than 10% below the reference value);
 * a regressor (errors N(0, 1); a reference of ``--reference-rows``): false
   alarms of the MAE and RMSE upper thresholds without drift, and the share of
-  windows past them when the errors grow by 20% (no fixed rule covers these).
+  windows past them when the errors grow by 20% (no fixed rule covers these);
+* a regressor's DLE estimate (two features, noise growing with |x0|, DLE and
+  its thresholds fitted as the collector fits them): false alarms of the
+  estimated MAE, MSE and RMSE upper thresholds without drift, and the share
+  of windows past them when the inputs are 1.3 times wider.
 
 The false-alarm rates come with their standard error over the references
 (windows scored against one reference share its thresholds, so the
@@ -32,6 +36,9 @@ from collections.abc import Mapping
 import harness
 import numpy as np
 
+from collector.references import Reference
+from collector.regression_health import RegressionEstimator
+from detectors.base import FeatureTable
 from detectors.cbpe import CBPE
 from detectors.performance import PerformanceEvaluator
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds
@@ -120,6 +127,7 @@ def main() -> None:
             run.compare(f"{source} {metric}: detection of a 3.5% drop", float(hit), float(fixed),
                         "fixed 10% rule", "windows flagged")
     regression(args, run)
+    direct_loss_estimation(args, run)
     run.write()
 
 
@@ -155,6 +163,48 @@ def regression(args: argparse.Namespace, run: harness.BenchRun) -> None:
         detected = float(np.mean(crossed[("errors x1.2", metric)]))
         run.figure(f"regressor {metric}: detection of errors x1.2", detected)
         print(f"regressor {metric}: detection of errors x1.2: {detected:.3f}")
+
+
+def _regressor(
+    rng: np.random.Generator, n: int, spread: float
+) -> tuple[FeatureTable, np.ndarray, np.ndarray]:
+    """Two features; the model predicts the mean of y exactly; the noise grows with |x0|."""
+    x0, x1 = rng.normal(0.0, spread, n), rng.normal(0.0, 1.0, n)
+    prediction = 2.0 * x0 - x1
+    label = prediction + rng.normal(size=n) * (0.3 + np.abs(x0))
+    return FeatureTable({"x0": "numerical", "x1": "numerical"}, {"x0": x0, "x1": x1}, n), prediction, label
+
+
+def direct_loss_estimation(args: argparse.Namespace, run: harness.BenchRun) -> None:
+    """DLE's estimated MAE, MSE and RMSE against their upper thresholds, as the collector fits
+    them (``RegressionEstimator``): no drift, and inputs 1.3 times wider (larger errors)."""
+    crossed: dict[tuple[str, str], list[bool]] = {}
+    for ref in range(args.references):
+        rng = np.random.default_rng(2000 + ref)
+        features, prediction, label = _regressor(rng, args.reference_rows, 1.0)
+        outputs = FeatureTable({"prediction": "numerical"}, {"prediction": prediction}, len(prediction))
+        estimator = RegressionEstimator({})
+        assert estimator.fit(Reference("ref", "d", True, features, outputs), list(label))
+        fitted = estimator.reference_statistic()
+        assert fitted is not None
+        thresholds = PerformanceThresholds(alpha=args.alpha, seed=ref).fit(*fitted, args.window)
+        for case, spread in (("no drift", 1.0), ("inputs x1.3", 1.3)):
+            for _ in range(args.windows):
+                window, predicted, _ = _regressor(rng, args.window, spread)
+                result = estimator.estimate(*estimator.expected_errors(window, predicted))
+                assert result is not None
+                for metric in ("mae", "mse", "rmse"):
+                    hit = thresholds[metric].crossed(result.metrics[metric])
+                    crossed.setdefault((case, metric), []).append(hit)
+    for metric in ("mae", "mse", "rmse"):
+        fa, error = rate(crossed[("no drift", metric)], args.references)
+        run.compare(f"DLE estimated {metric}: false alarms", fa, args.alpha, "nominal alpha",
+                    "windows flagged")
+        run.figure(f"DLE estimated {metric}: false alarms, standard error", error)
+        print(f"  standard error over the references {error:.4f}")
+        detected = float(np.mean(crossed[("inputs x1.3", metric)]))
+        run.figure(f"DLE estimated {metric}: detection of inputs x1.3", detected)
+        print(f"DLE estimated {metric}: detection of inputs 1.3 times wider: {detected:.3f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ results into the metric store.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,16 +20,19 @@ import numpy.typing as npt
 from driftline.schema import Prediction, Scalar
 
 from collector.config import ModelConfig
+from collector.expected_errors import ExpectedErrors
 from collector.label_join import JoinResult, PredictionRecord
 from collector.multiclass_health import MulticlassEstimator
 from collector.references import Reference
+from collector.regression_health import RegressionEstimator
+from detectors.base import FeatureTable
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
 from detectors.fairness import FairnessEvaluator, FairnessResult
 from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds, Statistic
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
-from detectors.window_report import LabelWindowReport, PredictionHealth
+from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,6 +52,7 @@ class ModelHealth:
         label_window_events: int,
         label_listeners: tuple[LabelWindowListener, ...] = (),
         replay_events: int = 100_000,
+        expected_errors_kept: int = 100_000,
     ) -> None:
         self.store = store
         self.labels = labels
@@ -71,6 +76,9 @@ class ModelHealth:
         """Per source (``realized``, ``estimated``): each metric's threshold at the window size."""
         self.cbpe: CBPE | None = None
         self.multiclass: MulticlassEstimator | None = None
+        self.regression: RegressionEstimator | None = None
+        self.expected_errors = ExpectedErrors(expected_errors_kept)
+        """A regressor's expected absolute errors (DLE) of predictions whose labels have not come."""
         self.reference_performance: PerformanceResult | None = None
         self._reference: Reference | None = None
         self._reference_ids: set[str] | None = None
@@ -92,30 +100,43 @@ class ModelHealth:
         self._fitted_at = len(self._reference_joined)
         if self.task == "multiclass_classification":
             self.multiclass = MulticlassEstimator.from_reference(reference)
+        if self.task == "regression":
+            self.regression = RegressionEstimator(self.labels)
+            if reference.labels is not None:
+                self._fit_dle(list(reference.labels))
         probabilities = self._reference_probabilities()
         predictions = reference.outputs.columns.get("prediction")
         if reference.labels is not None and predictions is not None:
             self._fit_reference(list(reference.labels), list(predictions), probabilities)
         elif len(self._reference_joined) >= self._reference_labels_target():
-            self._fit_from_joined()
+            self._fit_from_joined()  # multiclass thresholds included, once calibrated
+            return
         elif probabilities is not None:
             self.cbpe = CBPE()
             present = probabilities[~np.isnan(probabilities)]
             self.cbpe.fit(present)
             self._fit_estimated_thresholds(present, None)
+        self._fit_multiclass_thresholds()
 
-    def evaluate_predictions(self, predictions: Sequence[Prediction]) -> PredictionHealth:
-        """Proxy metrics, estimated performance and fairness of one closed prediction window."""
+    def evaluate_predictions(
+        self, predictions: Sequence[Prediction], features: FeatureTable | None = None
+    ) -> PredictionHealth:
+        """Proxy metrics, estimated performance and fairness of one closed prediction window.
+
+        ``features`` (the window's, in the reference's kinds) are what a regressor's DLE reads.
+        """
         mappings = [p.probabilities for p in predictions]
         proxy = self._proxy(mappings) if any(mappings) else None
         predicted_positive = np.array([class_key(p.prediction) == self.positive_class for p in predictions])
         estimated = None
+        estimator: Estimator | None = None
         if self.cbpe is not None:
             p = positive_probability(mappings, self.positive_class)
             present = ~np.isnan(p)
             if present.any():
                 estimate = self.cbpe.estimate(p[present], predicted_positive[present])
                 estimated = {m: v for m, v in estimate.metrics.items() if v is not None}
+                estimator = "cbpe"
                 self._performance(estimated, "estimated")
                 accuracy = estimated.get("accuracy")
                 if accuracy is not None:
@@ -124,16 +145,20 @@ class ModelHealth:
         if self.multiclass is not None:
             multiclass = self.multiclass.estimate(mappings, [p.prediction for p in predictions])
             if multiclass is not None:
-                estimated = dict(multiclass.metrics)
+                estimated, estimator = dict(multiclass.metrics), "multiclass_cbpe"
                 self._performance(estimated, "estimated")
                 self._scored("estimated", multiclass.n, estimated["accuracy"] * multiclass.n)
+        if features is not None and self.regression is not None and self.regression.dle is not None:
+            errors = self._estimate_errors(features, predictions)
+            if errors is not None:
+                estimated, estimator = errors, "dle"
         fairness = None
         names = self._segment_names(predictions)
         if names:
             values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
             fairness = self._fairness_for(names).evaluate(values, predicted_positive)
             self._fairness(fairness)
-        return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"))
+        return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"), estimator)
 
     def add_label(self, result: JoinResult) -> None:
         """Take one joined label: into the reference period's labels, or the current label window."""
@@ -157,6 +182,7 @@ class ModelHealth:
             "concept": self.concept.state(),
             "fairness": [[list(names), e.state()] for names, e in self._fairness_evaluators.items()],
             "label_windows": self.label_windows_evaluated,
+            "expected_errors": self.expected_errors.state(),
         }
 
     def restore_before_fit(self, snapshot: Mapping[str, Any]) -> None:
@@ -173,6 +199,8 @@ class ModelHealth:
                 self.add_label(_join_from_dict(item))
         self._joined = [_join_from_dict(item) for item in snapshot["joined"]]
         self.label_windows_evaluated = int(snapshot.get("label_windows", 0))
+        if "expected_errors" in snapshot:  # absent from snapshots written before the store existed
+            self.expected_errors.restore_state(snapshot["expected_errors"])
         self.performance.task_ = snapshot["task"]
         self.concept.restore_state(snapshot["concept"])
         for names, known in snapshot["fairness"]:
@@ -187,6 +215,7 @@ class ModelHealth:
             "cbpe_calibrated_classes": (
                 list(self.multiclass.cbpe.calibrated_classes) if self.multiclass is not None else None
             ),
+            "dle_fitted": self.regression.dle is not None if self.regression is not None else None,
             "labels_in_current_window": len(self._joined),
             "performance": {
                 source: dict(self.last_performance[source]) if source in self.last_performance else None
@@ -210,8 +239,44 @@ class ModelHealth:
         mappings = [r.probabilities for r in records]
         if self.multiclass is not None:
             self.multiclass.calibrate(self.multiclass.matrix(mappings), actual)
+            self._fit_multiclass_thresholds()
         probabilities = positive_probability(mappings, self.positive_class) if any(mappings) else None
         self._fit_reference(actual, [r.prediction for r in records], probabilities)
+        if self.regression is not None and self._reference is not None and self._reference.event_ids:
+            by_id = {r.event_id: r.label for r in self._reference_joined}
+            self._fit_dle(RegressionEstimator.joined_labels(self._reference, by_id))
+
+    def _fit_multiclass_thresholds(self) -> None:
+        """Thresholds of multiclass CBPE's estimate (as calibrated now) over reference windows."""
+        if self.multiclass is None or self._reference is None:
+            return
+        fitted = self.multiclass.reference_statistic(self._reference)
+        if fitted is not None:
+            self._fit_thresholds("estimated", *fitted)
+
+    def _fit_dle(self, actual: Sequence[object]) -> None:
+        """Fit DLE on the reference's labelled rows, then the thresholds of its estimate."""
+        assert self.regression is not None and self._reference is not None
+        if not self.regression.fit(self._reference, actual):
+            return
+        fitted = self.regression.reference_statistic()
+        if fitted is not None:
+            self._fit_thresholds("estimated", *fitted)
+
+    def _estimate_errors(
+        self, features: FeatureTable, predictions: Sequence[Prediction]
+    ) -> dict[str, float] | None:
+        """A regressor's estimated errors (exported), its events' expected errors kept for their labels."""
+        assert self.regression is not None
+        absolute, squared = self.regression.expected_errors(features, predictions)
+        result = self.regression.estimate(absolute, squared)
+        if result is None:
+            return None
+        kept = np.flatnonzero(np.isfinite(absolute))
+        self.expected_errors.add((predictions[i].event_id for i in kept.tolist()), absolute[kept])
+        estimated = dict(result.metrics)
+        self._performance(estimated, "estimated")
+        return estimated
 
     def _fit_reference(
         self,
@@ -290,6 +355,8 @@ class ModelHealth:
         expected = None
         if self.multiclass is not None and matrix is not None:
             expected = self.multiclass.expected_errors(matrix, predictions)
+        if result.task == "regression":
+            expected = self._expected_absolute_errors(records)
         concept = self._concept_drift(result, labels, predictions, p, expected)
         segments = None
         if result.task == "regression":
@@ -322,10 +389,10 @@ class ModelHealth:
         labels: list[Scalar],
         predictions: list[Scalar],
         p: FloatArray | None,
-        multiclass_expected: FloatArray | None = None,
+        per_event: FloatArray | None = None,
     ) -> ConceptDriftResult:
-        """Errors against what the model was expected to get right: CBPE (binary or multiclass),
-        else the reference's error rate."""
+        """Errors against what the model was expected to get right: CBPE (binary or multiclass) or
+        DLE (regression; ``per_event`` has NaN where an event has none), else the reference's error."""
         reference = self.reference_performance or result
         expected: FloatArray | float
         if result.task == "regression":
@@ -333,7 +400,7 @@ class ModelHealth:
             errors = (
                 np.abs(np.array(labels, dtype=np.float64) - np.array(predictions, dtype=np.float64)) / scale
             )
-            expected = 1.0
+            expected = 1.0 if per_event is None else np.where(np.isnan(per_event), 1.0, per_event / scale)
         else:
             errors = np.array(
                 [class_key(y) != class_key(v) for y, v in zip(labels, predictions, strict=True)]
@@ -341,14 +408,21 @@ class ModelHealth:
             if self.cbpe is not None and p is not None and not np.isnan(p).any():
                 positive = np.array([class_key(v) == self.positive_class for v in predictions])
                 expected = self.cbpe.expected_errors(p, positive)
-            elif multiclass_expected is not None:
-                expected = multiclass_expected
+            elif per_event is not None:
+                expected = per_event
             else:
                 expected = 1.0 - float(reference.metrics.get("accuracy") or 0.0)
         drift = self.concept.update(errors.astype(np.float64), expected)
         self._set("driftline_concept_drift_detected", float(drift.detected), detector=drift.detector)
         self._set("driftline_concept_drift_detected", float(drift.significant), detector=GAP_TEST)
         return drift
+
+    def _expected_absolute_errors(self, records: list[PredictionRecord]) -> FloatArray | None:
+        """Each labelled event's expected absolute error from DLE, taken from the store (NaN: none kept)."""
+        if self.regression is None:
+            return None
+        kept = [self.expected_errors.pop(r.event_id) for r in records]
+        return np.array([math.nan if e is None else e for e in kept], dtype=np.float64)
 
     def _segment_accuracy(
         self, records: list[PredictionRecord], labels: list[Scalar], predictions: list[Scalar]

@@ -26,12 +26,13 @@ from collector.failures import DetectorFailure, FailureLog, guarded
 from collector.model_health import LabelWindowListener, ModelHealth
 from collector.multivariate import MultivariateDrift
 from collector.references import Reference, automatic_reference
-from collector.regression_health import RegressionEstimator
 from collector.roles import CHAMPION
 from collector.windows import Window
+from detectors.base import FeatureTable
 from detectors.data_drift import DataDriftDetector
 from detectors.data_quality import DataQualityDetector
 from detectors.drift_calibration import NullRequest
+from detectors.threads import one_thread
 from detectors.threshold_cache import ThresholdCache
 from detectors.window_report import PredictionHealth, WindowReport
 from exporters.store import MetricStore
@@ -131,6 +132,7 @@ class ModelVersionState:
             label_window_events=self.window_config.events,
             label_listeners=label_listeners,
             replay_events=config.state.replay_events,
+            expected_errors_kept=config.labels.max_entries,
         )
         store.inc("driftline_reference_changes_total", self.labels, 0.0)
         if reference is not None:
@@ -176,6 +178,7 @@ class ModelVersionState:
         held (see :meth:`flush`); the report returned is then that of the last
         window judged now, if any. A detector that raises skips the window
         (counted in ``driftline_detector_failures_total``) and never reaches the caller.
+        Detectors run with one BLAS and one OpenMP thread (see :mod:`detectors.threads`).
         """
         window, self.window = self.window, None
         if window is None or self.reference is None:
@@ -242,7 +245,7 @@ class ModelVersionState:
     ) -> WindowReport | None:
         """Evaluate a closed window and hand its report to the listeners."""
         try:
-            with self.tracer.span("detect", model=self.model, model_version=self.model_version):
+            with self.tracer.span("detect", model=self.model, model_version=self.model_version), one_thread():
                 report = self._evaluate(window, now, data_version, health)
         except DetectorFailure as failure:
             self.windows_skipped += 1
@@ -410,9 +413,6 @@ class ModelVersionState:
         self._embeddings.fit(reference.embeddings)
         for name, vectors in reference.embeddings.items():
             self.embedding_dims.setdefault(name, int(vectors.shape[1]))
-        self._regression = RegressionEstimator(self.store, self.labels)
-        if self.model_config.task == "regression":
-            self._regression.fit(reference)
         self._prediction_drift = DataDriftDetector(
             mode=drift.mode,
             alpha=drift.alpha,
@@ -474,7 +474,7 @@ class ModelVersionState:
             self._detector_failed("embedding_drift")
             embeddings = {}
         if health is None:
-            health = self._window_health(window)
+            health = self._window_health(window, features)
         report = WindowReport(
             model=self.model,
             model_version=self.model_version,
@@ -510,16 +510,17 @@ class ModelVersionState:
             self._multivariate.evaluate(features)
         except Exception:  # the univariate results stand; this window's multivariate tests are skipped
             self._detector_failed("multivariate_drift")
-        try:
-            self._regression.evaluate(features, window.predictions)
-        except Exception:  # the drift results stand; this window's estimated errors are skipped
-            self._detector_failed("model_health")
         return report
 
-    def _window_health(self, window: Window) -> PredictionHealth:
-        """The window's proxy metrics, estimated performance and fairness (exported as they are)."""
+    def _window_health(self, window: Window, features: FeatureTable | None = None) -> PredictionHealth:
+        """The window's proxy metrics, estimated performance and fairness (exported as they are);
+        a regressor's DLE reads the window's features (``features`` when already tabled)."""
         try:
-            return self.health.evaluate_predictions(window.predictions)
+            if self.model_config.task == "regression" and features is None:
+                assert self.reference is not None
+                features = window.features.table(self.reference.features.kinds)
+            with one_thread():
+                return self.health.evaluate_predictions(window.predictions, features)
         except Exception:  # the drift results stand; this window's model health is skipped
             self._detector_failed("model_health")
             return PredictionHealth()

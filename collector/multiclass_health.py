@@ -20,6 +20,7 @@ from driftline.schema import Scalar
 from collector.references import Reference
 from detectors.multiclass_cbpe import MulticlassCBPE, MulticlassCBPEResult
 from detectors.performance import class_key
+from detectors.performance_threshold import Statistic
 from detectors.proxy_metrics import probability_matrix
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,6 +47,26 @@ class MulticlassEstimator:
             matrix = np.column_stack([columns[f"proba_{c}"].astype(np.float64) for c in classes])
             estimator.calibrate(matrix, list(reference.labels))
         return estimator
+
+    def reference_statistic(self, reference: Reference) -> tuple[Statistic, int] | None:
+        """The estimate over the reference's rows with probabilities, and their count: what the
+        estimated thresholds resample (None when no row has them all)."""
+        columns = reference.outputs.columns
+        if any(f"proba_{c}" not in columns for c in self.classes):
+            return None
+        matrix = np.column_stack([columns[f"proba_{c}"].astype(np.float64) for c in self.classes])
+        rows = np.flatnonzero(~np.isnan(matrix).any(axis=1))
+        if len(rows) == 0:
+            return None
+        present = matrix[rows]
+        column = columns.get("prediction")
+        predicted = None if column is None else np.array([class_key(v) for v in column[rows]], dtype=object)
+
+        def statistic(sample: npt.NDArray[np.intp]) -> Mapping[str, float | None]:
+            chosen = None if predicted is None else list(predicted[sample])
+            return dict(self.cbpe.estimate(present[sample], chosen).metrics)
+
+        return statistic, len(rows)
 
     def matrix(self, probabilities: Probabilities) -> FloatArray:
         """The (events x classes) matrix of a window; NaN rows where an event has none."""

@@ -53,6 +53,9 @@ class Reference:
     labels: tuple[Value, ...] | None = None
     embeddings: Mapping[str, Vectors] = field(default_factory=dict)
     """A float32 sample of each embedding's vectors (automatic references; at most 1,000 rows a name)."""
+    event_ids: tuple[str, ...] | None = None
+    """The ids of an automatic reference's predictions, one per row in row order, so labels joined
+    later can be attached to its rows (None for a registered file, whose labels come with it)."""
 
     @property
     def n_rows(self) -> int:
@@ -90,6 +93,7 @@ def automatic_reference(
         features=features,
         outputs=outputs,
         embeddings=window.embeddings.arrays(),
+        event_ids=tuple(p.event_id for p in window.predictions),
     )
 
 

@@ -1,18 +1,22 @@
 """Estimated errors of a regressor per prediction window: direct loss estimation (DLE).
 
-For a model configured with ``task: regression`` whose registered reference
-file carries labels (a ``label`` column) and predictions, a
-:class:`~detectors.dle.DirectLossEstimator` is fitted on the reference; each
-evaluated window then exports its estimated ``mae``, ``mse`` and ``rmse`` as
-``driftline_performance{source="estimated"}``. Events whose prediction is not
-a finite number are left out of the estimate. Any other model costs nothing.
+For a model configured with ``task: regression``, a
+:class:`~detectors.dle.DirectLossEstimator` is fitted on the reference's
+predictions and labels: those of a registered reference file (a ``label``
+column), or, for an automatic reference, the labels joined later to its
+predictions (by ``Reference.event_ids``) once ``reference_labels`` of them have
+arrived. :class:`~collector.model_health.ModelHealth` then asks it for each
+window's per-event expected absolute and squared errors: their means are the
+estimated ``mae``, ``mse`` and ``rmse``, and the expected absolute errors wait
+for the labels to feed regression concept drift. Events whose prediction is
+not a finite number get no expected error. Any other model costs nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +25,10 @@ from driftline.schema import Prediction
 from collector.references import Reference
 from detectors.base import FeatureTable
 from detectors.dle import DirectLossEstimator, DLEResult
-from exporters.store import MetricStore
+from detectors.performance_threshold import Statistic
 
 log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
 
 
 def as_number(value: object) -> float:
@@ -38,49 +43,87 @@ def as_number(value: object) -> float:
 
 
 class RegressionEstimator:
-    """Fits DLE on a labelled reference and exports each window's estimated errors."""
+    """DLE of one model version: fitted on a labelled reference, expected errors per event."""
 
-    def __init__(self, store: MetricStore, labels: dict[str, str]) -> None:
-        self.store = store
-        self.labels = labels
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self.labels = dict(labels)
         self.dle: DirectLossEstimator | None = None
+        self._reference_errors: tuple[FloatArray, FloatArray] | None = None
 
-    def fit(self, reference: Reference) -> None:
-        """Fit on the reference's labels and predictions; without them DLE stays off."""
+    def fit(self, reference: Reference, actual: Sequence[object]) -> bool:
+        """Fit on the reference rows whose label (one per row, None where unknown) is a number.
+
+        False, with DLE off, when the reference has no predictions or too few labelled rows.
+        """
         self.dle = None
+        self._reference_errors = None
         predictions = reference.outputs.columns.get("prediction")
-        if reference.labels is None or predictions is None:
-            return
+        if predictions is None:
+            return False
+        y_hat = _numbers(list(predictions))
         dle = DirectLossEstimator()
         try:
-            dle.fit(
-                reference.features,
-                _numbers(list(predictions)),
-                _numbers(list(reference.labels)),
-            )
+            dle.fit(reference.features, y_hat, _numbers(actual))
         except Exception as error:  # an unusable reference turns DLE off, never the model version
             log.warning("direct loss estimation disabled for %s: %s", self.labels, error)
-            return
+            return False
         self.dle = dle
+        absolute, squared = self.expected_errors(reference.features, y_hat)
+        finite = np.isfinite(absolute)
+        self._reference_errors = (absolute[finite], squared[finite])
+        return True
 
-    def evaluate(self, features: FeatureTable, predictions: Sequence[Prediction]) -> DLEResult | None:
-        """Estimate and export the window's errors (``None`` when DLE is off or nothing is numeric)."""
-        if self.dle is None:
-            return None
-        y_hat = _numbers([p.prediction for p in predictions])
-        rows = np.flatnonzero(np.isfinite(y_hat))
+    @staticmethod
+    def joined_labels(reference: Reference, labels: Mapping[str, object]) -> list[object]:
+        """One label per row of an automatic reference from labels by event id (None where none)."""
+        return [labels.get(event_id) for event_id in reference.event_ids or ()]
+
+    def expected_errors(
+        self, features: FeatureTable, predictions: Sequence[Prediction] | FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Per-event expected absolute and squared errors; NaN where the prediction is no number."""
+        assert self.dle is not None, "expected_errors before a successful fit"
+        y_hat = (
+            predictions
+            if isinstance(predictions, np.ndarray)
+            else _numbers([p.prediction for p in predictions])
+        )
+        absolute = np.full(len(y_hat), np.nan)
+        squared = np.full(len(y_hat), np.nan)
+        finite = np.isfinite(y_hat)
+        if finite.all():  # the usual window: no copy of its columns
+            return self.dle.expected_errors(features, y_hat)
+        rows = np.flatnonzero(finite)
         if len(rows) == 0:
-            return None
+            return absolute, squared
         window = FeatureTable(
             features.kinds, {name: column[rows] for name, column in features.columns.items()}, len(rows)
         )
-        result = self.dle.estimate(window, y_hat[rows])
-        for metric, value in result.metrics.items():
-            self.store.set(
-                "driftline_performance", {**self.labels, "metric": metric, "source": "estimated"}, value
-            )
-        return result
+        absolute[rows], squared[rows] = self.dle.expected_errors(window, y_hat[rows])
+        return absolute, squared
+
+    @staticmethod
+    def estimate(absolute: FloatArray, squared: FloatArray) -> DLEResult | None:
+        """Estimated MAE, MSE and RMSE of the events with expected errors (None if there are none)."""
+        finite = np.isfinite(absolute)
+        if not finite.any():
+            return None
+        mse = float(np.mean(squared[finite]))
+        mae = float(np.mean(absolute[finite]))
+        return DLEResult(int(finite.sum()), {"mae": mae, "mse": mse, "rmse": mse**0.5})
+
+    def reference_statistic(self) -> tuple[Statistic, int] | None:
+        """The estimate over reference rows and the row count: what estimated thresholds resample."""
+        if self._reference_errors is None or len(self._reference_errors[0]) == 0:
+            return None
+        absolute, squared = self._reference_errors
+
+        def statistic(rows: npt.NDArray[np.intp]) -> Mapping[str, float | None]:
+            mse = float(np.mean(squared[rows]))
+            return {"mae": float(np.mean(absolute[rows])), "mse": mse, "rmse": mse**0.5}
+
+        return statistic, len(absolute)
 
 
-def _numbers(values: Sequence[object]) -> npt.NDArray[np.float64]:
+def _numbers(values: Sequence[object]) -> FloatArray:
     return np.array([as_number(v) for v in values], dtype=np.float64)

@@ -56,6 +56,8 @@ def build_table(
 
 
 def _numerical(values: Sequence[Value]) -> tuple[np.ndarray, int]:
+    if all(type(value) is float for value in values):  # the usual column, converted in one call
+        return np.array(values, dtype=np.float64), 0
     out = np.empty(len(values), dtype=np.float64)
     errors = 0
     for index, value in enumerate(values):

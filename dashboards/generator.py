@@ -330,7 +330,8 @@ def overview() -> Dashboard:
         .with_panel(
             _timeseries(
                 "Estimated performance",
-                "Performance estimated without labels from the predicted probabilities.",
+                "Performance estimated without labels: classifiers' from the predicted probabilities "
+                "(CBPE), regressors' errors from the features and predictions (DLE).",
                 "none",
                 _query(
                     'driftline_performance{source="estimated"}',
@@ -539,8 +540,9 @@ def _model_performance_rows(board: Dashboard) -> Dashboard:
         .with_panel(
             _timeseries(
                 "Realized vs estimated performance",
-                "Realized from joined labels; estimated from probabilities alone. Also each "
-                "metric's threshold from the reference at the window size (the alerts fire past it).",
+                "Realized from joined labels; estimated without labels (CBPE from probabilities; "
+                "a regressor's MAE, MSE and RMSE by DLE). Also each metric's threshold from the "
+                "reference at the window size (the alerts fire past it).",
                 "none",
                 _query(f"driftline_performance{{{MV}}}", "{{source}} {{metric}}"),
                 _query(

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
 
 from detectors.base import FeatureTable
 from detectors.feature_encoding import FeatureEncoder
+from detectors.threads import one_openmp_thread
 
 FloatArray = npt.NDArray[np.float64]
 DLE_METRICS = ("mae", "mse", "rmse")
@@ -111,7 +111,7 @@ class DirectLossEstimator:
             raise ValueError(f"need at least 20 labelled reference rows, got {int(np.sum(known))}")
         x = self._inputs(self._encoder.fit(reference).transform(reference), y_hat)[known]
         error = y[known] - y_hat[known]
-        with threadpool_limits(1, "openmp"):
+        with one_openmp_thread():
             self._absolute = self._model().fit(x, np.abs(error))
             self._squared = self._model().fit(x, error**2)
 
@@ -125,7 +125,7 @@ class DirectLossEstimator:
         if y_hat.shape != (window.n_rows,):
             raise ValueError(f"need one prediction per window row ({window.n_rows}), got {y_hat.shape}")
         x = self._inputs(self._encoder.transform(window), y_hat)
-        with threadpool_limits(1, "openmp"):
+        with one_openmp_thread():
             absolute = np.clip(self._absolute.predict(x), 0.0, None)
             squared = np.clip(self._squared.predict(x), 0.0, None)
         return absolute, squared

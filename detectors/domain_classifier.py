@@ -43,12 +43,12 @@ import numpy.typing as npt
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from detectors.base import FeatureTable
 from detectors.feature_encoding import FeatureEncoder
 from detectors.multivariate_drift import DOMAIN_CLASSIFIER, MultivariateDriftResult
 from detectors.performance import roc_auc
+from detectors.threads import one_openmp_thread
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -153,7 +153,7 @@ class DomainClassifierDrift:
         y = np.r_[np.zeros(len(reference)), np.ones(len(current))]
         scores = np.zeros(len(y))
         folds = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
-        with threadpool_limits(1, "openmp"):  # the collector's other work shares the cores
+        with one_openmp_thread():  # the collector's other work shares the cores
             for train, test in folds.split(x, y):
                 model = HistGradientBoostingClassifier(
                     max_iter=50, max_depth=3, early_stopping=False, random_state=self.seed

@@ -5,7 +5,8 @@ gives a metric that varies from window to window. :class:`PerformanceThresholds`
 estimates that spread by bootstrap (``resamples`` seeded resamples of
 ``window_size`` reference rows, with replacement) and puts the threshold at the
 ``alpha`` quantile on the metric's worse side: the lower bound for accuracy,
-precision, recall, F1 and ROC AUC, the upper bound for MAE and RMSE. The
+precision, recall, F1 and ROC AUC (binary, and multiclass macro, weighted and one-vs-rest), the
+upper bound for MAE, MSE and RMSE. The
 reference is itself a sample, so its value is off the truth by a spread
 ``window_size / n_rows`` times the window's variance; the distance from the
 bootstrap mean to the quantile is widened by ``sqrt(1 + window_size / n_rows)``
@@ -43,10 +44,13 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.drift_calibration import upper_quantile
+from detectors.multiclass_cbpe import MULTICLASS_ESTIMATED_METRICS
 
 Bound = Literal["lower", "upper"]
-LOWER_IS_WORSE = ("accuracy", "precision", "recall", "f1", "roc_auc")
-HIGHER_IS_WORSE = ("mae", "rmse")
+LOWER_IS_WORSE = ("precision", "recall", "f1", "roc_auc", *MULTICLASS_ESTIMATED_METRICS)
+"""Binary and multiclass metrics: the alarm is below the threshold."""
+HIGHER_IS_WORSE = ("mae", "mse", "rmse")
+"""Regression errors: the alarm is above the threshold."""
 Statistic = Callable[[npt.NDArray[np.intp]], Mapping[str, float | None]]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from detectors.base import FeatureTable
 from detectors.concept_drift import ConceptDriftResult
@@ -22,6 +23,8 @@ from detectors.performance import PerformanceResult
 from detectors.performance_threshold import PerformanceThreshold
 from detectors.proxy_metrics import ProxyResult
 
+Estimator = Literal["cbpe", "multiclass_cbpe", "dle"]
+
 
 @dataclass(frozen=True)
 class PredictionHealth:
@@ -30,11 +33,14 @@ class PredictionHealth:
     proxy: ProxyResult | None = None
     """Confidence, entropy and low-confidence share (when the events carry probabilities)."""
     estimated: Mapping[str, float] | None = None
-    """CBPE's estimated performance per metric (a binary or multiclass classifier with probabilities)."""
+    """Estimated performance per metric: CBPE's (a binary or multiclass classifier with
+    probabilities) or DLE's errors (a regressor)."""
     fairness: FairnessResult | None = None
     """Positive rate per segment value, disparate impact and parity difference per segment."""
     thresholds: Mapping[str, PerformanceThreshold] | None = None
     """The estimated metrics' thresholds from the reference (none without one)."""
+    estimator: Estimator | None = None
+    """What gave ``estimated``: binary CBPE, multiclass CBPE or a regressor's direct loss estimation."""
 
 
 @dataclass(frozen=True)

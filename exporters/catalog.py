@@ -280,7 +280,8 @@ CATALOG: tuple[MetricDef, ...] = (
     _g(
         "driftline_performance",
         (*MV, "metric", "source"),
-        "Model performance per window: realized (labels) or estimated (no labels).",
+        "Model performance per window: realized (labels) or estimated (no labels: CBPE for "
+        "classifiers, direct loss estimation of mae, mse and rmse for regressors).",
         "model_health",
     ),
     _c(
@@ -300,8 +301,8 @@ CATALOG: tuple[MetricDef, ...] = (
     _c(
         "driftline_regression_scored_total",
         (*MV, "source"),
-        "Regressor predictions whose error is known (realized: joined labels; regression has no "
-        "estimated source).",
+        "Regressor predictions whose error is known (realized: joined labels; the counters have no "
+        "estimated source: DLE's estimate is driftline_performance).",
         "model_health",
     ),
     _c(

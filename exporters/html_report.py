@@ -33,6 +33,7 @@ from exporters.evidently_preset import run_data_drift_preset
 from exporters.pages import render as render_template
 from exporters.pages import report_href
 from exporters.report_config import ReportsConfig
+from exporters.report_sections import sections
 
 _BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
 # Evidently's data lines: ``var metric_<hex> = <json>;`` and ``var additional_graphs_metric_<hex> = ...``.
@@ -174,8 +175,7 @@ class HtmlReportWriter:
             closed=summary.closed,
             flagged=summary.describe_flags(),
         )
-        if report.embeddings:
-            header += render_template("report_embeddings.html", embeddings=sorted(report.embeddings.items()))
+        header += sections(report)
         page = neutralise_inline_data(snapshot.get_html_str(as_iframe=False))
         return _BODY.sub(lambda match: match.group(0) + header, page, count=1)
 

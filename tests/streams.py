@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 from driftline.schema import Heartbeat, Label, Prediction, Scalar, encode
 
 NUMERICAL = ("n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7")
@@ -154,3 +155,26 @@ def drifting_stream(
         if i in pending:
             ordered.append(pending.pop(i))
     return ordered + [pending[i] for i in sorted(pending)]
+
+
+def regression_rows(rng: np.random.Generator, n: int, spread: float, noise: float = 1.0) -> pd.DataFrame:
+    """A regressor that predicts the mean of y exactly; the noise grows with |x0| (times ``noise``)."""
+    x0, x1 = rng.normal(0.0, spread, n), rng.normal(0.0, 1.0, n)
+    prediction = 2.0 * x0 - x1
+    label = prediction + rng.normal(size=n) * (0.3 + np.abs(x0)) * noise
+    return pd.DataFrame({"x0": x0, "x1": x1, "prediction": prediction, "label": label})
+
+
+def regression_predictions(rows: pd.DataFrame, start: int = 0) -> list[Prediction]:
+    """The predictions of :func:`regression_rows`, ids ``e<start>`` on, 0.01 s apart."""
+    return [
+        Prediction(
+            event_id=f"e{start + i}",
+            model="m",
+            model_version="1",
+            features={"x0": float(row.x0), "x1": float(row.x1)},
+            prediction=float(row.prediction),
+            timestamp=1_700_000_000.0 + (start + i) * 0.01,
+        )
+        for i, row in enumerate(rows.itertuples())
+    ]

@@ -12,6 +12,7 @@ from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
+from exporters.html_report import HtmlReportWriter
 from exporters.store import MetricStore
 
 MV = {"model": "m", "model_version": "1"}
@@ -72,3 +73,34 @@ def test_overconfident_multiclass_model_is_calibrated_on_joined_reference_labels
     assert abs(performance("f1_macro", "estimated") - realized_f1) < 0.03
     assert abs(performance("accuracy", "estimated") - float(np.mean(predicted == y))) < 0.03
     assert store.get("driftline_concept_drift_detected", {**MV, "detector": "gap_test"}) == 0.0
+
+
+def test_multiclass_estimates_get_thresholds_from_the_calibrated_reference() -> None:
+    """Before labels, thresholds of the raw estimate; once calibrated, of the calibrated one, which a
+    window like the reference stays within; the window's report shows both side by side."""
+    config = parse_config({"models": {"m": {"task": "multiclass_classification", "reference_labels": 3000}}})
+    store, writer = MetricStore(), HtmlReportWriter()
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True, listeners=(writer,))
+    rng = np.random.default_rng(9)
+    reference, _, _ = _events(rng, 5000, 0, 3.0)
+    key = {**MV, "metric": "f1_macro", "source": "estimated", "bound": "lower"}
+    predictions, labels = reference[0::2], reference[1::2]
+    pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(predictions)])
+    raw = store.get("driftline_performance_threshold", key)  # the reference is complete, labels not yet
+    pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(labels, 5000)])
+    calibrated = store.get("driftline_performance_threshold", key)
+    assert isinstance(raw, float) and isinstance(calibrated, float)
+    assert raw > calibrated + 0.02  # the overconfident raw probabilities promise more than the model does
+    same, _, _ = _events(rng, 1000, 5000, 3.0)
+    pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(same, 10_000)])
+    estimated = store.get("driftline_performance", {**MV, "metric": "f1_macro", "source": "estimated"})
+    assert isinstance(estimated, float) and estimated > calibrated
+    for metric in ("accuracy", "recall_weighted", "roc_auc_ovr"):
+        assert isinstance(store.get("driftline_performance_threshold", {**key, "metric": metric}), float)
+    page = writer.render("m", "1")
+    assert page is not None
+    section = page[page.index('<section id="driftline-estimated-performance"') :]
+    section = section[: section.index("</section>")]
+    assert "Multiclass CBPE" in section
+    row = f"<tr><td>f1_macro</td><td>{estimated:.4f}</td><td>below {calibrated:.4f}</td><td>no</td></tr>"
+    assert row in section

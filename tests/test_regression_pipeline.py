@@ -8,47 +8,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from driftline.schema import Prediction, encode
+from driftline.schema import encode
 
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from exporters.store import MetricStore
+from tests.streams import regression_predictions, regression_rows
 
 MV = {"model": "m", "model_version": "1"}
-
-
-def _rows(rng: np.random.Generator, n: int, spread: float) -> pd.DataFrame:
-    """The model predicts the mean of y exactly; the noise grows with |x0|."""
-    x0, x1 = rng.normal(0.0, spread, n), rng.normal(0.0, 1.0, n)
-    prediction = 2.0 * x0 - x1
-    label = prediction + rng.normal(size=n) * (0.3 + np.abs(x0))
-    return pd.DataFrame({"x0": x0, "x1": x1, "prediction": prediction, "label": label})
 
 
 def _store(tmp_path: Path, task: str | None) -> tuple[MetricStore, pd.DataFrame]:
     rng = np.random.default_rng(60)
     path = tmp_path / "reference.parquet"
-    _rows(rng, 5000, 1.0).to_parquet(path)
-    window = _rows(rng, 1000, 1.6)
+    regression_rows(rng, 5000, 1.0).to_parquet(path)
+    window = regression_rows(rng, 1000, 1.6)
     model: dict[str, object] = {"references": {"1": {"path": str(path)}}}
     if task is not None:
         model["task"] = task
     config = parse_config({"models": {"m": model}})
     store = MetricStore()
     pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True)
-    events = [
-        Prediction(
-            event_id=f"e{i}",
-            model="m",
-            model_version="1",
-            features={"x0": float(row.x0), "x1": float(row.x1)},
-            prediction=float(row.prediction),
-            timestamp=1_700_000_000.0 + i * 0.01,
-        )
-        for i, row in enumerate(window.itertuples())
-    ]
+    events = regression_predictions(window)
     pipeline.process([RawMessage(encode(e), "t", 0, i, 0.0) for i, e in enumerate(events)])
     return store, window
 
