@@ -61,7 +61,8 @@ class GroupMember:
             raise ValueError(f"max_poll_records must be >= 1, got {max_poll_records}")
         if auto_offset_reset not in {"earliest", "latest"}:
             raise ValueError(f"auto_offset_reset must be earliest or latest, got {auto_offset_reset!r}")
-        self.topics = list(topics)
+        self.topics = list(dict.fromkeys(topics))
+        """Each once: predictions and labels may share a topic (librdkafka refuses a topic twice)."""
         self.group_id = group_id
         self.store = store
         self.on_revoke = on_revoke
