@@ -15,8 +15,8 @@ it from any thread (the HTTP server's). The metrics it keeps are
 >>> health.not_ready_reason()
 'not_joined: not yet a member of consumer group g'
 >>> health.observe(connected=True, joined=True, sole_member=True, partition_count=2)
->>> health.not_ready_reason()
-'no_partitions: none of the 2 partitions of p, l is assigned, and this is the group's only member'
+>>> print(health.not_ready_reason())
+no_partitions: none of the 2 partitions of p, l is assigned, and this is the group's only member
 >>> health.owned = frozenset({("p", 0), ("l", 0)})
 >>> health.not_ready_reason() is None
 True

@@ -11,6 +11,7 @@ confluent-kafka fails these tests (the Makefile installs the ``confluent`` extra
 
 from __future__ import annotations
 
+import doctest
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ from driftline.kafka_transport import KafkaTransport
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from collector import config as config_module
+from collector import consumer_health
 from collector.config import Config, parse_config
 from collector.errors import ConfigError
 from collector.kafka_wiring import build_kafka_source, confluent_security_options
@@ -53,6 +55,12 @@ def test_choosing_confluent_without_the_package_names_the_extra(monkeypatch: pyt
     assert "kafka.client" in message or "kafka" in message
     assert "pip install 'driftline-collector[confluent]'" in message
     assert parse_config({}).kafka.client == "kafka-python"
+
+
+def test_consumer_health_doctest_holds() -> None:
+    """The readiness rules both Kafka sources share (collector/consumer_health.py)."""
+    failures, tried = doctest.testmod(consumer_health)
+    assert tried >= 8 and failures == 0
 
 
 def test_an_unknown_client_is_refused() -> None:
