@@ -22,7 +22,7 @@ from kafka.structs import TopicPartition
 from collector.errors import SourceError
 from collector.kafka_dlq import KafkaDeadLetterSink
 from collector.kafka_source import KafkaSource
-from collector.sources import RawMessage
+from collector.sources import RawMessage, Source
 from exporters.store import MetricStore
 from tests.conftest import free_port, require_binary
 from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
@@ -30,7 +30,7 @@ from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
 pytestmark = pytest.mark.integration
 
 
-def read_all(source: KafkaSource, count: int, timeout: float = 30.0) -> list[RawMessage]:
+def read_all(source: Source, count: int, timeout: float = 30.0) -> list[RawMessage]:
     """Read until ``count`` messages arrived (or fail after ``timeout`` seconds)."""
     messages: list[RawMessage] = []
     deadline = time.monotonic() + timeout
