@@ -70,6 +70,10 @@ class GroupSource(Source, Protocol):
     def resume(self) -> None:
         """Fetch again after :meth:`pause`."""
 
+    @property
+    def paused(self) -> bool:
+        """Between :meth:`pause` and :meth:`resume`."""
+
 
 class MemorySource:
     """Reads what an SDK :class:`~driftline.transports.MemoryTransport` holds (the embedded default)."""

@@ -35,7 +35,6 @@ from exporters.store import MetricStore
 from tests.conftest import require
 from tests.kafka_fixture import KafkaBroker, RunningCollector, create_topics, unique_topic
 from tests.test_kafka_collector import wait_for
-from tests.test_kafka_io import read_all, topic_with_numbered_messages
 from tests.test_kafka_scale_out import eventually
 from tests.test_kafka_state import Collector, _assert_same_windows, _models, _owned, _produce
 
@@ -290,33 +289,3 @@ def test_a_sigkilled_confluent_collector_resumes_from_its_checkpoint_as_if_never
 
 def _eventually_up(*collectors: Collector) -> None:
     eventually(lambda: all(c.events_total() >= 0 for c in collectors), 120, "the collectors up")
-
-
-@pytest.mark.integration
-def test_confluent_lag_is_exported_per_partition_and_pause_stops_fetching(
-    kafka_broker: KafkaBroker, confluent: None
-) -> None:
-    from collector.confluent_source import ConfluentSource
-
-    topic = topic_with_numbered_messages(kafka_broker.bootstrap, "confluent-lag", 50)
-    store = MetricStore()
-    source = ConfluentSource(kafka_broker.bootstrap, [topic], f"g-{uuid.uuid4().hex[:8]}", store=store,
-                             max_poll_records=10)
-    lag = {"topic": topic, "partition": "0"}
-    try:
-        first = read_all(source, 10)
-        assert [m.offset for m in first] == list(range(10))
-        assert store.get("driftline_consumer_lag", lag) == 40
-        source.pause()
-        assert source.paused
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            assert source.next_batch(100, 0.2) == []
-        source.resume()
-        rest = read_all(source, 40)
-        assert [m.offset for m in rest] == list(range(10, 50))
-        assert store.get("driftline_consumer_lag", lag) == 0
-        source.commit()
-        assert source.snapshot() == {topic: {0: 50}}
-    finally:
-        source.close()
