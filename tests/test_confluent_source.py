@@ -184,17 +184,22 @@ def _committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
 
 
 class _Member:
-    """One ConfluentSource of a shared group, recording its rebalance callbacks."""
+    """One ConfluentSource of a shared group, recording its rebalance callbacks and what it read."""
 
     def __init__(self, config: Config) -> None:
         self.revoked: list[tuple[str, int]] = []
         self.assigned: list[tuple[str, int]] = []
+        self.read: list[tuple[str, int, int]] = []
+        """(topic, partition, offset) of every message handed out."""
         self.source: GroupSource = build_kafka_source(
             config, MetricStore(), on_revoke=self.revoked.extend, on_assign=self.assigned.extend
         )
 
     def numbers(self, topic: str) -> set[int]:
         return {number for name, number in self.source.assignment() if name == topic}
+
+    def poll(self) -> None:
+        self.read += [(m.topic, m.partition, m.offset) for m in self.source.next_batch(100, 0.1)]
 
 
 @pytest.fixture
@@ -211,6 +216,12 @@ def test_two_confluent_members_split_the_partitions_keeping_predictions_and_labe
 ) -> None:
     config = _config(kafka_broker.bootstrap, partitions=4)
     predictions, labels = config.kafka.predictions_topic, config.kafka.labels_topic
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for number in range(4):
+        for i in range(20):
+            producer.send(predictions, value=b"%d" % i, partition=number)
+    producer.flush(timeout=20)
+    producer.close()
     first = _Member(config)
     members.append(first)
     assert str(first.source.not_ready_reason()).startswith("not_joined: ")
@@ -220,9 +231,10 @@ def test_two_confluent_members_split_the_partitions_keeping_predictions_and_labe
         while not until():
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             for member in members:
-                member.source.next_batch(100, 0.1)
+                member.poll()
 
-    poll(lambda: len(first.source.assignment()) == 8, "the first member to own all 8 partitions")
+    poll(lambda: len(first.read) == 80, "the first member to read all 80 messages (never committed)")
+    assert len(first.source.assignment()) == 8
     assert first.source.not_ready_reason() is None
     second = _Member(config)
     members.append(second)
@@ -236,6 +248,14 @@ def test_two_confluent_members_split_the_partitions_keeping_predictions_and_labe
     assert set(first.revoked) == moved
     assert len(first.assigned) == 8
     assert set(second.assigned) == moved
+    # The kept partitions go on from where they were read, not from the (absent) committed
+    # offsets; the moved ones start afresh on the second member.
+    poll(lambda: len(second.read) == 40, "the second member to read its 2 partitions")
+    for _ in range(10):
+        first.poll()
+    assert len(first.read) == 80
+    assert sorted(second.read) == sorted((predictions, n, i) for n in second.numbers(predictions)
+                                         for i in range(20))
 
 
 @pytest.mark.integration
