@@ -12,6 +12,7 @@ confluent-kafka fails these tests (the Makefile installs the ``confluent`` extra
 from __future__ import annotations
 
 import doctest
+import logging
 import re
 import threading
 import time
@@ -309,3 +310,21 @@ def test_a_sigkilled_confluent_collector_resumes_from_its_checkpoint_as_if_never
 
 def _eventually_up(*collectors: Collector) -> None:
     eventually(lambda: all(c.events_total() >= 0 for c in collectors), 120, "the collectors up")
+
+
+@pytest.mark.integration
+def test_topics_of_different_partition_counts_are_warned_about(
+    kafka_broker: KafkaBroker, confluent: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from collector.confluent_source import ConfluentSource
+
+    predictions, labels = unique_topic("uneven") + ".predictions", unique_topic("uneven") + ".labels"
+    create_topics(kafka_broker.bootstrap, [predictions], 2)
+    create_topics(kafka_broker.bootstrap, [labels], 3)
+    with caplog.at_level(logging.WARNING, logger="collector.confluent_source"):
+        source = ConfluentSource(kafka_broker.bootstrap, [predictions, labels], f"g-{uuid.uuid4().hex[:8]}")
+    try:
+        assert "different partition counts" in caplog.text
+        assert (source.partition_count(predictions), source.partition_count(labels)) == (2, 3)
+    finally:
+        source.close()
