@@ -9,7 +9,7 @@ STAMP := $(VENV)/.driftline-installed
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[dev,confluent]'
 	touch $(STAMP)
 
 demo: $(STAMP)

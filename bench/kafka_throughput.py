@@ -1,17 +1,24 @@
-"""Kafka throughput: the collector against a raw kafka-python consume-and-decode loop.
+"""Kafka throughput: the collector against raw consume loops, on both client libraries.
 
-Both read the same topic (fresh consumer groups, from the beginning) in the
-same run:
+Every loop reads the same topic (fresh consumer groups, from the beginning) in
+the same run, for each client library (kafka-python, the default, and
+confluent-kafka, ``kafka.client: confluent``, when installed):
 
-* baseline: ``KafkaConsumer.poll`` + ``driftline.schema.decode`` per message,
-  nothing else: the floor for any Python consumer of this wire format;
-* collector: ``KafkaSource`` -> ``Pipeline`` (default configuration: the
-  walking-skeleton detectors, windows of 1,000, automatic reference of 5,000)
-  -> commit after every batch, through ``collector.runner.run``.
+* raw bytes: the client's consume loop touching each message's value, nothing
+  else: what the client library itself costs;
+* SDK decode: the same loop + ``driftline.schema.decode`` (the reference
+  decoder) per message;
+* baseline: the same loop + ``collector.fast_decode.decode`` (the collector's
+  decoder) per message: the floor for the collector on that client;
+* collector: ``KafkaSource`` or ``ConfluentSource`` -> ``Pipeline`` (default
+  configuration: the walking-skeleton detectors, windows of 1,000, automatic
+  reference of 5,000) -> commit after every batch, through ``collector.runner.run``.
 
-It prints events/s for each and the ratio collector / baseline. The events are
-seeded predictions (12 features, probabilities, segments) for 4 models, keyed
-by model on a 4-partition topic; producing them is not timed.
+It prints events/s and CPU microseconds per event (the process's CPU time, every
+thread, librdkafka's included) for each, the ratio collector / baseline per
+client, and confluent / kafka-python per loop. The events are seeded
+predictions (12 features, probabilities, segments) for 4 models, keyed by model
+on a 4-partition topic; producing them is not timed.
 
 Run (starts its own broker with deploy/kafka/kafka.sh unless --bootstrap is given):
 ``.venv/bin/python bench/kafka_throughput.py [--full]`` (quick: 20,000 events, 1 round;
@@ -31,8 +38,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +51,13 @@ from driftline.schema import Prediction, decode, encode  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from collector.config import Config  # noqa: E402
+from collector import fast_decode  # noqa: E402
+from collector.config import Config, confluent_installed, parse_config  # noqa: E402
 from collector.dlq import MemoryDeadLetterSink  # noqa: E402
-from collector.kafka_source import KafkaSource  # noqa: E402
+from collector.kafka_wiring import build_kafka_source  # noqa: E402
 from collector.pipeline import Pipeline  # noqa: E402
 from collector.runner import run  # noqa: E402
-from collector.sources import RawMessage  # noqa: E402
+from collector.sources import GroupSource, RawMessage  # noqa: E402
 from exporters.store import MetricStore  # noqa: E402
 
 MODELS = ("credit-risk", "churn", "fraud", "pricing")
@@ -105,42 +114,112 @@ def fill_topic(bootstrap: str, topic: str, count: int, seed: int) -> None:
     producer.close()
 
 
-def raw_loop(bootstrap: str, topics: Sequence[str], count: int) -> float:
-    """Events/s of a fresh group's poll + decode over ``topics`` (the baseline of the Kafka benches)."""
+@dataclass(frozen=True)
+class Rate:
+    """One timed loop: wall-clock events/s and process CPU per event, from the first records on."""
+
+    events_per_second: float
+    cpu_us_per_event: float
+
+
+class _Clock:
+    """Started when the first records arrive (the group join is not timed), as in every loop here."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def start_once(self) -> None:
+        if not self.wall:
+            self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rate(self, count: int) -> Rate:
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return Rate(count / wall, cpu / count * 1e6)
+
+
+def raw_loop(bootstrap: str, topics: Sequence[str], count: int, decoder: Callable[[bytes], object]) -> Rate:
+    """A fresh kafka-python group's poll over ``topics``, each value passed to ``decoder``."""
     consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex}",
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              max_poll_records=2000)
-    read, started = 0, 0.0
+    read, clock = 0, _Clock()
     while read < count:
         records = consumer.poll(timeout_ms=500, max_records=2000)
-        if records and not started:
-            started = time.perf_counter()
+        if records:
+            clock.start_once()
         for messages in records.values():
             for record in messages:
-                decode(record.value)
+                decoder(record.value)
                 read += 1
-    elapsed = time.perf_counter() - started
+    rate = clock.rate(count)
     consumer.close(autocommit=False)
-    return count / elapsed
+    return rate
 
 
-class _TimedSource(KafkaSource):
-    """Notes when the first records arrive, as the baseline does (group join not timed)."""
+def confluent_raw_loop(
+    bootstrap: str, topics: Sequence[str], count: int, decoder: Callable[[bytes], object]
+) -> Rate:
+    """The same loop on confluent-kafka: ``Consumer.consume(2000)``, each value passed to ``decoder``."""
+    from confluent_kafka import Consumer
 
-    started = 0.0
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(list(topics))
+    read, clock = 0, _Clock()
+    while read < count:
+        messages = consumer.consume(num_messages=2000, timeout=0.5)
+        if messages:
+            clock.start_once()
+        for message in messages:
+            if message.error() is None:
+                value = message.value()
+                decoder(value if isinstance(value, bytes) else b"")
+                read += 1
+    rate = clock.rate(count)
+    consumer.close()
+    return rate
+
+
+def touch(value: bytes) -> int:
+    """The raw-bytes loop's work per message: read the value's length."""
+    return len(value)
+
+
+class _Timed:
+    """A source whose clock starts when its first records arrive, as the raw loops' do."""
+
+    def __init__(self, source: GroupSource) -> None:
+        self.source = source
+        self.clock = _Clock()
 
     def next_batch(self, max_items: int, timeout: float) -> list[RawMessage]:
-        batch = super().next_batch(max_items, timeout)
-        if batch and not self.started:
-            self.started = time.perf_counter()
+        batch = self.source.next_batch(max_items, timeout)
+        if batch:
+            self.clock.start_once()
         return batch
 
+    def commit(self) -> None:
+        self.source.commit()
 
-def collector_loop(bootstrap: str, topic: str, count: int) -> float:
-    """Events/s of KafkaSource -> Pipeline -> commit through the service's run loop."""
+    def snapshot(self) -> dict[str, dict[int, int]]:
+        return self.source.snapshot()
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def collector_loop(bootstrap: str, topic: str, count: int, client: str) -> Rate:
+    """Events/s of the Kafka source of ``client`` -> Pipeline -> commit through the service's run loop."""
     store = MetricStore()
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=False)
-    source = _TimedSource(bootstrap, [topic], f"collector-{uuid.uuid4().hex}", store=store)
+    kafka = {"client": client, "bootstrap_servers": bootstrap, "group_id": f"collector-{uuid.uuid4().hex}",
+             "predictions_topic": topic, "labels_topic": topic}
+    source = _Timed(build_kafka_source(parse_config({"kafka": kafka}), store))
     stop = threading.Event()
 
     def on_batch() -> None:
@@ -148,12 +227,31 @@ def collector_loop(bootstrap: str, topic: str, count: int) -> float:
             stop.set()
 
     run(source, pipeline, stop, batch_size=2000, on_batch=on_batch)
-    elapsed = time.perf_counter() - source.started
+    rate = source.clock.rate(count)
     source.close()
     processed = pipeline.counts.total
     if processed != count:
-        raise SystemExit(f"the collector processed {processed} events, expected {count}")
-    return count / elapsed
+        raise SystemExit(f"the collector on {client} processed {processed} events, expected {count}")
+    return rate
+
+
+BASELINE = "poll + collector decode"
+LOOPS = ("raw bytes", "poll + SDK decode", BASELINE, "collector")
+
+
+def one_round(bootstrap: str, topic: str, count: int, client: str) -> dict[str, Rate]:
+    """The four loops of one client library over the topic."""
+    raw = confluent_raw_loop if client == "confluent" else raw_loop
+    return {
+        "raw bytes": raw(bootstrap, [topic], count, touch),
+        "poll + SDK decode": raw(bootstrap, [topic], count, decode),
+        BASELINE: raw(bootstrap, [topic], count, fast_decode.decode),
+        "collector": collector_loop(bootstrap, topic, count, client),
+    }
+
+
+def _best(rounds: list[dict[str, Rate]], loop: str) -> Rate:
+    return max((r[loop] for r in rounds), key=lambda rate: rate.events_per_second)
 
 
 def main() -> None:
@@ -170,15 +268,34 @@ def main() -> None:
         topic = f"bench.throughput.{uuid.uuid4().hex[:8]}"
         fill_topic(bootstrap, topic, args.events, args.seed)
         print(f"{args.events} events on {topic} ({PARTITIONS} partitions) at {bootstrap}")
-        raw, collector = [], []
+        clients = ["kafka-python", *(["confluent"] if confluent_installed() else [])]
+        if len(clients) == 1:
+            print("confluent-kafka is not installed: kafka-python only (pip install '.[confluent]')")
+        rounds: dict[str, list[dict[str, Rate]]] = {client: [] for client in clients}
         for round_ in range(args.rounds):
-            raw.append(raw_loop(bootstrap, [topic], args.events))
-            collector.append(collector_loop(bootstrap, topic, args.events))
-            print(f"round {round_ + 1}: raw {raw[-1]:,.0f} events/s, "
-                  f"collector {collector[-1]:,.0f} events/s, ratio {collector[-1] / raw[-1]:.3f}")
-        run_record.figure("rounds", {"raw": raw, "collector": collector})
-        run_record.compare("collector: source + pipeline + commit (best round)", max(collector), max(raw),
-                           "poll + decode (best round)", "events/s")
+            for client in clients:
+                rates = one_round(bootstrap, topic, args.events, client)
+                rounds[client].append(rates)
+                print(f"round {round_ + 1}, {client}: " + ", ".join(
+                    f"{loop} {r.events_per_second:,.0f} events/s ({r.cpu_us_per_event:.1f} CPU us/event)"
+                    for loop, r in rates.items()))
+        for client in clients:
+            run_record.figure(f"rounds {client}", [
+                {loop: [rate.events_per_second, rate.cpu_us_per_event] for loop, rate in r.items()}
+                for r in rounds[client]])
+            best = {loop: _best(rounds[client], loop) for loop in LOOPS}
+            run_record.compare(f"{client} collector: source + pipeline + commit (best round)",
+                               best["collector"].events_per_second, best[BASELINE].events_per_second,
+                               f"{client} {BASELINE} (best round)", "events/s")
+            run_record.compare(f"{client} collector CPU per event (best round)",
+                               best["collector"].cpu_us_per_event, best[BASELINE].cpu_us_per_event,
+                               f"{client} {BASELINE}, CPU per event", "us")
+        if "confluent" in rounds:
+            for loop in LOOPS:
+                run_record.compare(f"confluent {loop} (best round)",
+                                   _best(rounds["confluent"], loop).events_per_second,
+                                   _best(rounds["kafka-python"], loop).events_per_second,
+                                   f"kafka-python {loop} (best round)", "events/s")
     run_record.write()
 
 

@@ -7,6 +7,7 @@ path to the bad key and what was expected.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -42,7 +43,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+CONFLUENT_INSTALL = "pip install 'driftline-collector[confluent]'"
+"""How to install the optional confluent-kafka client (``kafka.client: confluent``)."""
+
+
+def confluent_installed() -> bool:
+    """Whether confluent-kafka can be imported (looked up, not imported)."""
+    return importlib.util.find_spec("confluent_kafka") is not None
+
+
 class KafkaConfig(_Strict):
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    """The consumer's client library; ``confluent`` needs the ``confluent`` extra."""
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "driftline"
     predictions_topic: str = "driftline.predictions"
@@ -59,6 +71,15 @@ class KafkaConfig(_Strict):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_password: Secret | None = None
+
+    @model_validator(mode="after")
+    def _client_is_installed(self) -> KafkaConfig:
+        if self.client == "confluent" and not confluent_installed():
+            raise ValueError(
+                f"client confluent needs the confluent-kafka package, which is not installed: "
+                f"{CONFLUENT_INSTALL} (or set kafka.client: kafka-python)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _credentials_fit_the_protocol(self) -> KafkaConfig:

@@ -22,49 +22,50 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from collector.consumer_health import (
+    COMMIT_FAILURES_METRIC,
+    CONNECTED_METRIC,
+    LAG_METRIC,
+    Partition,
+    sorted_partitions,
+)
 from collector.copartitioned_assignor import CopartitionedAssignor
 from collector.errors import SourceError
+from collector.group_member import GroupMember, OffsetsCallback, PartitionsCallback
 from collector.kafka_coordinator import complete_pending_joins
 from collector.sources import RawMessage
 from exporters.store import MetricStore
 
 logger = logging.getLogger(__name__)
 
-Partition = tuple[str, int]
-PartitionsCallback = Callable[[list[Partition]], None]
-OffsetsCallback = Callable[[list[Partition]], Mapping[Partition, int]]
+__all__ = [
+    "COMMIT_FAILURES_METRIC",
+    "CONNECTED_METRIC",
+    "LAG_METRIC",
+    "KafkaSource",
+    "OffsetsCallback",
+    "Partition",
+    "PartitionsCallback",
+]
 
-LAG_METRIC = "driftline_consumer_lag"
-COMMIT_FAILURES_METRIC = "driftline_commit_failures_total"
-CONNECTED_METRIC = "driftline_source_connected"
 
-
-class KafkaSource:
+class KafkaSource(GroupMember):
     """Reads the given topics as member ``group_id`` of a consumer group.
 
     Args:
         bootstrap_servers: ``host:port[,host:port...]``.
-        topics: the topics to subscribe to (predictions and labels).
-        group_id: the consumer group; collectors sharing it split the partitions.
-        store: where ``driftline_consumer_lag{topic,partition}`` is written (optional).
-        on_revoke: called with the ``(topic, partition)`` pairs taken away in a rebalance.
-        on_assign: called with the pairs newly assigned.
-        start_offsets: called with the pairs newly assigned; returns where to start
-            reading some of them (the offsets their checkpointed state reflects),
-            instead of the group's committed offsets.
-        auto_offset_reset: where a group without committed offsets starts.
-        max_poll_records: the most records one ``next_batch`` returns.
+        topics, group_id, store, on_revoke, on_assign, start_offsets, auto_offset_reset,
+            max_poll_records, commit_stall_seconds: see :class:`~collector.group_member.GroupMember`.
         session_timeout_ms: how long the group waits for a silent member before
             moving its partitions (a killed collector's partitions move after this).
         commit_timeout_ms: the longest one commit may wait for the coordinator.
-        commit_stall_seconds: commits failing for longer than this make the source not ready.
         **consumer_options: any other ``kafka.KafkaConsumer`` option; overrides these.
     """
 
@@ -85,44 +86,18 @@ class KafkaSource:
         commit_stall_seconds: float = 30.0,
         **consumer_options: Any,
     ) -> None:
-        if not topics:
-            raise ValueError("topics must name at least one topic, got none")
-        if max_poll_records < 1:
-            raise ValueError(f"max_poll_records must be >= 1, got {max_poll_records}")
-        if commit_stall_seconds <= 0:
-            raise ValueError(f"commit_stall_seconds must be > 0, got {commit_stall_seconds}")
-        if auto_offset_reset not in {"earliest", "latest"}:
-            raise ValueError(
-                f"auto_offset_reset must be earliest or latest, got {auto_offset_reset!r}"
-            )
-        self.topics = list(topics)
-        self.group_id = group_id
-        self.store = store
-        self.on_revoke = on_revoke
-        self.on_assign = on_assign
-        self.start_offsets = start_offsets
-        self.max_poll_records = max_poll_records
+        super().__init__(
+            topics,
+            group_id,
+            store=store,
+            on_revoke=on_revoke,
+            on_assign=on_assign,
+            start_offsets=start_offsets,
+            auto_offset_reset=auto_offset_reset,
+            max_poll_records=max_poll_records,
+            commit_stall_seconds=commit_stall_seconds,
+        )
         self.commit_timeout_ms = commit_timeout_ms
-        self._returned: dict[TopicPartition, int] = {}
-        """Next offset after the last message handed out, per partition."""
-        self._processed: dict[TopicPartition, int] = {}
-        """What :meth:`commit` was asked to commit: messages the pipeline finished (or dead-lettered)."""
-        self._committed: dict[TopicPartition, int] = {}
-        self._owned: frozenset[Partition] = frozenset()
-        """Kept by the rebalance callbacks, so other threads (readiness) may read it."""
-        self._paused = False
-        self._closed = False
-        self.commit_stall_seconds = commit_stall_seconds
-        self._commit_failing_since: float | None = None
-        """Monotonic time of the first failed commit since the last one that went through."""
-        self._connected = False
-        self._joined = False
-        """A group join completed at least once (a member before that is not ready)."""
-        self._sole_member = False
-        self._partition_count = 0
-        if store is not None:
-            store.inc(COMMIT_FAILURES_METRIC, {}, 0.0)
-            store.set(CONNECTED_METRIC, {}, 0.0)
         options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -190,57 +165,6 @@ class KafkaSource:
         self._update_lag()
         return batch
 
-    def commit(self) -> None:
-        """Commit every message handed out so far (call it after the pipeline processed them).
-
-        A commit that fails because of a rebalance or an unreachable coordinator is
-        logged and retried with the next commit (or at :meth:`close`): those messages
-        may be delivered again (at-least-once), never lost.
-        """
-        self._processed.update(self._returned)
-        self._commit(self._processed)
-
-    def snapshot(self) -> dict[str, dict[int, int]]:
-        """The next offset to read, per topic and partition, as handed out so far."""
-        result: dict[str, dict[int, int]] = {}
-        for tp, offset in self._returned.items():
-            result.setdefault(tp.topic, {})[tp.partition] = offset
-        return result
-
-    @property
-    def exhausted(self) -> bool:
-        return False
-
-    def not_ready_reason(self) -> str | None:
-        """Why this member is not ready, as ``reason: explanation``; None when ready (any thread).
-
-        Reasons: ``not_joined`` (no group join completed yet), ``kafka_unreachable``
-        (the group coordinator cannot be reached), ``commits_failing`` (for longer
-        than ``commit_stall_seconds``), ``no_partitions`` (none assigned while the
-        topics have some and this is the group's only member; a member whose
-        partitions are all held by others is a ready standby).
-        """
-        if not self._joined:
-            return f"not_joined: not yet a member of consumer group {self.group_id}"
-        if not self._connected:
-            return "kafka_unreachable: the consumer group's coordinator cannot be reached"
-        since = self._commit_failing_since
-        if since is not None and time.monotonic() - since > self.commit_stall_seconds:
-            return (
-                f"commits_failing: offset commits have failed for {time.monotonic() - since:.0f} s "
-                f"(more than {self.commit_stall_seconds:g} s)"
-            )
-        if not self._owned and self._partition_count > 0 and self._sole_member:
-            return (
-                f"no_partitions: none of the {self._partition_count} partitions of "
-                f"{', '.join(self.topics)} is assigned, and this is the group's only member"
-            )
-        return None
-
-    def assignment(self) -> frozenset[Partition]:
-        """The ``(topic, partition)`` pairs this member owns now (safe from any thread)."""
-        return self._owned
-
     def partition_count(self, topic: str) -> int | None:
         """How many partitions ``topic`` has, from the metadata already fetched (None if unknown)."""
         partitions = self._consumer.partitions_for_topic(topic)
@@ -260,10 +184,6 @@ class KafkaSource:
         self._paused = False
         self._consumer.resume(*self._consumer.paused())
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
     def close(self) -> None:
         """Retry a commit that failed, leave the group and close; safe twice.
 
@@ -275,55 +195,38 @@ class KafkaSource:
             return
         self._closed = True
         try:
-            self._commit(self._processed)
+            self._commit()
             self._consumer.close(autocommit=False, timeout_ms=self.commit_timeout_ms)
         except KafkaError as exc:
             logger.warning("closing the kafka consumer failed: %s", exc)
 
-    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        pending = {
-            tp: OffsetAndMetadata(offset, "", -1)
-            for tp, offset in offsets.items()
-            if self._committed.get(tp) != offset
-        }
+    def _commit(self) -> None:
+        pending = self._pending_commits()
         if not pending:
             return
+        offsets = {TopicPartition(*p): OffsetAndMetadata(offset, "", -1) for p, offset in pending.items()}
         try:
-            self._consumer.commit(offsets=pending, timeout_ms=self.commit_timeout_ms)
+            self._consumer.commit(offsets=offsets, timeout_ms=self.commit_timeout_ms)
         except (CommitFailedError, KafkaTimeoutError, RebalanceInProgressError) as exc:
             # RebalanceInProgressError is not marked retriable by kafka-python, but the
             # commit only has to wait for the rebalance (as the Java client treats it).
-            self._commit_failed(exc)
+            self.health.commit_failed(exc)
             return
         except KafkaError as exc:
             if getattr(exc, "retriable", False):
-                self._commit_failed(exc)
+                self.health.commit_failed(exc)
                 return
             raise SourceError(f"kafka commit failed: {exc}") from exc
-        self._committed.update({tp: meta.offset for tp, meta in pending.items()})
-        self._commit_failing_since = None
-
-    def _commit_failed(self, exc: KafkaError) -> None:
-        logger.warning("kafka commit failed (will retry with the next batch): %s", exc)
-        if self._commit_failing_since is None:
-            self._commit_failing_since = time.monotonic()
-        if self.store is not None:
-            self.store.inc(COMMIT_FAILURES_METRIC, {})
+        self._commit_succeeded(pending)
 
     def _observe_group(self) -> None:
         """Record what readiness reads; on the consumer's thread, right after a poll."""
-        connected = self._coordinator.reachable()
-        if connected != self._connected and self._joined:
-            if connected:
-                logger.warning("kafka group coordinator reachable again")
-            else:
-                logger.warning("kafka group coordinator lost: the broker is unreachable")
-        self._connected = connected
-        self._joined = self._joined or self._coordinator.joined()
-        self._sole_member = self._coordinator.sole_member()
-        self._partition_count = self._coordinator.partition_count(self.topics)
-        if self.store is not None:
-            self.store.set(CONNECTED_METRIC, {}, 1.0 if connected else 0.0)
+        self.health.observe(
+            connected=self._coordinator.reachable(),
+            joined=self._coordinator.joined(),
+            sole_member=self._coordinator.sole_member(),
+            partition_count=self._coordinator.partition_count(self.topics),
+        )
 
     def _update_lag(self) -> None:
         if self.store is None:
@@ -337,7 +240,7 @@ class KafkaSource:
                 position = self._position(tp)
                 if position is None:
                     continue
-            self.store.set(LAG_METRIC, _lag_labels(tp), max(0, highwater - position))
+            self.health.set_lag(tp.topic, tp.partition, highwater - position)
 
     def _position(self, tp: TopicPartition) -> int | None:
         try:
@@ -347,33 +250,17 @@ class KafkaSource:
         return int(position) if position is not None else None
 
     def _revoked(self, partitions: Iterable[TopicPartition]) -> None:
-        revoked = sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition))
-        if not revoked:
-            return
-        logger.info("kafka partitions revoked: %s", _names(revoked))
-        self._owned = self._owned - {(tp.topic, tp.partition) for tp in revoked}
-        if self.on_revoke is not None:
-            self.on_revoke([(tp.topic, tp.partition) for tp in revoked])
-        for tp in revoked:
-            self._returned.pop(tp, None)
-            self._processed.pop(tp, None)
-            self._committed.pop(tp, None)
-            if self.store is not None:
-                self.store.remove(LAG_METRIC, _lag_labels(tp))
+        self._forget(sorted_partitions([(tp.topic, tp.partition) for tp in partitions]))
 
     def _assigned(self, partitions: Iterable[TopicPartition]) -> None:
-        assigned = sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition))
-        if not assigned:
+        pairs = sorted_partitions([(tp.topic, tp.partition) for tp in partitions])
+        if not pairs:
             return
-        logger.info("kafka partitions assigned: %s", _names(assigned))
-        self._owned = self._owned | {(tp.topic, tp.partition) for tp in assigned}
+        self.health.owned = self.health.owned | set(pairs)
         if self._paused:
-            self._consumer.pause(*assigned)
-        pairs = [(tp.topic, tp.partition) for tp in assigned]
-        if self.start_offsets is not None:
-            for (topic, partition), offset in self.start_offsets(pairs).items():
-                logger.info("kafka %s[%d]: starting at offset %d (checkpoint)", topic, partition, offset)
-                self._consumer.seek(TopicPartition(topic, partition), offset)
+            self._consumer.pause(*(TopicPartition(*p) for p in pairs))
+        for partition, offset in self._checkpoint_offsets(pairs).items():
+            self._consumer.seek(TopicPartition(*partition), offset)
         if self.on_assign is not None:
             self.on_assign(pairs)
 
@@ -392,11 +279,3 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
         self.source._revoked(lost)
-
-
-def _lag_labels(tp: TopicPartition) -> dict[str, str]:
-    return {"topic": tp.topic, "partition": str(tp.partition)}
-
-
-def _names(partitions: Sequence[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)

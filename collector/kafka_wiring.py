@@ -27,7 +27,7 @@ from collector.errors import SourceError
 from collector.kafka_dlq import KafkaDeadLetterSink
 from collector.kafka_source import KafkaSource, OffsetsCallback, PartitionsCallback
 from collector.kafka_state_store import KafkaStateStore
-from collector.sources import Source
+from collector.sources import GroupSource, Source
 from collector.state_store import LocalStateStore, StateStore
 from exporters.store import MetricStore
 
@@ -98,28 +98,55 @@ def security_options(kafka: KafkaConfig) -> dict[str, Any]:
     return options
 
 
+CONFLUENT_KEYS = {
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_password": "ssl.key.password",
+}
+"""kafka-python's TLS and SASL option names -> librdkafka's, for ``kafka.client: confluent``."""
+
+
+def confluent_security_options(kafka: KafkaConfig) -> dict[str, Any]:
+    """:func:`security_options` under librdkafka's names (the confluent-kafka consumer's)."""
+    return {CONFLUENT_KEYS[name]: value for name, value in security_options(kafka).items()}
+
+
 def build_kafka_source(
     config: Config,
     store: MetricStore,
     on_revoke: PartitionsCallback | None = None,
     on_assign: PartitionsCallback | None = None,
     start_offsets: OffsetsCallback | None = None,
-) -> KafkaSource:
-    """The collector's consumer: predictions and labels topics, group ``config.kafka.group_id``."""
+) -> GroupSource:
+    """The collector's consumer: predictions and labels topics, group ``config.kafka.group_id``.
+
+    On ``kafka.client``'s library: kafka-python (the default) or confluent-kafka
+    (imported only when chosen: it is an optional extra).
+    """
     kafka = config.kafka
-    return KafkaSource(
-        kafka.bootstrap_servers,
-        [kafka.predictions_topic, kafka.labels_topic],
-        kafka.group_id,
-        store=store,
-        on_revoke=on_revoke,
-        on_assign=on_assign,
-        start_offsets=start_offsets,
-        auto_offset_reset=kafka.auto_offset_reset,
-        max_poll_records=kafka.max_poll_records,
-        commit_stall_seconds=kafka.commit_stall_seconds,
-        **security_options(kafka),
-    )
+    topics = [kafka.predictions_topic, kafka.labels_topic]
+    common: dict[str, Any] = {
+        "store": store,
+        "on_revoke": on_revoke,
+        "on_assign": on_assign,
+        "start_offsets": start_offsets,
+        "auto_offset_reset": kafka.auto_offset_reset,
+        "max_poll_records": kafka.max_poll_records,
+        "commit_stall_seconds": kafka.commit_stall_seconds,
+    }
+    if kafka.client == "confluent":
+        from collector.confluent_source import ConfluentSource
+
+        return ConfluentSource(
+            kafka.bootstrap_servers, topics, kafka.group_id, **common,
+            options=confluent_security_options(kafka),
+        )
+    return KafkaSource(kafka.bootstrap_servers, topics, kafka.group_id, **common, **security_options(kafka))
 
 
 def build_state_store(config: Config) -> StateStore | None:

@@ -13,10 +13,11 @@ from collector.checkpoints import Checkpointer
 from collector.config import Config
 from collector.http_server import Endpoints, HttpServer
 from collector.kafka_check import verify_connection
-from collector.kafka_source import KafkaSource, Partition, PartitionsCallback
+from collector.kafka_source import Partition, PartitionsCallback
 from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, build_state_store
 from collector.pipeline import Pipeline
 from collector.runner import run
+from collector.sources import GroupSource
 from collector.state_store import StateStore
 from collector.system_metrics import SystemMetrics
 from collector.window_history import WindowHistory
@@ -125,7 +126,7 @@ def _dropper(pipeline: Pipeline, topic: str) -> PartitionsCallback:
     return drop
 
 
-def _warn_if_shared(source: KafkaSource, topic: str) -> PartitionsCallback:
+def _warn_if_shared(source: GroupSource, topic: str) -> PartitionsCallback:
     """A local state store cannot follow a partition to another collector: warn when the group has others."""
 
     def warn(assigned: list[Partition]) -> None:

@@ -9,7 +9,7 @@ byte sequence reaches the pipeline and is either processed or dead-lettered.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -47,6 +47,32 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release resources; safe to call twice."""
+
+
+class GroupSource(Source, Protocol):
+    """A consumer group member (the Kafka sources, on either client library)."""
+
+    group_id: str
+    on_assign: Callable[[list[tuple[str, int]]], None] | None
+
+    def not_ready_reason(self) -> str | None:
+        """Why the member is not ready (``reason: explanation``), None when ready; any thread."""
+
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """The ``(topic, partition)`` pairs owned now; any thread."""
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has, as far as the member knows."""
+
+    def pause(self) -> None:
+        """Stop fetching while staying in the group."""
+
+    def resume(self) -> None:
+        """Fetch again after :meth:`pause`."""
+
+    @property
+    def paused(self) -> bool:
+        """Between :meth:`pause` and :meth:`resume`."""
 
 
 class MemorySource:

@@ -8,6 +8,8 @@ laptop and fail under ``CI=true`` (``tests.conftest.require``).
 ``local_broker(prefix, sasl_users={...}, tls=make_tls_files(folder))`` starts
 one that also listens with SASL_PLAINTEXT (PLAIN and SCRAM) on
 ``sasl_bootstrap`` for those users and with SSL on ``ssl_bootstrap``.
+The fixture ``collector`` runs the service loop on a configuration's Kafka
+source (either client library) in a thread.
 """
 
 from __future__ import annotations
@@ -16,15 +18,21 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from collector.kafka_wiring import ensure_topics
+from collector.config import Config
+from collector.kafka_wiring import build_kafka_dlq, build_kafka_source, ensure_topics
+from collector.pipeline import Pipeline
+from collector.runner import run
+from collector.sources import GroupSource
+from exporters.store import MetricStore
 from tests.conftest import free_port, require
 from tests.tls_files import self_signed
 
@@ -170,3 +178,59 @@ def unique_topic(prefix: str) -> str:
 def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
     """Create topics up front, so partition counts are known and no consumer races auto-creation."""
     ensure_topics(bootstrap, names, partitions)
+
+
+@dataclass
+class RunningCollector:
+    store: MetricStore
+    pipeline: Pipeline
+    source: GroupSource
+
+    def events(self, model: str, model_version: str, kind: str) -> float:
+        labels = {"model": model, "model_version": model_version, "type": kind}
+        value = self.store.get("driftline_events_total", labels)
+        return float(value) if isinstance(value, float) else 0.0
+
+    def events_any_version(self, model: str, kind: str) -> float:
+        """Labels count under their prediction's version once joined, ``unknown`` before."""
+        for snapshot in self.store.snapshot():
+            if snapshot.metric.name == "driftline_events_total":
+                return sum(
+                    value
+                    for (m, _version, k), value in snapshot.samples.items()
+                    if m == model and k == kind and isinstance(value, float)
+                )
+        return 0.0
+
+    def rejected(self, reason: str) -> float:
+        value = self.store.get("driftline_events_rejected_total", {"reason": reason})
+        return float(value) if isinstance(value, float) else 0.0
+
+
+@pytest.fixture
+def collector() -> Iterator[Callable[[Config], RunningCollector]]:
+    """Runs the real runner loop on the configured Kafka source in a thread; stops it at teardown."""
+    stops: list[tuple[threading.Event, threading.Thread]] = []
+
+    def start(config: Config) -> RunningCollector:
+        store = MetricStore()
+        pipeline = Pipeline(config, store, build_kafka_dlq(config), event_time=False)
+        source = build_kafka_source(config, store)
+        stop = threading.Event()
+
+        def loop() -> None:
+            try:
+                run(source, pipeline, stop, poll_timeout=0.2)
+            finally:
+                source.close()
+                pipeline.dlq.close()
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        stops.append((stop, thread))
+        return RunningCollector(store, pipeline, source)
+
+    yield start
+    for stop, thread in stops:
+        stop.set()
+        thread.join(timeout=30)

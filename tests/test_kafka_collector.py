@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import pytest
 from driftline import Client
@@ -14,11 +12,7 @@ from driftline.kafka_transport import KafkaTransport
 from kafka import KafkaConsumer, KafkaProducer
 
 from collector.config import Config, parse_config
-from collector.kafka_wiring import build_kafka_dlq, build_kafka_source
-from collector.pipeline import Pipeline
-from collector.runner import run
-from exporters.store import MetricStore
-from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
+from tests.kafka_fixture import KafkaBroker, RunningCollector, create_topics, unique_topic
 
 pytestmark = pytest.mark.integration
 
@@ -36,61 +30,6 @@ def kafka_config(bootstrap: str, partitions: int = 1, **sections: dict[str, obje
     config = parse_config({**sections, "kafka": {**kafka, **sections.get("kafka", {})}})
     create_topics(bootstrap, [config.kafka.predictions_topic, config.kafka.labels_topic], partitions)
     return config
-
-
-@dataclass
-class RunningCollector:
-    store: MetricStore
-    pipeline: Pipeline
-
-    def events(self, model: str, model_version: str, kind: str) -> float:
-        labels = {"model": model, "model_version": model_version, "type": kind}
-        value = self.store.get("driftline_events_total", labels)
-        return float(value) if isinstance(value, float) else 0.0
-
-    def events_any_version(self, model: str, kind: str) -> float:
-        """Labels count under their prediction's version once joined, ``unknown`` before."""
-        for snapshot in self.store.snapshot():
-            if snapshot.metric.name == "driftline_events_total":
-                return sum(
-                    value
-                    for (m, _version, k), value in snapshot.samples.items()
-                    if m == model and k == kind and isinstance(value, float)
-                )
-        return 0.0
-
-    def rejected(self, reason: str) -> float:
-        value = self.store.get("driftline_events_rejected_total", {"reason": reason})
-        return float(value) if isinstance(value, float) else 0.0
-
-
-@pytest.fixture
-def collector() -> Iterator[Callable[[Config], RunningCollector]]:
-    """Runs the real runner loop on a KafkaSource in a thread; stops it at teardown."""
-    stops: list[tuple[threading.Event, threading.Thread]] = []
-
-    def start(config: Config) -> RunningCollector:
-        store = MetricStore()
-        pipeline = Pipeline(config, store, build_kafka_dlq(config), event_time=False)
-        source = build_kafka_source(config, store)
-        stop = threading.Event()
-
-        def loop() -> None:
-            try:
-                run(source, pipeline, stop, poll_timeout=0.2)
-            finally:
-                source.close()
-                pipeline.dlq.close()
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        stops.append((stop, thread))
-        return RunningCollector(store, pipeline)
-
-    yield start
-    for stop, thread in stops:
-        stop.set()
-        thread.join(timeout=30)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> None:

@@ -19,18 +19,19 @@ from kafka.errors import RebalanceInProgressError
 from kafka.partitioner.default import murmur2
 from kafka.structs import TopicPartition
 
+from collector.config import confluent_installed
 from collector.errors import SourceError
 from collector.kafka_dlq import KafkaDeadLetterSink
 from collector.kafka_source import KafkaSource
-from collector.sources import RawMessage
+from collector.sources import GroupSource, RawMessage, Source
 from exporters.store import MetricStore
-from tests.conftest import free_port, require_binary
+from tests.conftest import free_port, require, require_binary
 from tests.kafka_fixture import KafkaBroker, create_topics, unique_topic
 
 pytestmark = pytest.mark.integration
 
 
-def read_all(source: KafkaSource, count: int, timeout: float = 30.0) -> list[RawMessage]:
+def read_all(source: Source, count: int, timeout: float = 30.0) -> list[RawMessage]:
     """Read until ``count`` messages arrived (or fail after ``timeout`` seconds)."""
     messages: list[RawMessage] = []
     deadline = time.monotonic() + timeout
@@ -235,12 +236,23 @@ def test_a_commit_during_a_rebalance_is_retried_with_the_next_commit(
         source.close()
 
 
-def test_lag_is_exported_per_partition_and_pause_stops_fetching(kafka_broker: KafkaBroker) -> None:
+@pytest.mark.parametrize("kafka_client", ["kafka-python", "confluent"])
+def test_lag_is_exported_per_partition_and_pause_stops_fetching(
+    kafka_broker: KafkaBroker, kafka_client: str
+) -> None:
     topic = topic_with_numbered_messages(kafka_broker.bootstrap, "lag", 50)
     store = MetricStore()
-    source = new_source(kafka_broker.bootstrap, [topic], store=store, max_poll_records=10)
+    source: GroupSource
+    if kafka_client == "confluent":
+        require(confluent_installed(), "confluent-kafka is missing: pip install '.[confluent]'")
+        from collector.confluent_source import ConfluentSource
+
+        source = ConfluentSource(kafka_broker.bootstrap, [topic], f"test-group-{uuid.uuid4().hex[:8]}",
+                                 store=store, max_poll_records=10)
+    else:
+        source = new_source(kafka_broker.bootstrap, [topic], store=store, max_poll_records=10)
     try:
-        read_all(source, 10)
+        assert [m.offset for m in read_all(source, 10)] == list(range(10))
         assert store.get("driftline_consumer_lag", {"topic": topic, "partition": "0"}) == 40
         source.pause()
         assert source.paused
@@ -248,9 +260,10 @@ def test_lag_is_exported_per_partition_and_pause_stops_fetching(kafka_broker: Ka
         while time.monotonic() < deadline:
             assert source.next_batch(100, 0.2) == []
         source.resume()
-        rest = read_all(source, 40)
-        assert rest[0].offset == 10
+        assert [m.offset for m in read_all(source, 40)] == list(range(10, 50))
         assert store.get("driftline_consumer_lag", {"topic": topic, "partition": "0"}) == 0
+        source.commit()
+        assert source.snapshot() == {topic: {0: 50}}
     finally:
         source.close()
 

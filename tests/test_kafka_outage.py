@@ -1,5 +1,7 @@
 """The broker stopped for 30 s under a running ``driftline collect`` and a running SDK client.
 
+The collector runs on each Kafka client library (``kafka.client``).
+
 The collector reports not ready while the broker is away, resumes alone when it
 is back, and counts every event sent (none lost). ``Client.close(timeout)``
 returns within its timeout and stops its threads with the broker down. Uses its
@@ -25,7 +27,8 @@ import yaml
 from driftline import Client
 from driftline.kafka_transport import KafkaTransport
 
-from tests.conftest import free_port
+from collector.config import confluent_installed
+from tests.conftest import free_port, require
 from tests.kafka_fixture import KafkaBroker, create_topics, local_broker, unique_topic
 from tests.test_kafka_scale_out import eventually, predictions_counted
 
@@ -62,9 +65,12 @@ def sdk_threads() -> set[threading.Thread]:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("kafka_client", ["kafka-python", "confluent"])
 def test_a_30_s_broker_outage_is_not_ready_then_resumes_alone_and_loses_nothing(
-    own_broker: KafkaBroker, tmp_path: Path
+    own_broker: KafkaBroker, tmp_path: Path, kafka_client: str
 ) -> None:
+    if kafka_client == "confluent":
+        require(confluent_installed(), "confluent-kafka is missing: pip install '.[confluent]'")
     prefix = unique_topic("outage")
     predictions, labels = f"{prefix}.predictions", f"{prefix}.labels"
     create_topics(own_broker.bootstrap, [predictions, labels], partitions=2)
@@ -72,6 +78,7 @@ def test_a_30_s_broker_outage_is_not_ready_then_resumes_alone_and_loses_nothing(
     config = tmp_path / "collector.yaml"
     config.write_text(yaml.safe_dump({
         "kafka": {
+            "client": kafka_client,
             "bootstrap_servers": own_broker.bootstrap,
             "group_id": f"g-{uuid.uuid4().hex[:8]}",
             "predictions_topic": predictions,
