@@ -1,13 +1,24 @@
-"""The SDK's sender checks an event once (encode_checked) with exactly decode's verdict."""
+"""The SDK's sender checks an event once (``driftline.wire.encode_checked``) with exactly decode's verdict.
+
+Differential: against today's reference path (``encode`` then ``decode``), an
+event is sent or rejected alike (reason and field), and what is sent decodes
+to the same event, types and key order included (the bytes may differ: msgspec
+writes non-ASCII text as UTF-8, not ``\\u`` escapes).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from driftline.schema import Label, Prediction, SchemaError, decode, encode, encode_checked
+import pytest
+from driftline import schema
+from driftline.schema import Heartbeat, Label, Prediction, SchemaError, decode, encode
+from driftline.wire import encode_checked
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.test_fast_decode import typed
 
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=8)
 SCALARS = st.one_of(
@@ -25,15 +36,16 @@ KEYS = st.one_of(ANY_TEXT, st.sampled_from(["0", "1", "\ud800"]), st.integers(0,
 
 
 def _verdict(call: Any) -> tuple[object, ...]:
+    """Sent (as the event the collector decodes from the bytes), rejected (reason, field) or raised."""
     try:
-        return ("sent", call())
+        return ("sent", typed(decode(call())))
     except SchemaError as error:
         return ("rejected", error.reason, error.field)
     except Exception as error:  # what the client counts as invalid_field
         return ("raised", type(error).__name__)
 
 
-def _exact(event: Prediction | Label) -> bytes:
+def _exact(event: Prediction | Label | Heartbeat) -> bytes:
     payload = encode(event)
     decode(payload)
     return payload
@@ -78,8 +90,55 @@ def test_encode_checked_gives_decodes_verdict_on_any_label(
     assert _verdict(lambda: encode_checked(event)) == _verdict(lambda: _exact(event))
 
 
-def test_a_plain_valid_event_is_sent_as_encode_writes_it() -> None:
+def test_a_plain_valid_event_is_sent_as_the_event_encode_writes() -> None:
     event = Prediction("e1", "m", "1", {"age": 42, "region": "north", "x": 0.5}, 1, timestamp=1.7e9,
                        probabilities={"0": 0.25, "1": 0.75})
-    assert encode_checked(event) == encode(event)
-    assert decode(encode_checked(event)) == event
+    assert decode(encode_checked(event)) == decode(encode(event)) == event
+
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+PLAIN_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=8)
+PLAIN_KEYS = st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=8)
+PLAIN_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), FINITE, PLAIN_TEXT)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    features=st.dictionaries(PLAIN_KEYS, PLAIN_VALUES, max_size=6),
+    prediction=st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), FINITE, PLAIN_TEXT),
+    probabilities=st.one_of(st.none(), st.dictionaries(PLAIN_KEYS, st.floats(0, 1), max_size=3)),
+    timestamp=st.one_of(st.none(), st.floats(0, 1e11, exclude_max=True)),
+    latency_ms=st.one_of(st.none(), st.floats(0, 1e6)),
+    vector=st.lists(FINITE, min_size=1, max_size=4),
+)
+def test_a_valid_event_is_written_once_never_reparsed(
+    features: dict[str, Any],
+    prediction: Any,
+    probabilities: dict[str, float] | None,
+    timestamp: float | None,
+    latency_ms: float | None,
+    vector: list[float],
+) -> None:
+    """The sender's fast path: no reference ``decode`` of its own output, and the same event arrives."""
+    event = Prediction("e1", "m", "1", features, prediction, timestamp=timestamp, probabilities=probabilities,
+                       latency_ms=latency_ms, segments={"region": "north"}, embeddings={"q": vector})
+    expected = typed(decode(encode(event)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schema, "decode", None)
+        payload = encode_checked(event)
+    assert typed(decode(payload)) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    instance=ANY_TEXT,
+    cpu_ratio=st.one_of(st.none(), st.floats(-1, 2), st.just(float("nan"))),
+    rss_bytes=SCALARS,
+    requests_total=st.one_of(st.none(), st.integers(-1, 10), st.floats(allow_nan=True)),
+)
+def test_encode_checked_gives_decodes_verdict_on_any_heartbeat(
+    instance: str, cpu_ratio: float | None, rss_bytes: Any, requests_total: Any
+) -> None:
+    event = Heartbeat(model="m", model_version="1", instance=instance, timestamp=1.7e9, cpu_ratio=cpu_ratio,
+                      rss_bytes=rss_bytes, requests_total=requests_total)
+    assert _verdict(lambda: encode_checked(event)) == _verdict(lambda: _exact(event))
