@@ -13,11 +13,21 @@ from typing import Any
 import numpy as np
 import pytest
 from driftline import schema
-from driftline.schema import Heartbeat, Label, Prediction, SchemaError, decode, encode
+from driftline.schema import (
+    MAX_MESSAGE_BYTES,
+    Heartbeat,
+    Label,
+    Prediction,
+    RejectReason,
+    SchemaError,
+    decode,
+    encode,
+)
 from driftline.wire import encode_checked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector import fast_decode
 from tests.test_fast_decode import typed
 
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=8)
@@ -142,3 +152,19 @@ def test_encode_checked_gives_decodes_verdict_on_any_heartbeat(
     event = Heartbeat(model="m", model_version="1", instance=instance, timestamp=1.7e9, cpu_ratio=cpu_ratio,
                       rss_bytes=rss_bytes, requests_total=requests_total)
     assert _verdict(lambda: encode_checked(event)) == _verdict(lambda: _exact(event))
+
+
+def test_the_size_limit_is_on_the_bytes_sent() -> None:
+    """Non-ASCII text is written as UTF-8 (2 bytes for "é"), not as ``\\u00e9`` (6 bytes, the reference's
+    ``encode``): an event over 1 MiB only in escaped form is sent, and the collector accepts what it gets."""
+    accented = {f"f{i}": "é" * 1000 for i in range(300)}
+    event = Prediction("e1", "m", "1", accented, 1, timestamp=1.7e9)
+    assert len(encode(event)) > MAX_MESSAGE_BYTES
+    payload = encode_checked(event)
+    assert len(payload) < MAX_MESSAGE_BYTES / 1.5
+    assert fast_decode.decode(payload) == decode(payload) == event
+
+    plain = Prediction("e1", "m", "1", {f"f{i}": "x" * 1000 for i in range(1100)}, 1, timestamp=1.7e9)
+    with pytest.raises(SchemaError) as rejected:
+        encode_checked(plain)
+    assert rejected.value.reason is RejectReason.OVERSIZE

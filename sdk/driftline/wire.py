@@ -18,9 +18,11 @@ reference, which accepts it the same way or raises the exact
 its Struct below (and one in the collector's builder).
 
 >>> from driftline.schema import Label, decode
->>> encode_checked(Label(event_id="e1", model="credit", label=1, timestamp=1.5))
+>>> label = Label(event_id="e1", model="credit", label=1, timestamp=1.5)
+>>> payload = encode_checked(label)
+>>> payload
 b'{"type":"label","schema_version":1,"timestamp":1.5,"event_id":"e1","model":"credit","label":1}'
->>> decode(_) == Label(event_id="e1", model="credit", label=1, timestamp=1.5)
+>>> decode(payload) == label
 True
 """
 
@@ -121,7 +123,9 @@ def encode_checked(event: Event) -> bytes:
     inside each map kept). Whatever the conversion refuses, a timestamp given
     as text (RFC 3339, which only the reference parses) and a message over
     ``MAX_MESSAGE_BYTES`` take the exact path: :func:`~driftline.schema.encode`,
-    then :func:`~driftline.schema.decode`, which names the reason.
+    then :func:`~driftline.schema.decode`, which names the reason. The size
+    limit is on the bytes written here, where non-ASCII text is UTF-8 rather
+    than the reference's ``\\u`` escapes: the collector judges what it receives.
     """
     fields = _fields(event)
     if type(fields.get("timestamp")) is not str:
