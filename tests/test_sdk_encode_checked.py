@@ -112,7 +112,7 @@ PLAIN_KEYS = st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_siz
 PLAIN_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), FINITE, PLAIN_TEXT)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(
     features=st.dictionaries(PLAIN_KEYS, PLAIN_VALUES, max_size=6),
     prediction=st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), FINITE, PLAIN_TEXT),
@@ -139,7 +139,7 @@ def test_a_valid_event_is_written_once_never_reparsed(
     assert typed(decode(payload)) == expected
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(
     instance=ANY_TEXT,
     cpu_ratio=st.one_of(st.none(), st.floats(-1, 2), st.just(float("nan"))),
@@ -168,3 +168,19 @@ def test_the_size_limit_is_on_the_bytes_sent() -> None:
     with pytest.raises(SchemaError) as rejected:
         encode_checked(plain)
     assert rejected.value.reason is RejectReason.OVERSIZE
+
+
+def test_numpy_scalars_take_the_fast_path_as_their_python_values() -> None:
+    """A NumPy row's scalars (``np.float32``, ``np.int64``, ``np.bool_``) are written as ``encode`` does."""
+    row = np.array([0.1, 2.5, -3.0], dtype=np.float32)
+    features: dict[str, Any] = dict(zip("abc", row, strict=True))
+    features |= {"n": np.int64(7), "flag": np.bool_(True)}
+    probabilities = {"0": np.float32(0.25), "1": np.float64(0.75)}
+    event = Prediction("e1", "m", "1", features, np.int64(1), timestamp=1.7e9, probabilities=probabilities,
+                       embeddings={"q": (np.float32(0.5),)})
+    expected = typed(decode(encode(event)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schema, "decode", None)
+        payload = encode_checked(event)
+    assert typed(decode(payload)) == expected
+    assert decode(payload).features == {"a": float(row[0]), "b": 2.5, "c": -3.0, "n": 7, "flag": True}

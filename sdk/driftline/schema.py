@@ -176,11 +176,25 @@ def _wire_vectors(embeddings: object) -> object:
 
 
 def _plain_scalar(value: object) -> object:
-    """A numpy-style scalar (zero dimensions, ``.item()``) as its Python value."""
-    item = getattr(value, "item", None)
-    if getattr(value, "ndim", None) == 0 and callable(item):
-        return item()
+    """``json.dumps``' hook for what it cannot write: a numpy-style scalar as its Python value."""
+    if _numpy_style(value):
+        return value.item()  # type: ignore[attr-defined]
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def plain_scalar(value: object) -> object:
+    """A numpy-style scalar as its Python value, as :func:`encode` writes it; anything else as is."""
+    if type(value) in _JSON_SCALARS or not _numpy_style(value):
+        return value
+    return value.item()  # type: ignore[attr-defined]
+
+
+def _numpy_style(value: object) -> bool:
+    """A scalar of zero dimensions with ``.item()``, as NumPy's are (without importing NumPy)."""
+    return getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None))
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def decode(raw: bytes | str) -> Event:

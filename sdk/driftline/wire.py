@@ -129,16 +129,25 @@ def encode_checked(event: Event) -> bytes:
     """
     fields = _fields(event)
     if type(fields.get("timestamp")) is not str:
-        try:
-            payload = _ENCODER.encode(msgspec.convert(fields, _STRUCTS[event.type]))
-        except Exception:  # a caller's object may raise anything when converted: the reference judges it
-            pass
-        else:
-            if len(payload) <= schema.MAX_MESSAGE_BYTES:
-                return payload
+        struct = _STRUCTS[event.type]
+        payload = _written(fields, struct) or _written(fields, struct, plain=True)
+        if payload is not None:
+            return payload
     payload = schema.encode(event)
     schema.decode(payload)
     return payload
+
+
+def _written(fields: dict[str, Any], struct: type[Wired], *, plain: bool = False) -> bytes | None:
+    """``fields`` converted to ``struct`` and written, or ``None`` if a constraint or the size limit refuses.
+
+    With ``plain``, numpy-style scalars are first replaced by their Python value (:func:`_plain_values`).
+    """
+    try:
+        payload = _ENCODER.encode(msgspec.convert(_plain_values(fields) if plain else fields, struct))
+    except Exception:  # a caller's object may raise anything when converted: the reference judges it
+        return None
+    return payload if len(payload) <= schema.MAX_MESSAGE_BYTES else None
 
 
 def _fields(event: Event) -> dict[str, Any]:
@@ -150,3 +159,20 @@ def _fields(event: Event) -> dict[str, Any]:
             fields[name] = value
     return fields
 
+
+def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with numpy-style scalars written as their Python value, as the reference's ``encode`` does.
+
+    Features taken from a NumPy row are ``np.float32`` or ``np.int64``, which
+    msgspec refuses: converted here (top-level values, the values of maps and
+    the items of vectors), they take the fast path instead of the reference's.
+    """
+    return {name: _plain_member(value) for name, value in fields.items()}
+
+
+def _plain_member(value: object) -> object:
+    if type(value) is dict:
+        return {key: _plain_member(item) for key, item in value.items()}
+    if type(value) is list or type(value) is tuple:
+        return [schema.plain_scalar(item) for item in value]
+    return schema.plain_scalar(value)
