@@ -64,8 +64,10 @@ class Wire(
     """Fields every event type has.
 
     ``None`` means absent, as in the reference: an explicit ``null`` decodes as
-    absent, and an absent field is not written. Not tracked by the garbage
-    collector: a struct holds no cycles and lives for one message.
+    absent (at the cost of the collector's slower key count, see
+    ``collector.fast_decode``), and an absent field is not written. Not
+    tracked by the garbage collector: a struct holds no cycles and lives for
+    one message.
     """
 
     schema_version: Literal[1]
