@@ -2,8 +2,9 @@
 
 ``driftline.schema.decode`` (stdlib ``json`` plus checks in Python) is the
 reference: it names the exact reason and field of every rejection. Here a
-message is first decoded by msgspec into :class:`msgspec.Struct` types that
-carry the same limits as constraints, and the event is built from them. That
+message is first decoded by msgspec into the :class:`msgspec.Struct` types of
+:mod:`driftline.wire` (the ones the SDK encodes with), which carry the same
+limits as constraints, and the event is built from them. That
 fast path only ever *accepts*: whenever it fails, or cannot rule out a
 difference from the reference, the message goes through the reference
 ``decode``, which accepts it the same way or raises the exact
@@ -22,7 +23,7 @@ Where msgspec and the reference differ, and what the fast path does:
 * unknown fields (the reference ignores them after checking their values):
   the reference path.
 
-Adding an event field is one line in its Struct below and one in its builder.
+Adding an event field is one line in its Struct (driftline.wire) and one in its builder below.
 
 >>> from driftline.schema import Label, encode
 >>> decode(encode(Label(event_id="e1", model="credit", label=1)))
@@ -32,78 +33,13 @@ Label(event_id='e1', model='credit', label=1, timestamp=None, model_version=None
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
 
 import msgspec
 from driftline import schema
 from driftline.schema import Event, Heartbeat, Label, Prediction
+from driftline.wire import HeartbeatWire, LabelWire, PredictionWire, Wired
 
-# The reference's limits, as msgspec constraints (a value outside them takes the reference path).
-_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_TEXT = Annotated[str, msgspec.Meta(max_length=schema.MAX_STRING_VALUE_CHARS)]
-_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.MAX_ID_CHARS)]
-_VERSION = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.MAX_VERSION_CHARS)]
-_MODEL = Annotated[str, msgspec.Meta(pattern=rf"\A(?:{schema.MODEL_PATTERN.pattern})\Z")]
-_KEY = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.MAX_VERSION_CHARS * 2)]
-_NON_NEGATIVE = Annotated[float, msgspec.Meta(ge=0.0)]
-_RATIO = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-_UNIX_SECONDS = Annotated[float, msgspec.Meta(ge=0.0, lt=schema.MAX_UNIX_SECONDS)]
-_SCALAR = _INT64 | float | _TEXT | bool
-_FEATURES = Annotated[
-    dict[_KEY, _INT64 | float | _TEXT | bool | None], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)
-]
-_PROBABILITIES = Annotated[dict[_KEY, _RATIO], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
-_SEGMENTS = Annotated[dict[_KEY, _TEXT], msgspec.Meta(max_length=schema.MAX_MAP_ENTRIES)]
-_VECTOR = Annotated[tuple[float, ...], msgspec.Meta(min_length=1, max_length=schema.MAX_EMBEDDING_DIMS)]
-_EMBEDDINGS = Annotated[dict[_KEY, _VECTOR], msgspec.Meta(max_length=schema.MAX_EMBEDDINGS)]
-
-
-class _Wire(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
-    """Fields every event type has.
-
-    ``None`` means absent, as in the reference (an explicit ``null`` is so
-    too, at the cost of :func:`_unique_keys`' slower count). Not tracked by the
-    garbage collector: a struct holds no cycles and lives for one message.
-    """
-
-    schema_version: Literal[1]
-    timestamp: _UNIX_SECONDS | str | None = None
-
-
-class _PredictionWire(_Wire, tag="prediction", kw_only=True):
-    event_id: _ID
-    model: _MODEL
-    model_version: _VERSION
-    features: _FEATURES
-    prediction: _SCALAR
-    data_version: _VERSION | None = None
-    probabilities: _PROBABILITIES | None = None
-    latency_ms: _NON_NEGATIVE | None = None
-    segments: _SEGMENTS | None = None
-    error: _TEXT | None = None
-    embeddings: _EMBEDDINGS | None = None
-
-
-class _LabelWire(_Wire, tag="label", kw_only=True):
-    event_id: _ID
-    model: _MODEL
-    label: _SCALAR
-    model_version: _VERSION | None = None
-
-
-class _HeartbeatWire(_Wire, tag="heartbeat", kw_only=True):
-    model: _MODEL
-    model_version: _VERSION
-    instance: _ID
-    cpu_ratio: _RATIO | None = None
-    rss_bytes: _NON_NEGATIVE | None = None
-    requests_total: _NON_NEGATIVE | None = None
-    errors_total: _NON_NEGATIVE | None = None
-    uptime_seconds: _NON_NEGATIVE | None = None
-
-
-_Wired = _PredictionWire | _LabelWire | _HeartbeatWire
-_DECODER = msgspec.json.Decoder(_Wired)
+_DECODER = msgspec.json.Decoder(Wired)
 
 
 class _Undecided(Exception):
@@ -123,14 +59,14 @@ def _fast(raw: bytes) -> Event:
         raise _Undecided
     wire = _DECODER.decode(raw)
     _unique_keys(raw, wire)
-    if isinstance(wire, _PredictionWire):
+    if isinstance(wire, PredictionWire):
         return _prediction(wire)
-    if isinstance(wire, _LabelWire):
+    if isinstance(wire, LabelWire):
         return _label(wire)
     return _heartbeat(wire)
 
 
-def _prediction(wire: _PredictionWire) -> Prediction:
+def _prediction(wire: PredictionWire) -> Prediction:
     return Prediction(
         event_id=wire.event_id,
         model=wire.model,
@@ -147,7 +83,7 @@ def _prediction(wire: _PredictionWire) -> Prediction:
     )
 
 
-def _label(wire: _LabelWire) -> Label:
+def _label(wire: LabelWire) -> Label:
     return Label(
         event_id=wire.event_id,
         model=wire.model,
@@ -157,7 +93,7 @@ def _label(wire: _LabelWire) -> Label:
     )
 
 
-def _heartbeat(wire: _HeartbeatWire) -> Heartbeat:
+def _heartbeat(wire: HeartbeatWire) -> Heartbeat:
     return Heartbeat(
         model=wire.model,
         model_version=wire.model_version,
@@ -187,7 +123,7 @@ def _timestamp(value: float | str | None) -> float | None:
     return unix
 
 
-def _unique_keys(raw: bytes, wire: _Wired) -> None:
+def _unique_keys(raw: bytes, wire: Wired) -> None:
     """Raise :class:`_Undecided` unless no object in ``raw`` repeats a key.
 
     Outside strings, JSON has exactly one colon per key, so ``raw`` holds at
@@ -209,7 +145,7 @@ def _unique_keys(raw: bytes, wire: _Wired) -> None:
         raise _Undecided
 
 
-def _key_count(wire: _Wired) -> int:
+def _key_count(wire: Wired) -> int:
     """Keys present in the message msgspec decoded: the tag, the fields set, the maps' keys."""
     count = 1
     for value in msgspec.structs.astuple(wire):

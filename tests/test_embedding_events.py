@@ -21,8 +21,8 @@ from driftline.schema import (
     check_dimensions,
     decode,
     encode,
-    encode_checked,
 )
+from driftline.wire import encode_checked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from driftline import schema
+from driftline import schema, wire
 from driftline.schema import Heartbeat, Label, Prediction, SchemaError, encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -163,9 +163,9 @@ any_value: st.SearchStrategy[Any] = st.one_of(
     st.text(max_size=8),
 )
 FIELDS_OF = {
-    "prediction": ["type", *fast_decode._PredictionWire.__struct_fields__],
-    "label": ["type", *fast_decode._LabelWire.__struct_fields__],
-    "heartbeat": ["type", *fast_decode._HeartbeatWire.__struct_fields__],
+    "prediction": ["type", *wire.PredictionWire.__struct_fields__],
+    "label": ["type", *wire.LabelWire.__struct_fields__],
+    "heartbeat": ["type", *wire.HeartbeatWire.__struct_fields__],
 }
 TOP_KEYS = sorted({name for names in FIELDS_OF.values() for name in names} | {"extra"})
 
@@ -344,6 +344,7 @@ def test_what_the_sdk_writes_takes_the_fast_path(event: Any, monkeypatch: pytest
     monkeypatch.setattr(schema, "decode", reference)
     assert typed(fast_decode.decode(encode(event))) == typed(event)
     assert typed(fast_decode.decode(encode(event).decode("utf-8"))) == typed(event)
+    assert typed(fast_decode.decode(wire.encode_checked(event))) == typed(event)  # the SDK's sender
 
 
 @pytest.mark.parametrize(

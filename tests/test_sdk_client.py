@@ -19,6 +19,7 @@ import driftline.client
 import driftline.heartbeat
 import driftline.schema
 import driftline.transports
+import driftline.wire
 import numpy as np
 import pytest
 from driftline import (
@@ -625,7 +626,7 @@ def test_client_is_exported() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    [driftline.client, driftline.heartbeat, driftline.schema, driftline.transports],
+    [driftline.client, driftline.heartbeat, driftline.schema, driftline.transports, driftline.wire],
     ids=lambda module: module.__name__,
 )
 def test_docstring_examples_run(module: Any) -> None:

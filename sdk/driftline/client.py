@@ -51,10 +51,10 @@ from driftline.schema import (
     Scalar,
     SchemaError,
     check_dimensions,
-    encode_checked,
     utf8_text,
 )
 from driftline.transports import Transport
+from driftline.wire import encode_checked
 
 logger = logging.getLogger("driftline.client")
 
@@ -455,8 +455,9 @@ class Client:
     def _deliver(self, event: Event) -> tuple[_Outcome, str | None]:
         """Encode, validate and send one event; never raises. An invalid one comes with its reason.
 
-        Validation is the collector's own (:func:`~driftline.schema.encode_checked`), so
-        nothing it would reject is sent.
+        Validation is the collector's own limits, checked once as the event is
+        converted for writing (:func:`~driftline.wire.encode_checked`), so nothing
+        the collector would reject is sent.
         """
         try:
             payload = encode_checked(event)

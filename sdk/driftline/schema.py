@@ -1,9 +1,11 @@
 """Event schema version 1: the wire contract between serving code and the collector.
 
 One JSON object (UTF-8) per message. This module is the single definition of
-that contract: the SDK encodes with it and the collector decodes and validates
-with it. Anything that does not conform raises :class:`SchemaError` carrying
-one reason from :class:`RejectReason` and the offending field.
+that contract and its reference implementation: the collector's decoder and
+the SDK's encoder (:mod:`driftline.wire`, the same limits as msgspec types
+checked in C) defer to it for every verdict they cannot vouch for. Anything
+that does not conform raises :class:`SchemaError` carrying one reason from
+:class:`RejectReason` and the offending field.
 
 An event is converted and checked completely here, so nothing the collector
 does with an accepted event can fail on its values: every number fits a
@@ -173,80 +175,26 @@ def _wire_vectors(embeddings: object) -> object:
     return {name: list(vector) if type(vector) is tuple else vector for name, vector in embeddings.items()}
 
 
-def encode_checked(event: Event) -> bytes:
-    """The wire form of an event, checked as :func:`decode` would check it.
-
-    Raises :class:`SchemaError` with the reason and field ``decode`` would
-    give. An event of plain values (exact ``str``, ``int``, ``float``,
-    ``bool`` and ``None``, mappings of them with string keys, no surrogate code
-    points) reads back from JSON as exactly what was written, so it is
-    validated as built, without parsing its own output again; anything else
-    (numpy scalars, subclasses, other keys, nesting, surrogates, which a JSON
-    round trip can pair into one character) takes the exact path:
-    :func:`encode`, then :func:`decode`.
-    """
-    obj = _wire_object(event)
-    if _plain_object(obj):
-        try:
-            payload = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        except ValueError:  # NaN, infinity or an integer too long to write: the exact path names it
-            pass
-        else:
-            if len(payload) <= MAX_MESSAGE_BYTES:
-                validate(obj)
-                return payload
-    payload = encode(event)
-    decode(payload)
-    return payload
-
-
-_PLAIN_SCALARS = (str, int, float, bool, type(None))
-
-
-def _plain_object(obj: dict[str, Any]) -> bool:
-    """Top-level values and the values of top-level dicts are exact plain scalars; keys are str;
-    no string holds a surrogate code point."""
-    for name, value in obj.items():
-        if name == "embeddings":
-            if not _plain_vectors(value):
-                return False
-        elif type(value) is dict:
-            for key, item in value.items():
-                if type(key) is not str or not _plain_text(key) or not _plain_value(item):
-                    return False
-        elif not _plain_value(value):
-            return False
-    return True
-
-
-def _plain_vectors(embeddings: object) -> bool:
-    """A dict of str keys to lists of exact floats and ints."""
-    if type(embeddings) is not dict:
-        return False
-    for name, vector in embeddings.items():
-        if type(name) is not str or not _plain_text(name) or type(vector) is not list:
-            return False
-        if not all(type(item) is float or type(item) is int for item in vector):
-            return False
-    return True
-
-
-def _plain_value(value: object) -> bool:
-    if type(value) is str:
-        return _plain_text(value)
-    return type(value) in _PLAIN_SCALARS
-
-
-def _plain_text(text: str) -> bool:
-    return text.isascii() or not _SURROGATE.search(text)
-
-
 def _plain_scalar(value: object) -> object:
-    """A numpy-style scalar (zero dimensions, ``.item()``) as its Python value."""
-    item = getattr(value, "item", None)
-    if getattr(value, "ndim", None) == 0 and callable(item):
-        return item()
+    """``json.dumps``' hook for what it cannot write: a numpy-style scalar as its Python value."""
+    if _numpy_style(value):
+        return value.item()  # type: ignore[attr-defined]
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def plain_scalar(value: object) -> object:
+    """A numpy-style scalar as its Python value, as :func:`encode` writes it; anything else as is."""
+    if type(value) in _JSON_SCALARS or not _numpy_style(value):
+        return value
+    return value.item()  # type: ignore[attr-defined]
+
+
+def _numpy_style(value: object) -> bool:
+    """A scalar of zero dimensions with ``.item()``, as NumPy's are (without importing NumPy)."""
+    return getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None))
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def decode(raw: bytes | str) -> Event:
