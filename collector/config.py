@@ -257,7 +257,7 @@ class InstancesConfig(_Strict):
 class LabelsConfig(_Strict):
     """The label join store, one per model: bounded in entries and in age, and so are early labels."""
 
-    max_entries: int = Field(default=100_000, ge=1)
+    max_entries: int = Field(default=20_000, ge=1)
     max_age_seconds: float = Field(default=86_400.0, gt=0)
     max_early: int = Field(default=10_000, ge=0)
     """Labels held while their prediction is not seen yet (0: unmatched at once)."""
