@@ -473,6 +473,11 @@ class ModelVersionState:
         except Exception:  # the other results stand; this window's embedding tests are skipped
             self._detector_failed("embedding_drift")
             embeddings = {}
+        try:
+            multivariate = {result.method: result for result in self._multivariate.evaluate(features)}
+        except Exception:  # the univariate results stand; this window's multivariate tests are skipped
+            self._detector_failed("multivariate_drift")
+            multivariate = {}
         if health is None:
             health = self._window_health(window, features)
         report = WindowReport(
@@ -491,6 +496,7 @@ class ModelVersionState:
             reference_features=self.reference.features,
             health=health,
             embeddings=embeddings,
+            multivariate=multivariate,
         )
         self._export(report)
         self.last_report = report
@@ -506,10 +512,6 @@ class ModelVersionState:
             report.drift.detected,
             ",".join(f"{d.feature}={d.score!r}" for d in report.drift.features),
         )
-        try:
-            self._multivariate.evaluate(features)
-        except Exception:  # the univariate results stand; this window's multivariate tests are skipped
-            self._detector_failed("multivariate_drift")
         return report
 
     def _window_health(self, window: Window, features: FeatureTable | None = None) -> PredictionHealth:

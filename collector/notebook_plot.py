@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 DRIFT = "tab:red"
 
 
+NAME_COLUMNS = ("feature", "output", "segment", "embedding")
+"""Empty on a window-level row."""
+
+
 def plot_windows(
     table: pd.DataFrame,
     *,
@@ -35,7 +39,8 @@ def plot_windows(
     detected.
     """
     plt = _pyplot()
-    top = table[(table.feature == "") & (table.output == "") & (table.segment == "")]
+    names = [name for name in NAME_COLUMNS if name in table]  # a table of before 2026-12 lacks embedding
+    top = table[(table[names] == "").all(axis=1)]
     windows = top[top.kind == "window"].assign(time=lambda f: pd.to_datetime(f.end, unit="s"))
     labels = top[top.kind == "label_window"].assign(time=lambda f: pd.to_datetime(f.end, unit="s"))
     rows = table[table.feature != ""].assign(time=lambda f: pd.to_datetime(f.end, unit="s"))

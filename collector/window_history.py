@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from detectors.data_drift import FeatureDrift
+from detectors.embedding_drift import EmbeddingDriftResult
 from detectors.fairness import FairnessResult
+from detectors.multivariate_drift import MULTIVARIATE_METHODS, MultivariateDriftResult
 from detectors.performance_threshold import PerformanceThreshold
 from detectors.window_report import LabelWindowReport, WindowReport
 
@@ -41,8 +43,21 @@ PERFORMANCE_METRICS = (
     "mape",
     "r2",
 )
-TEXT = ("feature", "output", "segment", "segment_value")
+NAMES = ("feature", "output", "segment", "segment_value")
+TEXT = (*NAMES, "embedding")
 THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse")
+LATER_PERFORMANCE_METRICS = (
+    "mse",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "roc_auc_ovr",
+)
+"""Metrics added after the first columns: regression's MSE and the multiclass averages."""
+MULTIVARIATE_VALUES = (("score", "float"), ("threshold", "float"), ("detected", "bool"))
 COLUMN_TYPES: dict[str, str] = {
     "kind": "string",
     "model": "string",
@@ -53,7 +68,7 @@ COLUMN_TYPES: dict[str, str] = {
     "start": "float",
     "end": "float",
     "events": "int",
-    **dict.fromkeys(TEXT, "string"),
+    **dict.fromkeys(NAMES, "string"),
     "drift_method": "string",
     "drift_score": "float",
     "drift_threshold": "float",
@@ -80,9 +95,14 @@ COLUMN_TYPES: dict[str, str] = {
     "disparate_impact": "float",
     "parity_difference": "float",
     **{f"{metric}_threshold": "float" for metric in THRESHOLD_METRICS},
+    "embedding": "string",
+    "drift_p_value": "float",
+    **{f"{method}_{value}": kind for method in MULTIVARIATE_METHODS for value, kind in MULTIVARIATE_VALUES},
+    **dict.fromkeys(LATER_PERFORMANCE_METRICS, "float"),
+    **{f"{metric}_threshold": "float" for metric in LATER_PERFORMANCE_METRICS},
 }
-"""The columns in order, with their types; ``feature``, ``output``, ``segment`` and
-``segment_value`` are empty strings where they do not apply, any other column null."""
+"""The columns in order, with their types (new ones only ever at the end); the names of
+:data:`TEXT` are empty strings where they do not apply, any other column null."""
 COLUMNS: tuple[str, ...] = tuple(COLUMN_TYPES)
 
 
@@ -95,6 +115,8 @@ def window_rows(report: WindowReport) -> list[Row]:
         "dataset_drift_share": report.drift.share,
         "dataset_drift_detected": report.drift.detected,
     }
+    for result in report.multivariate.values():
+        top.update(_multivariate(result))
     if health.proxy is not None:
         top.update(
             confidence=health.proxy.confidence,
@@ -119,6 +141,7 @@ def window_rows(report: WindowReport) -> list[Row]:
             )
         rows.append(row)
     rows += [{**base, "output": d.feature, **_drift(d)} for d in report.prediction_drift.features]
+    rows += [_embedding_row(base, name, result) for name, result in report.embeddings.items()]
     rows += _segment_rows(base, health.fairness, "positive_rate")
     return [_complete(row) for row in rows]
 
@@ -266,12 +289,34 @@ def _drift(drift: FeatureDrift) -> Row:
     }
 
 
+def _multivariate(result: MultivariateDriftResult) -> Row:
+    return {
+        f"{result.method}_score": result.score,
+        f"{result.method}_threshold": result.upper_threshold,
+        f"{result.method}_detected": result.detected,
+    }
+
+
+def _embedding_row(base: Row, name: str, result: EmbeddingDriftResult) -> Row:
+    return {
+        **base,
+        "embedding": name,
+        "drift_method": "mmd",
+        "drift_score": result.score,
+        "drift_p_value": result.p_value,
+        "drift_flagged": result.detected,
+        "drift_detected": result.detected,
+    }
+
+
 def _performance(metrics: Mapping[str, float]) -> Row:
-    return {name: metrics[name] for name in PERFORMANCE_METRICS if name in metrics}
+    names = (*PERFORMANCE_METRICS, *LATER_PERFORMANCE_METRICS)
+    return {name: metrics[name] for name in names if name in metrics}
 
 
 def _thresholds(thresholds: Mapping[str, PerformanceThreshold] | None) -> Row:
-    return {f"{m}_threshold": t.value for m, t in (thresholds or {}).items() if m in THRESHOLD_METRICS}
+    known = (*THRESHOLD_METRICS, *LATER_PERFORMANCE_METRICS)
+    return {f"{m}_threshold": t.value for m, t in (thresholds or {}).items() if m in known}
 
 
 def _segment_rows(base: Row, fairness: FairnessResult | None, value_column: str) -> list[Row]:

@@ -19,6 +19,7 @@ from detectors.data_drift import DataDriftResult
 from detectors.data_quality import DataQualityResult
 from detectors.embedding_drift import EmbeddingDriftResult
 from detectors.fairness import FairnessResult
+from detectors.multivariate_drift import MultivariateDriftResult
 from detectors.performance import PerformanceResult
 from detectors.performance_threshold import PerformanceThreshold
 from detectors.proxy_metrics import ProxyResult
@@ -66,6 +67,8 @@ class WindowReport:
     """Proxy metrics, estimated performance and fairness of the same window."""
     embeddings: Mapping[str, EmbeddingDriftResult] = field(default_factory=dict)
     """Embedding drift per embedding name tested on this window."""
+    multivariate: Mapping[str, MultivariateDriftResult] = field(default_factory=dict)
+    """Multivariate drift per method run on this window (the domain classifier every k windows)."""
 
 
 @dataclass(frozen=True)

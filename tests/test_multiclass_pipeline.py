@@ -12,6 +12,7 @@ from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
+from collector.window_history import WindowHistory
 from exporters.html_report import HtmlReportWriter
 from exporters.store import MetricStore
 
@@ -79,8 +80,8 @@ def test_multiclass_estimates_get_thresholds_from_the_calibrated_reference() -> 
     """Before labels, thresholds of the raw estimate; once calibrated, of the calibrated one, which a
     window like the reference stays within; the window's report shows both side by side."""
     config = parse_config({"models": {"m": {"task": "multiclass_classification", "reference_labels": 3000}}})
-    store, writer = MetricStore(), HtmlReportWriter()
-    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True, listeners=(writer,))
+    store, writer, history = MetricStore(), HtmlReportWriter(), WindowHistory(keep=5)
+    pipeline = Pipeline(config, store, MemoryDeadLetterSink(), event_time=True, listeners=(writer, history))
     rng = np.random.default_rng(9)
     reference, _, _ = _events(rng, 5000, 0, 3.0)
     key = {**MV, "metric": "f1_macro", "source": "estimated", "bound": "lower"}
@@ -104,3 +105,6 @@ def test_multiclass_estimates_get_thresholds_from_the_calibrated_reference() -> 
     assert "Multiclass CBPE" in section
     row = f"<tr><td>f1_macro</td><td>{estimated:.4f}</td><td>below {calibrated:.4f}</td><td>no</td></tr>"
     assert row in section
+    rows = history.rows("m", "1") or []
+    top = [r for r in rows if r["kind"] == "window" and not (r["feature"] or r["output"] or r["segment"])]
+    assert top[-1]["f1_macro"] == estimated and top[-1]["f1_macro_threshold"] == calibrated  # windows table

@@ -92,7 +92,7 @@ def test_analyze_equals_replay_windows_out(
 
 
 def test_analyze_shows_the_shift(table: pd.DataFrame) -> None:
-    top = table[(table.feature == "") & (table.output == "") & (table.segment == "")]
+    top = table[(table[["feature", "output", "segment", "embedding"]] == "").all(axis=1)]
     windows = top[top.kind == "window"]
     assert list(windows.window) == list(range(1, 9))  # 4000 rows / 500
     assert list(windows.dataset_drift_detected) == [False] * 4 + [True] * 4
@@ -116,7 +116,7 @@ def test_plot_windows_draws_drift_performance_and_drifted_features(
     share = figure.axes[0]
     plotted = share.lines[0].get_ydata()
     top = table[
-        (table.kind == "window") & (table.feature == "") & (table.output == "") & (table.segment == "")
+        (table.kind == "window") & (table[["feature", "output", "segment", "embedding"]] == "").all(axis=1)
     ]
     assert list(plotted) == list(top.dataset_drift_share)
     assert len(share.collections[0].get_offsets()) == 4  # the four drifted windows marked

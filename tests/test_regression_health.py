@@ -15,9 +15,11 @@ from collector.auto_references import AutomaticReferences
 from collector.checkpoints import Checkpointer
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.model_state import WindowListener
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from collector.state_store import LocalStateStore
+from collector.window_history import WindowHistory
 from detectors.concept_drift import ConceptDriftDetector
 from exporters.html_report import HtmlReportWriter
 from exporters.store import MetricStore
@@ -51,7 +53,7 @@ def _messages(events: list[Prediction | Label], first: int = 0) -> list[RawMessa
     return [RawMessage(encode(e), topics[e.type], 0, first + i, 0.0) for i, e in enumerate(events)]
 
 
-def _pipeline(state: Path | None = None, listeners: tuple[HtmlReportWriter, ...] = ()) -> Pipeline:
+def _pipeline(state: Path | None = None, listeners: tuple[WindowListener, ...] = ()) -> Pipeline:
     return Pipeline(
         parse_config(CONFIG),
         MetricStore(),
@@ -70,8 +72,8 @@ def _estimated(pipeline: Pipeline, metric: str) -> float:
 
 def test_dle_fitted_on_labels_joined_to_the_automatic_reference_estimates_the_window_mae() -> None:
     rng = np.random.default_rng(61)
-    writer = HtmlReportWriter()
-    pipeline = _pipeline(listeners=(writer,))
+    writer, history = HtmlReportWriter(), WindowHistory(keep=5)
+    pipeline = _pipeline(listeners=(writer, history))
     window = regression_rows(rng, 1000, 1.6)  # covariate shift to inputs with larger errors; no labels yet
     pipeline.process(_messages(_reference_events(rng) + _predictions(window, 5000)))
     assert pipeline.states[("m", "1")].health.status()["dle_fitted"] is True
@@ -104,6 +106,9 @@ def test_dle_fitted_on_labels_joined_to_the_automatic_reference_estimates_the_wi
     assert "Direct loss estimation (DLE)" in section
     mae, threshold = _estimated(pipeline, "mae"), thresholds["mae"]
     assert f"<tr><td>mae</td><td>{mae:.4f}</td><td>above {threshold:.4f}</td><td>yes</td></tr>" in section
+    rows = history.rows("m", "1") or []
+    top = [r for r in rows if r["kind"] == "window" and not r["feature"] and not r["output"]]
+    assert top[-1]["mse"] == _estimated(pipeline, "mse") and top[-1]["mse_threshold"] == thresholds["mse"]
 
 
 def test_a_regressor_without_reference_labels_gets_no_estimate() -> None:

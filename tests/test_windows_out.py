@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from collector.replay import replay
 from collector.sources import RawMessage
 from collector.window_history import COLUMNS, WindowHistory
 from collector.window_table import read_window_table
+from detectors.multivariate_drift import MULTIVARIATE_METHODS
 from detectors.window_report import LabelWindowReport, WindowReport
 from exporters.prometheus import build_registry
 from exporters.store import MetricStore
@@ -43,11 +45,14 @@ SHIFTED = ("n0", "n1", "n2", "n3", "n4", "n5", "c0", "c1")
 
 
 def _history(path: Path, *, seed: int = 3) -> Path:
-    """800 reference predictions, then 2000 with a shift from event 1600; every label right after."""
+    """800 reference predictions, then 2000 with a shift from event 1600 (features and the
+    8-dimension embedding ``text``); every label right after."""
     rng = np.random.default_rng(seed)
+    vectors = np.random.default_rng(seed + 100)
     events: list[Prediction | Label] = []
     for part, (n, shifted) in enumerate([(1600, ()), (1200, SHIFTED)]):
         for p in predictions(n, seed=seed + part, start=part * 1600, shifted=shifted):
+            p = replace(p, embeddings={"text": tuple((vectors.normal(size=8) + 0.5 * part).tolist())})
             events.append(p)
             score = (p.probabilities or {})["1"]
             truth = int(rng.random() < (score if part == 0 else 1 - score))
@@ -68,7 +73,7 @@ def assert_same_rows(got: list[dict[str, object]], want: list[dict[str, object]]
 
 
 def _window_level(row: dict[str, object]) -> bool:
-    return not (row["feature"] or row["output"] or row["segment"])
+    return not any(row[name] for name in ("feature", "output", "segment", "embedding"))
 
 
 def _samples(exposition: str) -> Samples:
@@ -109,6 +114,10 @@ def _check_window(row: dict[str, object], samples: Samples) -> int:
         method = str(row["drift_method"])
         same("drift_score", "driftline_prediction_drift_score", output=output, method=method)
         same("drift_detected", "driftline_prediction_drift_detected", output=output)
+    elif row["embedding"]:
+        embedding = str(row["embedding"])
+        same("drift_score", "driftline_embedding_drift_score", embedding=embedding)
+        same("drift_detected", "driftline_embedding_drift_detected", embedding=embedding)
     elif row["segment_value"]:
         segment, value = str(row["segment"]), str(row["segment_value"])
         same("positive_rate", "driftline_segment_positive_rate", segment=segment, value=value)
@@ -123,6 +132,9 @@ def _check_window(row: dict[str, object], samples: Samples) -> int:
         same("confidence", "driftline_prediction_confidence")
         same("entropy", "driftline_prediction_entropy")
         same("low_confidence_ratio", "driftline_low_confidence_ratio")
+        for method in MULTIVARIATE_METHODS:
+            same(f"{method}_score", "driftline_multivariate_drift_score", method=method)
+            same(f"{method}_detected", "driftline_multivariate_drift_detected", method=method)
         for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
             same(metric, "driftline_performance", metric=metric, source="estimated")
             threshold = {"metric": metric, "source": "estimated", "bound": "lower"}
@@ -193,8 +205,10 @@ def test_every_feature_output_and_segment_has_its_row(
     )
     assert {str(r["output"]) for r in first if r["output"]} == {"prediction", "proba_0", "proba_1"}
     assert {str(r["segment_value"]) for r in first if r["segment_value"]} == {"north", "south"}
+    assert [str(r["embedding"]) for r in first if r["embedding"]] == ["text"]
     top = [r for r in first if _window_level(r)]
     assert len(top) == 1 and top[0]["performance_source"] == "estimated"
+    assert isinstance(top[0]["pca_reconstruction_score"], float) and top[0]["domain_classifier_score"] is None
     assert top[0]["events"] == 400 and top[0]["reference_id"] != "collecting"
 
 
@@ -304,3 +318,11 @@ def test_windows_endpoint_serves_the_kept_rows_behind_auth() -> None:
     assert (answer["model"], answer["model_version"]) == ("m", "v/1")
     assert answer["rows"] == history.rows("m", "v/1")
     assert sorted({r["window"] for r in answer["rows"]}) == [2, 3, 4]  # 1600 predictions after the reference
+
+
+def test_embedding_rows_flag_the_shifted_vectors_and_only_them(replayed: Replayed) -> None:
+    rows, _, _ = replayed
+    flagged = {int(r["window"]): r["drift_detected"] for r in rows if r["embedding"] == "text"}  # type: ignore[call-overload]
+    assert flagged == {1: False, 2: False, 3: True, 4: True, 5: True}
+    p_values = [r["drift_p_value"] for r in rows if r["embedding"] == "text"]
+    assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in p_values)

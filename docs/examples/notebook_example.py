@@ -50,7 +50,7 @@ def main() -> None:
         window_events=1000,
     )
     windows = table[
-        (table.kind == "window") & (table.feature == "") & (table.output == "") & (table.segment == "")
+        (table.kind == "window") & (table[["feature", "output", "segment", "embedding"]] == "").all(axis=1)
     ]
     print(
         windows[["window", "dataset_drift_share", "dataset_drift_detected", "accuracy"]].to_string(
