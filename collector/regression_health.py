@@ -24,7 +24,7 @@ from driftline.schema import Prediction
 
 from collector.references import Reference
 from detectors.base import FeatureTable
-from detectors.dle import DirectLossEstimator, DLEResult
+from detectors.dle import DirectLossEstimator, DLEResult, expected_metrics
 from detectors.performance_threshold import Statistic
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,7 @@ class RegressionEstimator:
         finite = np.isfinite(absolute)
         if not finite.any():
             return None
-        mse = float(np.mean(squared[finite]))
-        mae = float(np.mean(absolute[finite]))
-        return DLEResult(int(finite.sum()), {"mae": mae, "mse": mse, "rmse": mse**0.5})
+        return DLEResult(int(finite.sum()), expected_metrics(absolute[finite], squared[finite]))
 
     def reference_statistic(self) -> tuple[Statistic, int] | None:
         """The estimate over reference rows and the row count: what estimated thresholds resample."""
@@ -119,8 +117,7 @@ class RegressionEstimator:
         absolute, squared = self._reference_errors
 
         def statistic(rows: npt.NDArray[np.intp]) -> Mapping[str, float | None]:
-            mse = float(np.mean(squared[rows]))
-            return {"mae": float(np.mean(absolute[rows])), "mse": mse, "rmse": mse**0.5}
+            return expected_metrics(absolute[rows], squared[rows])
 
         return statistic, len(absolute)
 

@@ -56,7 +56,8 @@ LATER_PERFORMANCE_METRICS = (
     "f1_weighted",
     "roc_auc_ovr",
 )
-"""Metrics added after the first columns: regression's MSE and the multiclass averages."""
+"""Metrics added after the first columns: regression's MSE and the multiclass averages (named
+here, not taken from the detectors, so that a detector's new metric never moves a column)."""
 MULTIVARIATE_VALUES = (("score", "float"), ("threshold", "float"), ("detected", "bool"))
 COLUMN_TYPES: dict[str, str] = {
     "kind": "string",

@@ -55,6 +55,12 @@ class DLEResult:
     """mae, mse and rmse."""
 
 
+def expected_metrics(absolute: FloatArray, squared: FloatArray) -> dict[str, float]:
+    """Estimated MAE, MSE and RMSE from per-event expected absolute and squared errors."""
+    mse = float(np.mean(squared))
+    return {"mae": float(np.mean(absolute)), "mse": mse, "rmse": mse**0.5}
+
+
 class DirectLossEstimator:
     """Expected absolute and squared errors of a regressor from its inputs and predictions.
 
@@ -134,9 +140,7 @@ class DirectLossEstimator:
         """Estimated MAE, MSE and RMSE of one window."""
         if window.n_rows == 0:
             raise ValueError("cannot estimate an empty window")
-        absolute, squared = self.expected_errors(window, predictions)
-        mse = float(np.mean(squared))
-        return DLEResult(window.n_rows, {"mae": float(np.mean(absolute)), "mse": mse, "rmse": mse**0.5})
+        return DLEResult(window.n_rows, expected_metrics(*self.expected_errors(window, predictions)))
 
     def _model(self) -> HistGradientBoostingRegressor:
         return HistGradientBoostingRegressor(
