@@ -9,10 +9,9 @@ cause, never the password.
 
 A broker that refuses a login sends its SaslAuthenticate response and closes
 the socket. When both arrive in one read (a loaded machine), kafka-python fails
-the connection with "socket disconnected" before its SASL step sees the
-refusal, and the refusal is never logged as an error. So the check also keeps
-kafka-python's debug record of each SASL authenticate response (only those and
-errors: the debug log also holds the PLAIN request, password included).
+the connection with "socket disconnected" and drops the refusal. So when the
+check fails without a refusal and SASL is on, :func:`~collector.sasl_probe.sasl_refusal`
+logs in once more reading every response to its end, and a refusal it reads wins.
 """
 
 from __future__ import annotations
@@ -26,16 +25,14 @@ from kafka.errors import (
     AuthorizationError,
     KafkaError,
     KafkaTimeoutError,
-    NoError,
     SaslAuthenticationFailedError,
     UnsupportedSaslMechanismError,
-    for_code,
 )
-from kafka.protocol.sasl import SaslAuthenticateResponse
 
 from collector.config import KafkaConfig
 from collector.errors import SourceError
 from collector.kafka_wiring import security_options
+from collector.sasl_probe import sasl_refusal
 
 REFUSALS = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError, AuthorizationError)
 
@@ -59,15 +56,22 @@ def verify_connection(kafka: KafkaConfig, timeout: float = 15.0) -> None:
         except KafkaError as exc:
             failure = exc
     cause = _cause(records) or failure
-    if isinstance(cause, REFUSALS):
+    refusal = str(cause) if isinstance(cause, REFUSALS) else _probed_refusal(kafka, timeout)
+    if refusal is not None:
         raise SourceError(
             f"Kafka at {kafka.bootstrap_servers} refused the {kafka.sasl_mechanism} login of "
-            f"user {kafka.sasl_plain_username!r}: {cause}"
+            f"user {kafka.sasl_plain_username!r}: {refusal}"
         )
     raise SourceError(
         f"cannot connect to Kafka at {kafka.bootstrap_servers} with "
         f"{kafka.security_protocol} within {timeout:g} s: {cause}"
     )
+
+
+def _probed_refusal(kafka: KafkaConfig, timeout: float) -> str | None:
+    """The broker's refusal from one more login read to its end (SASL only), kafka-python's logs held."""
+    with _captured_kafka_logs():
+        return sasl_refusal(kafka, security_options(kafka), timeout)
 
 
 @contextlib.contextmanager
@@ -78,7 +82,7 @@ def _captured_kafka_logs() -> Iterator[list[logging.LogRecord]]:
     propagate, level = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
-    logger.setLevel(logging.DEBUG)  # for the SASL responses, see the module's docstring
+    logger.setLevel(logging.WARNING)
     try:
         yield handler.records
     finally:
@@ -88,14 +92,14 @@ def _captured_kafka_logs() -> Iterator[list[logging.LogRecord]]:
 
 
 class _KeepRecords(logging.Handler):
-    """Keeps the records that carry an error or a SASL authenticate response, drops the rest."""
+    """Keeps the records that carry an error, drops the rest."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if any(isinstance(arg, (KafkaError, SaslAuthenticateResponse)) for arg in _args(record)):
+        if any(isinstance(arg, KafkaError) for arg in _args(record)):
             self.records.append(record)
 
 
@@ -106,24 +110,13 @@ def _args(record: logging.LogRecord) -> tuple[object, ...]:
 def _cause(records: list[logging.LogRecord]) -> KafkaError | None:
     """The last refusal kafka-python logged, else the last connection error it logged.
 
-    A SASL authenticate response with an error is the error its code names. The closing
-    "Bootstrap failed: KafkaTimeoutError" says only that time ran out.
+    The closing "Bootstrap failed: KafkaTimeoutError" says only that time ran out.
     """
     errors = [
-        error
+        arg
         for record in records
-        for error in map(_as_error, _args(record))
-        if error is not None and not isinstance(error, KafkaTimeoutError)
+        for arg in _args(record)
+        if isinstance(arg, KafkaError) and not isinstance(arg, KafkaTimeoutError)
     ]
     refusals = [error for error in errors if isinstance(error, REFUSALS)]
     return (refusals or errors or [None])[-1]
-
-
-def _as_error(arg: object) -> KafkaError | None:
-    """``arg`` if it is an error; a refusing SASL authenticate response as the error it means."""
-    if isinstance(arg, SaslAuthenticateResponse):
-        error_type = for_code(arg.error_code)
-        if error_type is NoError:
-            return None
-        return error_type(arg.error_message)
-    return arg if isinstance(arg, KafkaError) else None

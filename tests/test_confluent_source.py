@@ -138,7 +138,8 @@ def test_the_collector_on_confluent_counts_joins_dead_letters_and_commits_exactl
 
     def events(model: str, kind: str) -> float:
         labels = {"model": model, "model_version": "2", "type": kind}
-        return float(store.get("driftline_events_total", labels))
+        value = store.get("driftline_events_total", labels)
+        return 0.0 if value is None else float(value)
 
     wait_for(lambda: sum(pipeline.counts.rejected.values()) == 2, 60)
     wait_for(lambda: all(events(m, "prediction") == n for m, n in sent.items()), 60)

@@ -25,7 +25,8 @@ from driftline.kafka_transport import KafkaTransport
 from kafka import KafkaConsumer, KafkaProducer
 
 from collector.config import parse_config
-from collector.kafka_wiring import build_kafka_source
+from collector.kafka_wiring import build_kafka_source, security_options
+from collector.sasl_probe import sasl_refusal
 from exporters.store import MetricStore
 from tests.conftest import free_port
 from tests.kafka_fixture import (
@@ -210,3 +211,17 @@ def test_a_refused_connection_fails_with_one_clear_line(
     for fragment in expected:
         assert fragment in lines[0]
     assert WRONG_PASSWORD not in out + err
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_the_login_check_reads_the_real_brokers_refusal_to_its_end(
+    secure_broker: KafkaBroker, mechanism: str
+) -> None:
+    """What the connection check falls back on when kafka-python lost a refusal to the close."""
+    wrong = parse_config({"kafka": _sasl(secure_broker, mechanism, WRONG_PASSWORD)}).kafka
+    right = parse_config({"kafka": _sasl(secure_broker, mechanism, PASSWORD)}).kafka
+    refusal = sasl_refusal(wrong, security_options(wrong), timeout=15)
+    expected = "Invalid username or password" if mechanism == "PLAIN" else "invalid credentials"
+    assert refusal is not None and expected in refusal
+    assert WRONG_PASSWORD not in refusal
+    assert sasl_refusal(right, security_options(right), timeout=15) is None
