@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, SchemaError
 
 from collector.auto_references import AutomaticReferences
+from collector.batch_metrics import BatchMetrics, Family
 from collector.calibration_worker import CalibrationWorker
 from collector.config import Config, ReferenceFile
 from collector.dlq import DeadLetterSink
@@ -52,6 +53,17 @@ VersionKey = tuple[str, str]
 _V = TypeVar("_V")
 DERIVED_METRICS = frozenset({"driftline_model_info"})
 """Series a model's state writes again when restored, so a checkpoint leaves them out."""
+
+MV = ("model", "model_version")
+EVENTS = Family("driftline_events_total", (*MV, "type"))
+LATENCY = Family("driftline_prediction_latency_seconds", MV)
+PREDICTION_ERRORS = Family("driftline_prediction_errors_total", MV)
+SEGMENT_EVENTS = Family("driftline_segment_events_total", (*MV, "segment", "value"))
+LABELS = Family("driftline_labels_total", ("model", "outcome"))
+LABELS_EARLY = Family("driftline_labels_early", ("model",))
+LABEL_DELAY = Family("driftline_label_delay_seconds", ("model",))
+PROCESSING_DELAY = Family("driftline_processing_delay_seconds", ())
+"""The series written per event, summed per batch (:mod:`collector.batch_metrics`)."""
 
 
 @dataclass
@@ -90,6 +102,7 @@ class Pipeline:
         self.label_listeners = tuple(label_listeners)
         self.tracer = tracer or PipelineTracer()
         self.counts = PipelineCounts()
+        self.batch = BatchMetrics(store)
         self.clock = 0.0
         self.states: dict[VersionKey, ModelVersionState] = {}
         self.lock = threading.RLock()
@@ -121,8 +134,11 @@ class Pipeline:
         """Handle one batch of raw messages."""
         started = time.perf_counter()
         with self.lock:
-            for message in batch:
-                self._process_one(message)
+            try:
+                for message in batch:
+                    self._process_one(message)
+            finally:
+                self.batch.flush()  # before retiring: a retired version's series must stay gone
             self.counters.current = None
             if self.event_time:
                 self._retire_idle(self.clock)
@@ -277,9 +293,7 @@ class Pipeline:
         else:
             when = message.receive_time
             if timestamp is not None:
-                self.store.observe(
-                    "driftline_processing_delay_seconds", {}, max(0.0, time.time() - timestamp)
-                )
+                self.batch.observe(PROCESSING_DELAY, (), max(0.0, time.time() - timestamp))
         self._partition_of.setdefault(event.model, message.partition)
         if isinstance(event, Prediction):
             self._prediction(event, when)
@@ -299,9 +313,7 @@ class Pipeline:
 
     def _accept(self, kind: str, model: str, model_version: str) -> None:
         self.counts.accepted[kind] += 1
-        self.store.inc(
-            "driftline_events_total", {"model": model, "model_version": model_version, "type": kind}
-        )
+        self.batch.inc(EVENTS, (model, model_version, kind))
 
     def _prediction(self, event: Prediction, when: float) -> None:
         state = self._state(event.model, event.model_version)
@@ -326,13 +338,13 @@ class Pipeline:
             self._joined(event.model, early)
         self._count_early(event.model, joins)
         self._accept("prediction", event.model, event.model_version)
-        labels = {"model": event.model, "model_version": event.model_version}
+        version = (event.model, event.model_version)
         if event.latency_ms is not None:
-            self.store.observe("driftline_prediction_latency_seconds", labels, event.latency_ms / 1000.0)
+            self.batch.observe(LATENCY, version, event.latency_ms / 1000.0)
         if event.error is not None:
-            self.store.inc("driftline_prediction_errors_total", labels)
+            self.batch.inc(PREDICTION_ERRORS, version)
         for segment, value in (event.segments or {}).items():
-            self.store.inc("driftline_segment_events_total", {**labels, "segment": segment, "value": value})
+            self.batch.inc(SEGMENT_EVENTS, (*version, segment, value))
 
     def _fold(self, event: Prediction) -> Prediction:
         """The event with its feature and embedding names and segment values within the cardinality limits."""
@@ -366,31 +378,32 @@ class Pipeline:
         if result.outcome == "joined":
             self._joined(event.model, result)
         elif result.outcome != "held":
-            self.store.inc("driftline_labels_total", {"model": event.model, "outcome": result.outcome})
+            self.batch.inc(LABELS, (event.model, result.outcome))
         self._count_early(event.model, joins)
         self._accept("label", event.model, version)
 
     def _joined(self, model: str, result: JoinResult) -> None:
         """Count one joined label and hand it to its model version's health."""
         assert result.prediction is not None
-        self.store.inc("driftline_labels_total", {"model": model, "outcome": "joined"})
+        self.batch.inc(LABELS, (model, "joined"))
         if result.delay_seconds is not None:
-            self.store.observe("driftline_label_delay_seconds", {"model": model}, result.delay_seconds)
+            self.batch.observe(LABEL_DELAY, (model,), result.delay_seconds)
         state = self.states.get((model, result.prediction.model_version))
         if state is not None:
             state.health.add_label(result)
 
     def _count_early(self, model: str, joins: LabelJoinStore) -> None:
         """Early labels held now, and those that left unjoined (only now ``unmatched``)."""
-        self.store.set("driftline_labels_early", {"model": model}, float(joins.early))
+        self.batch.set(LABELS_EARLY, (model,), float(joins.early))
         unmatched = joins.take_unmatched()
         if unmatched:
-            self.store.inc("driftline_labels_total", {"model": model, "outcome": "unmatched"}, unmatched)
+            self.batch.inc(LABELS, (model, "unmatched"), unmatched)
 
     def _expire_early(self, now: float) -> None:
         for model, joins in self.joins.items():
             joins.expire(now)
             self._count_early(model, joins)
+        self.batch.flush()
 
     def _join_store(self, model: str) -> LabelJoinStore:
         store = self.joins.get(model)
@@ -543,6 +556,6 @@ def _fold_names(known: set[str], limit: int, values: Mapping[str, _V]) -> Mappin
     """
     if len(known) < limit:
         known.update(list(values)[: limit - len(known)])
-    if all(name in known for name in values):
+    if known.issuperset(values):
         return values
     return {name: value for name, value in values.items() if name in known}

@@ -51,6 +51,8 @@ Conventions ([contracts](contracts.md#metrics)): the prefix `driftline_`; base u
 by the suffix (`_seconds`, `_bytes`, `_ratio` for a ratio in [0, 1]);
 counters end in `_total`; timestamps are Unix seconds. Rates are left to the
 query: events per second is `rate(driftline_events_total[5m])`, not a gauge.
+The per-event series (events, labels, segments, latencies, delays) are written
+once per batch the collector takes from Kafka: a scrape sees whole batches.
 """
 
 

@@ -96,6 +96,10 @@ class MetricStore:
 
     def observe(self, name: str, labels: Mapping[str, str], value: float) -> None:
         """Record one histogram observation."""
+        self.observe_many(name, labels, (value,))
+
+    def observe_many(self, name: str, labels: Mapping[str, str], values: Iterable[float]) -> None:
+        """Record several observations of one series (a batch's) under one lock."""
         key = self._key(name, labels, "histogram")
         with self._lock:
             series = self._values[name]
@@ -103,7 +107,8 @@ class MetricStore:
             if not isinstance(histogram, _Histogram):
                 histogram = _Histogram(self.metrics[name].buckets)
                 series[key] = histogram
-            histogram.observe(value)
+            for value in values:
+                histogram.observe(value)
 
     def get(self, name: str, labels: Mapping[str, str]) -> float | HistogramValue | None:
         """The current value of one series, or None."""
