@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -58,7 +59,6 @@ class NumericReference:
     """G(t) = integral of F_ref up to t (up to a constant), at each sorted reference value."""
     std: float
     n_unique: int
-    counts: Counter[Hashable]
 
     @classmethod
     def from_values(cls, values: npt.NDArray[np.float64]) -> NumericReference:
@@ -67,7 +67,6 @@ class NumericReference:
             raise ValueError("a numerical reference needs at least one present value, got 0")
         centre = float(ordered[len(ordered) // 2])
         prefix = np.concatenate(([0.0], np.cumsum(ordered - centre)))
-        unique, counts = np.unique(ordered, return_counts=True)
         ranks = np.searchsorted(ordered, ordered, side="right")
         return cls(
             sorted_values=ordered,
@@ -75,9 +74,16 @@ class NumericReference:
             prefix_sums=prefix,
             cdf_integral=(ranks * (ordered - centre) - prefix[ranks]) / len(ordered),
             std=float(np.std(ordered)),
-            n_unique=len(unique),
-            counts=Counter(dict(zip(unique.tolist(), counts.tolist(), strict=True))),
+            n_unique=len(np.unique(ordered)),
         )
+
+    @cached_property
+    def counts(self) -> Counter[Hashable]:
+        """Count per distinct value, built on first use: only few-valued features (and methods
+        that count, when chosen for a many-valued one) need it, and as a ``Counter`` of a
+        continuous feature it would hold a Python object per reference value."""
+        unique, counts = np.unique(self.sorted_values, return_counts=True)
+        return Counter(dict(zip(unique.tolist(), counts.tolist(), strict=True)))
 
     @property
     def size(self) -> int:
