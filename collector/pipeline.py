@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -110,7 +111,8 @@ class Pipeline:
         self._features: dict[str, set[str]] = {}
         self._embeddings: dict[str, set[str]] = {}
         self._segment_values: dict[tuple[str, str], set[str]] = {}
-        self._deadlines: list[tuple[float, int, VersionKey, Window]] = []
+        self._deadlines: list[tuple[float, int, VersionKey, weakref.ref[Window]]] = []
+        """Event-time age deadlines of open windows; weak, so a window closed by count goes at once."""
         self._sequence = 0
         self.references = self._load_references()
         self.automatic_references = automatic_references
@@ -517,7 +519,7 @@ class Pipeline:
         self._sequence += 1
         deadline = state.window.start + state.window_config.max_seconds
         key = (state.model, state.model_version)
-        heapq.heappush(self._deadlines, (deadline, self._sequence, key, state.window))
+        heapq.heappush(self._deadlines, (deadline, self._sequence, key, weakref.ref(state.window)))
 
     def _close_due(self, now: float) -> None:
         if not self.event_time:
@@ -527,7 +529,7 @@ class Pipeline:
         while self._deadlines and self._deadlines[0][0] <= now:
             _, _, key, window = heapq.heappop(self._deadlines)
             due = self.states.get(key)
-            if due is not None and due.window is window:
+            if due is not None and due.window is not None and due.window is window():
                 due.close_window(now)
 
     def _retire_idle(self, now: float) -> None:

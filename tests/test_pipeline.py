@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from collector.dlq import MemoryDeadLetterSink
 from collector.errors import ConfigError
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
+from collector.windows import Window
 from exporters.store import MetricStore
 from tests.streams import predictions
 
@@ -45,6 +47,18 @@ def test_reference_then_windows_of_1000_and_trailing_partial_window() -> None:
     assert store.get("driftline_windows_total", MV) == 2.0
     assert pipeline.finish() == {("m", "1"): 500}
     assert store.get("driftline_events_total", {**MV, "type": "prediction"}) == 7500.0
+
+
+def test_a_window_closed_by_its_count_is_not_kept_until_its_age_deadline() -> None:
+    """In event time each window's age deadline waits in a heap; a window closed by count
+    before its deadline was kept alive by that entry, so a replay held up to an hour's windows."""
+    pipeline, _, _ = _pipeline({"defaults": {"reference": {"auto_events": 200}, "window": {"events": 100}}})
+    _run(pipeline, list(predictions(200 + 10 * 100 + 50, seed=3)))
+    state = pipeline.states[("m", "1")]
+    assert state.windows_evaluated == 10
+    gc.collect()
+    alive = [obj for obj in gc.get_objects() if isinstance(obj, Window)]
+    assert alive == [state.window]
 
 
 def test_labels_and_heartbeats_do_not_count_towards_windows() -> None:
