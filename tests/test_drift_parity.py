@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from detectors import drift_methods
 from detectors.base import FeatureKind, FeatureTable
@@ -273,3 +274,17 @@ def test_categorical_scores_do_not_depend_on_the_process_string_hash_seed() -> N
         for seed in range(6)
     }
     assert len(outputs) == 1, outputs
+
+
+def test_ks_equals_scipys_ks_2samp_exactly_with_ties_sizes_and_an_empty_window() -> None:
+    """``ks`` calls scipy's test under its NaN-policy wrapper: the same p-value, bit for bit."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n, m = int(rng.integers(1, 6000)), int(rng.integers(1, 1500))
+        reference = rng.normal(size=n).round(int(rng.integers(0, 3)))
+        window = rng.normal(loc=float(rng.normal(scale=0.2)), size=m).round(1)
+        expected = scipy_stats.ks_2samp(reference, window).pvalue
+        assert drift_methods.ks(NumericReference.from_values(reference), window) == expected
+    with pytest.warns(RuntimeWarning, match="too small"):  # scipy's word on an empty sample
+        empty = drift_methods.ks(NumericReference.from_values(np.arange(10.0)), np.array([]))
+    assert np.isnan(empty)
