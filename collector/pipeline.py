@@ -124,6 +124,8 @@ class Pipeline:
         self._partition_of: dict[str, int] = {}
         """The partition number of each model's events (its predictions and labels partitions)."""
         self.joins: dict[str, LabelJoinStore] = {}
+        self._joins_touched: set[str] = set()
+        """Models whose join store took an event in this batch: their early-label counts are due."""
         self.failures = FailureLog(log)
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
@@ -139,7 +141,10 @@ class Pipeline:
             try:
                 for message in batch:
                     self._process_one(message)
+                for model in self._joins_touched:
+                    self._count_early(model, self.joins[model])
             finally:
+                self._joins_touched.clear()
                 self.batch.flush()  # before retiring: a retired version's series must stay gone
             self.counters.current = None
             if self.event_time:
@@ -320,7 +325,8 @@ class Pipeline:
     def _prediction(self, event: Prediction, when: float) -> None:
         state = self._state(event.model, event.model_version)
         event = self._fold(event)
-        state.check_embeddings(event)
+        if event.embeddings:
+            state.check_embeddings(event)
         joins = self._join_store(event.model)
         early = joins.add(
             PredictionRecord(
@@ -338,7 +344,7 @@ class Pipeline:
             self._schedule(state)
         if early is not None:
             self._joined(event.model, early)
-        self._count_early(event.model, joins)
+        self._joins_touched.add(event.model)
         self._accept("prediction", event.model, event.model_version)
         version = (event.model, event.model_version)
         if event.latency_ms is not None:
@@ -381,7 +387,7 @@ class Pipeline:
             self._joined(event.model, result)
         elif result.outcome != "held":
             self.batch.inc(LABELS, (event.model, result.outcome))
-        self._count_early(event.model, joins)
+        self._joins_touched.add(event.model)
         self._accept("label", event.model, version)
 
     def _joined(self, model: str, result: JoinResult) -> None:
