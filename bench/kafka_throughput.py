@@ -12,7 +12,11 @@ confluent-kafka, ``kafka.client: confluent``, when installed):
   decoder) per message: the floor for the collector on that client;
 * collector: ``KafkaSource`` or ``ConfluentSource`` -> ``Pipeline`` (default
   configuration: the walking-skeleton detectors, windows of 1,000, automatic
-  reference of 5,000) -> commit after every batch, through ``collector.runner.run``.
+  reference of 5,000) -> commit after every batch, through ``collector.runner.run``,
+  from a fresh pipeline: with 5,000 events per model at the quick size, that is
+  each model's reference and its fit;
+* collector, steady state: the same after the pipeline took, in memory and
+  untimed, every model's reference and first two windows (other event ids).
 
 It prints events/s and CPU microseconds per event (the process's CPU time, every
 thread, librdkafka's included) for each, the ratio collector / baseline per
@@ -86,7 +90,7 @@ def local_broker() -> Iterator[str]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def events(count: int, seed: int) -> Iterator[tuple[str, bytes]]:
+def events(count: int, seed: int, prefix: str = "e") -> Iterator[tuple[str, bytes]]:
     rng = random.Random(seed)
     for i in range(count):
         model = MODELS[i % len(MODELS)]
@@ -95,7 +99,7 @@ def events(count: int, seed: int) -> Iterator[tuple[str, bytes]]:
         features["plan"] = rng.choice(["free", "pro"])
         p = rng.random()
         event = Prediction(
-            event_id=f"e{i}", model=model, model_version="1", features=features,
+            event_id=f"{prefix}{i}", model=model, model_version="1", features=features,
             prediction=int(p >= 0.5), probabilities={"0": 1 - p, "1": p},
             timestamp=time.time(), latency_ms=rng.uniform(1, 20),
             segments={"region": str(features["region"])},
@@ -213,40 +217,59 @@ class _Timed:
         self.source.close()
 
 
-def collector_loop(bootstrap: str, topic: str, count: int, client: str) -> Rate:
-    """Events/s of the Kafka source of ``client`` -> Pipeline -> commit through the service's run loop."""
+def warm_up(count: int, seed: int) -> list[RawMessage]:
+    """Messages that complete every model's automatic reference and its first windows (not timed)."""
+    now, payloads = time.time(), [payload for _, payload in events(count, seed, "w")]
+    return [RawMessage(payload, "warm-up", 0, i, now) for i, payload in enumerate(payloads)]
+
+
+def collector_loop(
+    bootstrap: str, topic: str, count: int, client: str, warm: Sequence[RawMessage] = ()
+) -> Rate:
+    """Events/s of the Kafka source of ``client`` -> Pipeline -> commit through the service's run loop.
+
+    With ``warm``, the pipeline takes those messages first, in memory and untimed:
+    the steady state, once references are fitted and the first thresholds calibrated.
+    """
     store = MetricStore()
     pipeline = Pipeline(Config(), store, MemoryDeadLetterSink(), event_time=False)
+    for start in range(0, len(warm), 2000):
+        pipeline.process(warm[start : start + 2000])
+    total = count + len(warm)
     kafka = {"client": client, "bootstrap_servers": bootstrap, "group_id": f"collector-{uuid.uuid4().hex}",
              "predictions_topic": topic, "labels_topic": topic}
     source = _Timed(build_kafka_source(parse_config({"kafka": kafka}), store))
     stop = threading.Event()
 
     def on_batch() -> None:
-        if pipeline.counts.total >= count:
+        if pipeline.counts.total >= total:
             stop.set()
 
     run(source, pipeline, stop, batch_size=2000, on_batch=on_batch)
     rate = source.clock.rate(count)
     source.close()
     processed = pipeline.counts.total
-    if processed != count:
-        raise SystemExit(f"the collector on {client} processed {processed} events, expected {count}")
+    if processed != total or pipeline.counts.rejected:
+        raise SystemExit(f"the collector on {client} processed {processed} events, expected {total}")
     return rate
 
 
 BASELINE = "poll + collector decode"
-LOOPS = ("raw bytes", "poll + SDK decode", BASELINE, "collector")
+STEADY = "collector, steady state"
+LOOPS = ("raw bytes", "poll + SDK decode", BASELINE, "collector", STEADY)
+WARM_UP = len(MODELS) * (5000 + 2 * 1000)
+"""Every model's automatic reference (5,000) and its first two windows (1,000 each)."""
 
 
 def one_round(bootstrap: str, topic: str, count: int, client: str) -> dict[str, Rate]:
-    """The four loops of one client library over the topic."""
+    """The five loops of one client library over the topic."""
     raw = confluent_raw_loop if client == "confluent" else raw_loop
     return {
         "raw bytes": raw(bootstrap, [topic], count, touch),
         "poll + SDK decode": raw(bootstrap, [topic], count, decode),
         BASELINE: raw(bootstrap, [topic], count, fast_decode.decode),
         "collector": collector_loop(bootstrap, topic, count, client),
+        STEADY: collector_loop(bootstrap, topic, count, client, warm_up(WARM_UP, seed=1)),
     }
 
 
@@ -286,6 +309,9 @@ def main() -> None:
             best = {loop: _best(rounds[client], loop) for loop in LOOPS}
             run_record.compare(f"{client} collector: source + pipeline + commit (best round)",
                                best["collector"].events_per_second, best[BASELINE].events_per_second,
+                               f"{client} {BASELINE} (best round)", "events/s")
+            run_record.compare(f"{client} collector, steady state (best round)",
+                               best[STEADY].events_per_second, best[BASELINE].events_per_second,
                                f"{client} {BASELINE} (best round)", "events/s")
             run_record.compare(f"{client} collector CPU per event (best round)",
                                best["collector"].cpu_us_per_event, best[BASELINE].cpu_us_per_event,
