@@ -288,3 +288,21 @@ def test_ks_equals_scipys_ks_2samp_exactly_with_ties_sizes_and_an_empty_window()
     with pytest.warns(RuntimeWarning, match="too small"):  # scipy's word on an empty sample
         empty = drift_methods.ks(NumericReference.from_values(np.arange(10.0)), np.array([]))
     assert np.isnan(empty)
+
+
+def test_chisquare_equals_scipys_chisquare_exactly() -> None:
+    """``chisquare`` calls scipy's test under its NaN-policy wrapper: the same p-value, bit for bit
+    (the counts aligned as the method aligns them, so the sums run in the same order)."""
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        categories = [f"c{i}" for i in range(int(rng.integers(2, 12)))]
+        reference = rng.choice(categories, size=int(rng.integers(50, 5000)))
+        seen = categories[: int(rng.integers(1, len(categories) + 1))]
+        window = rng.choice(seen, size=int(rng.integers(1, 800)))
+        prepared = CategoricalReference.from_values(reference)
+        window_counts = drift_methods._counter(window)
+        ref_counts, cur_counts = drift_methods._aligned_counts(prepared.counts, window_counts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = ref_counts * (len(window) / len(reference))
+            expected = scipy_stats.chisquare(cur_counts, scaled).pvalue
+        assert drift_methods.chisquare(prepared, window) == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
