@@ -125,6 +125,9 @@ class Pipeline:
         """The partition number of each model's events (its predictions and labels partitions)."""
         self.joins: dict[str, LabelJoinStore] = {}
         self._joins_touched: set[str] = set()
+        self._early_written: dict[str, int] = {}
+        """The early-label count last written per model: the every-batch expiry of all models writes
+        only what changed."""
         """Models whose join store took an event in this batch: their early-label counts are due."""
         self.failures = FailureLog(log)
         for reason in RejectReason:
@@ -237,6 +240,7 @@ class Pipeline:
         self.store.remove_where(model=model)
         self._partition_of.pop(model, None)
         self.joins.pop(model, None)
+        self._early_written.pop(model, None)
         self._versions.pop(model, None)
         self._features.pop(model, None)
         self._embeddings.pop(model, None)
@@ -401,8 +405,10 @@ class Pipeline:
             state.health.add_label(result)
 
     def _count_early(self, model: str, joins: LabelJoinStore) -> None:
-        """Early labels held now, and those that left unjoined (only now ``unmatched``)."""
-        self.batch.set(LABELS_EARLY, (model,), float(joins.early))
+        """Early labels held now (when that changed), and those that left unjoined (now ``unmatched``)."""
+        if self._early_written.get(model) != joins.early:
+            self.batch.set(LABELS_EARLY, (model,), float(joins.early))
+            self._early_written[model] = joins.early
         unmatched = joins.take_unmatched()
         if unmatched:
             self.batch.inc(LABELS, (model, "unmatched"), unmatched)
