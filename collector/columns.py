@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from itertools import accumulate
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -57,11 +58,27 @@ class Codes(Generic[K]):
     def append(self, key: K) -> None:
         code = self._index.get(key)
         if code is None:
+            code = self.code(key)  # before the append: a new code may widen the array
+        self.codes.append(code)
+
+    def extend(self, keys: Sequence[K]) -> None:
+        """Append many keys: one C pass when all are known already."""
+        codes = list(map(self._index.get, keys))
+        if None in codes:
+            for key in keys:
+                self.append(key)
+        else:
+            self.codes.fromlist(codes)  # type: ignore[arg-type]
+
+    def code(self, key: K) -> int:
+        """The code of ``key``, a new one if it has none yet."""
+        code = self._index.get(key)
+        if code is None:
             code = self._index[key] = len(self.labels)
             self.labels.append(key)
             if code == 0x10000:
                 self.codes = array("I", self.codes)
-        self.codes.append(code)
+        return code
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -100,6 +117,27 @@ class Column(Sequence[Value]):
             self._codes.append(value)
         else:
             self._append_other(value)
+
+    def extend(self, values: Sequence[Value]) -> None:
+        """Append many values, as :meth:`append` one by one would; in bulk for the usual columns."""
+        types = set(map(type, values))
+        numbers = self._numbers
+        if numbers is not None and (types == {float} or (types == {int} and _exact_ints(values))):
+            tag = _INT if types == {int} else _FLOAT
+            if self._tags is None and tag != _FLOAT:
+                self._tags = bytearray(len(numbers))
+            if self._tags is not None:
+                self._tags += bytes([tag]) * len(values)
+            numbers += array("d", values)  # type: ignore[arg-type]  # array.extend iterates in Python terms
+        elif self._codes is not None and types <= _CODE_TYPES:
+            self._codes.extend(values)
+        elif self._values is not None:
+            self._values.extend(values)
+        elif numbers is None and self._codes is None and types <= {type(None)}:
+            self._missing += len(values)
+        else:
+            for value in values:
+                self.append(value)
 
     def _append_other(self, value: Value) -> None:
         if self._values is not None:
@@ -224,6 +262,13 @@ def _is_number(value: object) -> bool:
     return type(value) is float or (type(value) is int and -MAX_EXACT_INT <= value <= MAX_EXACT_INT)
 
 
+def _exact_ints(values: Sequence[Value]) -> bool:
+    return -MAX_EXACT_INT <= min(values) <= max(values) <= MAX_EXACT_INT  # type: ignore[type-var, operator]
+
+
+_CODE_TYPES = {str, bool, type(None)}
+
+
 def _is_code(value: object) -> bool:
     return type(value) is str or type(value) is bool or value is None
 
@@ -259,18 +304,31 @@ class Columns(ColumnSet):
         super().__init__({}, 0)
         self._shapes: Codes[tuple[Any, ...] | None] = Codes()
         self._full_shape: tuple[Any, ...] = ()
-        """The names of all columns in order: a row of exactly these fills every column directly."""
+        """The names of all columns in order: rows of exactly these fill every column directly."""
         self._full_columns: list[Column] = []
 
     def append(self, row: Mapping[str, Value] | None) -> None:
-        shape = None if row is None else tuple(row)
-        self._shapes.append(shape)
-        if shape == self._full_shape and row is not None:
-            for column, value in zip(self._full_columns, row.values(), strict=True):
-                column.append(value)
-        else:
-            self._append_partial(row)
+        self._shapes.append(None if row is None else tuple(row))
+        self._append_partial(row)
         self.n_rows += 1
+
+    def extend(self, rows: list[Mapping[str, Value] | None]) -> None:
+        """Append many rows, as :meth:`append` one by one would; column by column when they all
+        have every column's name in order (the usual batch), or are all ``None``."""
+        shapes = [None if row is None else tuple(row) for row in rows]
+        if not rows or shapes.count(shapes[0]) != len(shapes) or shapes[0] not in (None, self._full_shape):
+            for row in rows:
+                self.append(row)
+            return
+        self._shapes.extend(shapes)
+        if shapes[0] is None:
+            for column in self._full_columns:
+                column.extend([None] * len(rows))
+        else:  # every row's values in the columns' order: transposed in C
+            by_column = zip(*[row.values() for row in rows], strict=True)  # type: ignore[union-attr]
+            for column, values in zip(self._full_columns, by_column, strict=True):
+                column.extend(values)
+        self.n_rows += len(rows)
 
     def _append_partial(self, row: Mapping[str, Value] | None) -> None:
         """A row that lacks some columns or brings new ones."""
@@ -294,7 +352,7 @@ class Columns(ColumnSet):
 
 class Texts:
     """Append-only strings that rarely repeat (event ids) as one UTF-8 buffer and end offsets:
-    the bytes of each string and 4 more, not a Python object each."""
+    the bytes of each string and 8 more, not a Python object each."""
 
     __slots__ = ("_data", "_ends")
 
@@ -305,6 +363,11 @@ class Texts:
     def append(self, text: str) -> None:
         self._data += text.encode("utf-8", "surrogatepass")  # a JSON string may hold a lone surrogate
         self._ends.append(len(self._data))
+
+    def extend(self, texts: list[str]) -> None:
+        encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
+        self._ends.fromlist(list(accumulate(map(len, encoded), initial=len(self._data)))[1:])
+        self._data += b"".join(encoded)
 
     def __len__(self) -> int:
         return len(self._ends)

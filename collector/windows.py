@@ -14,6 +14,8 @@ not read back.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from operator import attrgetter
 from typing import Any, cast
 
 from driftline.schema import Prediction, Scalar, encode
@@ -26,16 +28,22 @@ Context = tuple[str, str, str, str | None]
 """An event's model, model version, data version and error: the same for most events of a window."""
 
 
+PENDING = 64
+"""Events a window holds as they came before storing them column by column, in one go: a
+Python call per batch and column, not per value (about 200 KB at most while collecting)."""
+
+
 class Window:
     """Predictions collected for one window, column by column, with their event times."""
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.end = start
-        self.features = Columns()
-        self.probabilities = Columns()
-        self.segments = Columns()
         self.embeddings = EmbeddingBuffer()
+        self._pending: list[Prediction] = []
+        self._features = Columns()
+        self._probabilities = Columns()
+        self._segments = Columns()
         self._event_ids = Texts()
         self._contexts: Codes[Context] = Codes()
         self._predictions = Column()
@@ -44,50 +52,71 @@ class Window:
 
     @property
     def n_events(self) -> int:
-        return self.features.n_rows
+        return self._features.n_rows + len(self._pending)
 
     def add(self, event: Prediction, event_time: float) -> None:
         """Append one prediction (its embeddings to the sample)."""
-        self._event_ids.append(event.event_id)
-        self._contexts.append((event.model, event.model_version, event.data_version, event.error))
-        self.features.append(event.features)
-        self._predictions.append(event.prediction)
-        self.probabilities.append(event.probabilities)
-        self.segments.append(event.segments)
-        self._timestamps.append(event.timestamp)
-        self._latencies.append(event.latency_ms)
         if event.embeddings:
             self.embeddings.add(event.embeddings)
+            event = replace(event, embeddings=None)
+        self._pending.append(event)
+        if len(self._pending) >= PENDING:
+            self._store()
         self.end = max(self.end, event_time)
+
+    def _store(self) -> None:
+        """Move the pending events into the columns."""
+        events, self._pending = self._pending, []
+        self._event_ids.extend(list(map(attrgetter("event_id"), events)))
+        context = attrgetter("model", "model_version", "data_version", "error")
+        self._contexts.extend(list(map(context, events)))
+        self._features.extend(list(map(attrgetter("features"), events)))
+        self._predictions.extend(list(map(attrgetter("prediction"), events)))
+        self._probabilities.extend(list(map(attrgetter("probabilities"), events)))
+        self._segments.extend(list(map(attrgetter("segments"), events)))
+        self._timestamps.extend(list(map(attrgetter("timestamp"), events)))
+        self._latencies.extend(list(map(attrgetter("latency_ms"), events)))
+
+    @property
+    def features(self) -> Columns:
+        """The events' features, one column per name."""
+        self._store()
+        return self._features
 
     @property
     def outputs(self) -> ColumnSet:
         """The model output as columns: ``prediction`` and one ``proba_<class>`` per class."""
+        self._store()
         columns = {"prediction": self._predictions}
-        columns.update((f"proba_{cls}", column) for cls, column in self.probabilities.columns.items())
+        columns.update((f"proba_{cls}", column) for cls, column in self._probabilities.columns.items())
         return ColumnSet(columns, self.n_events)
 
     def event_ids(self) -> list[str]:
+        self._store()
         return self._event_ids.values()
 
     def prediction_values(self) -> list[Scalar]:
+        self._store()
         return cast("list[Scalar]", self._predictions.values())
 
     def probability_mappings(self) -> list[Mapping[str, float] | None]:
         """Each event's class probabilities, as given (``None`` where it gave none)."""
-        return cast("list[Mapping[str, float] | None]", list(self.probabilities.rows()))
+        self._store()
+        return cast("list[Mapping[str, float] | None]", list(self._probabilities.rows()))
 
     def segment_mappings(self) -> list[Mapping[str, str] | None]:
         """Each event's segments, as given (``None`` where it gave none)."""
-        return cast("list[Mapping[str, str] | None]", list(self.segments.rows()))
+        self._store()
+        return cast("list[Mapping[str, str] | None]", list(self._segments.rows()))
 
     def predictions(self) -> Iterator[Prediction]:
         """The events as added, without their embeddings."""
+        self._store()
         contexts = self._contexts.values()
         columns = zip(
-            self._event_ids.values(), contexts, self.features.rows(), self._predictions.values(),
-            self._timestamps.values(), self.probabilities.rows(), self._latencies.values(),
-            self.segments.rows(), strict=True,
+            self._event_ids.values(), contexts, self._features.rows(), self._predictions.values(),
+            self._timestamps.values(), self._probabilities.rows(), self._latencies.values(),
+            self._segments.rows(), strict=True,
         )
         for event_id, context, features, prediction, timestamp, probabilities, latency, segments in columns:
             model, model_version, data_version, error = context

@@ -36,6 +36,7 @@ values = st.one_of(
 numbers = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5))
 row = st.dictionaries(st.sampled_from(NAMES), values, max_size=4)
 typed_row = st.dictionaries(st.sampled_from(NAMES), numbers, max_size=4)
+full_row = st.fixed_dictionaries({"a": numbers, "b": st.sampled_from(["x", "y", None]), "c": values})
 kinds = st.dictionaries(
     st.sampled_from([*NAMES, "absent"]), st.sampled_from(["numerical", "categorical"]), max_size=5
 )
@@ -78,10 +79,20 @@ def assert_same_table(got: FeatureTable, want: FeatureTable) -> None:
             assert [exact(v) for v in got.columns[name]] == [exact(v) for v in column], name
 
 
-def check(rows: list[dict[str, Value]], wanted: dict[str, FeatureKind]) -> None:
-    columns, oracle = Columns(), ListColumns()
+def filled(rows: list[dict[str, Value]], chunk: int) -> Columns:
+    """Rows added one by one (chunk 0) or in batches of ``chunk``."""
+    columns = Columns()
+    for start in range(0, len(rows), chunk or 1):
+        if chunk:
+            columns.extend(rows[start:start + chunk])  # type: ignore[arg-type]
+        else:
+            columns.append(rows[start])
+    return columns
+
+
+def check(rows: list[dict[str, Value]], wanted: dict[str, FeatureKind], chunk: int = 0) -> None:
+    columns, oracle = filled(rows, chunk), ListColumns()
     for r in rows:
-        columns.append(r)
         oracle.append(r)
     assert columns.n_rows == oracle.n_rows == len(rows)
     assert list(columns.columns) == list(oracle.columns)
@@ -99,16 +110,54 @@ def check(rows: list[dict[str, Value]], wanted: dict[str, FeatureKind]) -> None:
     assert content_id(columns.columns) == content_id(oracle.columns)
 
 
-@SETTINGS
-@given(st.lists(row, max_size=40), kinds)
-def test_mixed_rows_give_the_tables_of_lists(rows: list[dict[str, Value]], wanted: dict[str, FeatureKind]) -> None:
-    check(rows, wanted)
+chunks = st.sampled_from([0, 1, 3, 64])
 
 
 @SETTINGS
-@given(st.lists(typed_row, max_size=40), kinds)
-def test_number_rows_give_the_tables_of_lists(rows: list[dict[str, Value]], wanted: dict[str, FeatureKind]) -> None:
-    check(rows, wanted)
+@given(st.lists(row, max_size=40), kinds, chunks)
+def test_mixed_rows_give_the_tables_of_lists(
+    rows: list[dict[str, Value]], wanted: dict[str, FeatureKind], chunk: int
+) -> None:
+    check(rows, wanted, chunk)
+
+
+@SETTINGS
+@given(st.lists(typed_row, max_size=40), kinds, chunks)
+def test_number_rows_give_the_tables_of_lists(
+    rows: list[dict[str, Value]], wanted: dict[str, FeatureKind], chunk: int
+) -> None:
+    check(rows, wanted, chunk)
+
+
+@SETTINGS
+@given(st.lists(st.one_of(full_row, full_row, st.none()), max_size=60), kinds, chunks)
+def test_batches_of_rows_with_every_name_in_order_or_none_give_the_tables_of_lists(
+    rows: list[dict[str, Value] | None], wanted: dict[str, FeatureKind], chunk: int
+) -> None:
+    columns, oracle = filled(rows, chunk), ListColumns()  # type: ignore[arg-type]
+    for r in rows:
+        oracle.append(r or {})
+    assert exact_rows(list(columns.rows())) == exact_rows(rows)
+    assert_same_table(columns.table(wanted), build_table(oracle.columns, wanted, oracle.n_rows))
+    assert columns.infer_kinds({}) == {name: infer_kind(v) for name, v in oracle.columns.items()}
+
+
+@SETTINGS
+@given(st.lists(st.one_of(values, numbers), max_size=80), st.integers(1, 20))
+def test_a_column_extended_in_batches_holds_what_appending_holds(batch: list[Value], size: int) -> None:
+    appended, extended = Column(), Column()
+    for value in batch:
+        appended.append(value)
+    for start in range(0, len(batch), size):
+        extended.extend(batch[start:start + size])
+    assert [exact(v) for v in extended] == [exact(v) for v in appended] == [exact(v) for v in batch]
+    assert extended.kind() == appended.kind() == (infer_kind(batch) if batch else "categorical")
+    numerical = build_table({"v": batch}, {"v": "numerical"}, len(batch))
+    got, errors = extended.numerical()
+    assert np.array_equal(got, numerical.columns["v"], equal_nan=True)
+    assert errors == numerical.type_errors["v"]
+    categorical = build_table({"v": batch}, {"v": "categorical"}, len(batch)).columns["v"]
+    assert [exact(v) for v in extended.categorical()] == [exact(v) for v in categorical]
 
 
 def test_a_column_of_floats_is_a_float64_array_and_one_string_turns_it_into_a_list() -> None:
@@ -204,17 +253,20 @@ def prediction(i: int) -> Prediction:
 
 
 def test_a_window_gives_back_its_events_exactly_and_round_trips_through_its_plain_form() -> None:
-    events = [decode(encode(prediction(i))) for i in range(30)]
+    events = [decode(encode(prediction(i))) for i in range(150)]  # two batches of PENDING and a part
     window = Window(1000.0)
-    for event in events:
+    for count, event in enumerate(events, 1):
         assert isinstance(event, Prediction)
         window.add(event, 1000.0)
+        assert window.n_events == count
+        if count == 100:  # a read between batches stores the pending events first
+            assert window.features.n_rows == 100
     wire = [encode(p) for p in events]
     without_vectors = [encode(p) for p in (decode(w) for w in wire) if isinstance(p, Prediction)]
     data = window.to_dict()
     assert data["events"] != wire  # event 2's vector is in the sample, not the event
     assert data["events"][:2] == without_vectors[:2] and data["events"][3:] == without_vectors[3:]
-    assert window.event_ids() == [f"e-{i}" for i in range(30)]
+    assert window.event_ids() == [f"e-{i}" for i in range(150)]
     assert window.prediction_values() == [p.prediction for p in events if isinstance(p, Prediction)]
     assert window.probability_mappings()[:8] == [None, *[{"yes": 0.25, "no": 0.75}] * 5, None, {}]
     again = Window.from_dict(data)
@@ -225,17 +277,16 @@ def test_a_window_gives_back_its_events_exactly_and_round_trips_through_its_plai
 def test_an_automatic_reference_from_the_columns_is_the_one_from_lists() -> None:
     window = Window(0.0)
     features, outputs = ListColumns(), ListColumns()
-    for i in range(40):
+    for i in range(150):  # two batches of PENDING and a part
         event = prediction(i)
         window.add(event, 0.0)
         features.append(event.features)
-        outputs.append(
-            {"prediction": event.prediction, **{f"proba_{c}": p for c, p in (event.probabilities or {}).items()}}
-        )
+        probabilities = {f"proba_{c}": p for c, p in (event.probabilities or {}).items()}
+        outputs.append({"prediction": event.prediction, **probabilities})
     reference = automatic_reference(window, {}, None, "d")
     assert reference.reference_id == f"auto-{content_id({**features.columns, **outputs.columns})[:16]}"
     kinds = {name: infer_kind(values) for name, values in features.columns.items()}
     assert reference.features.kinds == kinds
-    assert_same_table(reference.features, build_table(features.columns, kinds, 40))
+    assert_same_table(reference.features, build_table(features.columns, kinds, 150))
     assert list(reference.outputs.kinds) == ["prediction", "proba_yes", "proba_no"]
-    assert reference.event_ids == tuple(f"e-{i}" for i in range(40))
+    assert reference.event_ids == tuple(f"e-{i}" for i in range(150))
