@@ -285,7 +285,9 @@ class ColumnSet:
         arrays: dict[str, np.ndarray] = {}
         type_errors: dict[str, int] = {}
         for name, kind in kinds.items():
-            column = self.columns.get(name) or Column(missing=self.n_rows)
+            column = self.columns.get(name)
+            if column is None:  # as build_table: a name no row has is missing throughout
+                column = Column(missing=self.n_rows)
             if kind == "numerical":
                 arrays[name], type_errors[name] = column.numerical()
             else:
@@ -360,12 +362,8 @@ class Texts:
         self._data = bytearray()
         self._ends = array("Q")
 
-    def append(self, text: str) -> None:
-        self._data += text.encode("utf-8", "surrogatepass")  # a JSON string may hold a lone surrogate
-        self._ends.append(len(self._data))
-
     def extend(self, texts: list[str]) -> None:
-        encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
+        encoded = [text.encode("utf-8", "surrogatepass") for text in texts]  # JSON allows lone surrogates
         self._ends.fromlist(list(accumulate(map(len, encoded), initial=len(self._data)))[1:])
         self._data += b"".join(encoded)
 
