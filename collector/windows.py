@@ -4,7 +4,8 @@ A window (and a model version's automatic reference while it is collected,
 5,000 predictions by default, for every idle version) keeps its predictions
 column by column (:mod:`collector.columns`): numbers as float64, strings as
 codes, event ids in one buffer, so 5,000 predictions of 20 features take
-about 1 MB, not the 15 MB of a Python object per value and per event. Each
+about 1 MB, not the 16 MB of a Python object per value and per event
+(docs/benchmarks.md, "Memory while collecting"). Each
 event reads back exactly as added (:meth:`Window.predictions`), which is how
 a checkpoint stores the window. Embedding vectors go to a bounded float32
 sample per name (:class:`~collector.embedding_buffer.EmbeddingBuffer`) and do
@@ -28,9 +29,10 @@ Context = tuple[str, str, str, str | None]
 """An event's model, model version, data version and error: the same for most events of a window."""
 
 
-PENDING = 64
+PENDING = 32
 """Events a window holds as they came before storing them column by column, in one go: a
-Python call per batch and column, not per value (about 200 KB at most while collecting)."""
+Python call per batch and column, not per value. 32 events of 20 features are about 70 KB;
+64 halve the batch overhead but put 100 idle versions over 150 MB."""
 
 
 class Window:

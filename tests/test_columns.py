@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from collector.columns import Codes, Column, Columns, Texts
 from collector.references import automatic_reference, content_id
 from collector.tables import Value, build_table, infer_kind
-from collector.windows import Window
+from collector.windows import PENDING, Window
 from detectors.base import FeatureKind, FeatureTable
 
 SETTINGS = settings(max_examples=300, derandomize=True, deadline=None)
@@ -247,7 +247,8 @@ def prediction(i: int) -> Prediction:
 
 
 def test_a_window_gives_back_its_events_exactly_and_round_trips_through_its_plain_form() -> None:
-    events = [decode(encode(prediction(i))) for i in range(150)]  # two batches of PENDING and a part
+    assert 150 % PENDING and 2 * PENDING < 150
+    events = [decode(encode(prediction(i))) for i in range(150)]  # whole batches of PENDING and a part
     window = Window(1000.0)
     for count, event in enumerate(events, 1):
         assert isinstance(event, Prediction)
@@ -271,7 +272,7 @@ def test_a_window_gives_back_its_events_exactly_and_round_trips_through_its_plai
 def test_an_automatic_reference_from_the_columns_is_the_one_from_lists() -> None:
     window = Window(0.0)
     features, outputs = ListColumns(), ListColumns()
-    for i in range(150):  # two batches of PENDING and a part
+    for i in range(150):  # whole batches of PENDING and a part
         event = prediction(i)
         window.add(event, 0.0)
         features.append(event.features)
