@@ -128,7 +128,7 @@ def _task(task: str, windows: int) -> tuple[dict[str, float], float]:
         seconds["univariate"] = _cpu(lambda f=features: state._drift.evaluate(f))
         arrays = window.embeddings.arrays()
         seconds["embedding"] = _cpu(lambda v=arrays: state._embeddings.evaluate(v))
-        seconds["health"] = _cpu(lambda p=window.predictions, f=features: health.evaluate_predictions(p, f))
+        seconds["health"] = _cpu(lambda w=window, f=features: health.evaluate_predictions(w, f))
         if w > 0:  # the first calibrates the thresholds of this window size
             for part, value in seconds.items():
                 times[part].append(value)

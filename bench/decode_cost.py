@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import time
-from collections.abc import Callable
 
 import driftline.schema
 import harness
@@ -59,16 +57,6 @@ def messages(count: int, seed: int) -> list[bytes]:
     return out
 
 
-def best_seconds(loop: Callable[[list[bytes]], object], batch: list[bytes], rounds: int) -> float:
-    """Best CPU seconds of the process (wall time on a shared machine varies several-fold)."""
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.process_time()
-        loop(batch)
-        best = min(best, time.process_time() - started)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,9 +69,9 @@ def main() -> None:
     )
     run = harness.BenchRun("decode_cost", args, chosen)
     batch = messages(args.events, args.seed)
-    baseline = best_seconds(lambda b: [json.loads(m) for m in b], batch, args.rounds)
-    full = best_seconds(lambda b: [decode(m) for m in b], batch, args.rounds)
-    fast = best_seconds(lambda b: [fast_decode.decode(m) for m in b], batch, args.rounds)
+    baseline = harness.best_seconds(lambda b: [json.loads(m) for m in b], batch, args.rounds)
+    full = harness.best_seconds(lambda b: [decode(m) for m in b], batch, args.rounds)
+    fast = harness.best_seconds(lambda b: [fast_decode.decode(m) for m in b], batch, args.rounds)
     per_event = {
         "json.loads": baseline / len(batch) * 1e6,
         "decode": full / len(batch) * 1e6,

@@ -23,8 +23,11 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -100,6 +103,17 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None
+
+
+def best_seconds(loop: Callable[[T], object], batch: T, rounds: int) -> float:
+    """Best CPU seconds of the process over ``rounds`` calls of ``loop(batch)`` (wall time on a
+    shared machine varies several-fold)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        loop(batch)
+        best = min(best, time.process_time() - started)
+    return best
 
 
 class BenchRun:

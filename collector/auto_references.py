@@ -57,7 +57,7 @@ class AutomaticReferences:
                 "%s/%s: the stored automatic reference %s reads as %s now (feature kinds or task changed)",
                 model, model_version, body["reference_id"], reference.reference_id,
             )
-        return reference, {p.event_id for p in events.predictions}
+        return reference, set(events.event_ids())
 
     def _key(self, model: str, model_version: str) -> str:
         return f"{self.prefix}reference/{model}/{model_version}"

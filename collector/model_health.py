@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from driftline.schema import Prediction, Scalar
+from driftline.schema import Scalar
 
 from collector.config import ModelConfig
 from collector.expected_errors import ExpectedErrors
@@ -25,6 +25,8 @@ from collector.label_join import JoinResult, PredictionRecord
 from collector.multiclass_health import MulticlassEstimator
 from collector.references import Reference
 from collector.regression_health import RegressionEstimator
+from collector.tables import Value
+from collector.windows import Window
 from detectors.base import FeatureTable
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
@@ -118,16 +120,15 @@ class ModelHealth:
             self._fit_estimated_thresholds(present, None)
         self._fit_multiclass_thresholds()
 
-    def evaluate_predictions(
-        self, predictions: Sequence[Prediction], features: FeatureTable | None = None
-    ) -> PredictionHealth:
+    def evaluate_predictions(self, window: Window, features: FeatureTable | None = None) -> PredictionHealth:
         """Proxy metrics, estimated performance and fairness of one closed prediction window.
 
         ``features`` (the window's, in the reference's kinds) are what a regressor's DLE reads.
         """
-        mappings = [p.probabilities for p in predictions]
+        mappings = window.probability_mappings()
+        predictions = window.prediction_values()
         proxy = self._proxy(mappings) if any(mappings) else None
-        predicted_positive = np.array([class_key(p.prediction) == self.positive_class for p in predictions])
+        predicted_positive = np.array([class_key(v) == self.positive_class for v in predictions])
         estimated = None
         estimator: Estimator | None = None
         if self.cbpe is not None:
@@ -143,19 +144,20 @@ class ModelHealth:
                     scored = int(present.sum())
                     self._scored("estimated", scored, accuracy * scored)
         if self.multiclass is not None:
-            multiclass = self.multiclass.estimate(mappings, [p.prediction for p in predictions])
+            multiclass = self.multiclass.estimate(mappings, predictions)
             if multiclass is not None:
                 estimated, estimator = dict(multiclass.metrics), "multiclass_cbpe"
                 self._performance(estimated, "estimated")
                 self._scored("estimated", multiclass.n, estimated["accuracy"] * multiclass.n)
         if features is not None and self.regression is not None and self.regression.dle is not None:
-            errors = self._estimate_errors(features, predictions)
+            errors = self._estimate_errors(features, predictions, window.event_ids())
             if errors is not None:
                 estimated, estimator = errors, "dle"
         fairness = None
-        names = self._segment_names(predictions)
+        segments = window.segment_mappings()
+        names = self._segment_names(segments)
         if names:
-            values = {name: [(p.segments or {}).get(name) for p in predictions] for name in names}
+            values = {name: [(s or {}).get(name) for s in segments] for name in names}
             fairness = self._fairness_for(names).evaluate(values, predicted_positive)
             self._fairness(fairness)
         return PredictionHealth(proxy, estimated, fairness, self.thresholds.get("estimated"), estimator)
@@ -264,7 +266,7 @@ class ModelHealth:
             self._fit_thresholds("estimated", *fitted)
 
     def _estimate_errors(
-        self, features: FeatureTable, predictions: Sequence[Prediction]
+        self, features: FeatureTable, predictions: Sequence[Value], event_ids: Sequence[str]
     ) -> dict[str, float] | None:
         """A regressor's estimated errors (exported), its events' expected errors kept for their labels."""
         assert self.regression is not None
@@ -273,7 +275,7 @@ class ModelHealth:
         if result is None:
             return None
         kept = np.flatnonzero(np.isfinite(absolute))
-        self.expected_errors.add((predictions[i].event_id for i in kept.tolist()), absolute[kept])
+        self.expected_errors.add((event_ids[i] for i in kept.tolist()), absolute[kept])
         estimated = dict(result.metrics)
         self._performance(estimated, "estimated")
         return estimated
@@ -427,7 +429,7 @@ class ModelHealth:
     def _segment_accuracy(
         self, records: list[PredictionRecord], labels: list[Scalar], predictions: list[Scalar]
     ) -> FairnessResult | None:
-        names = self._segment_names(records)
+        names = self._segment_names([r.segments for r in records])
         if not names:
             return None
         correct = np.array([class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True)])
@@ -504,11 +506,11 @@ class ModelHealth:
             evaluator = self._fairness_evaluators[key] = FairnessEvaluator(names, self.max_segment_values)
         return evaluator
 
-    def _segment_names(self, events: Sequence[Prediction] | Sequence[PredictionRecord]) -> list[str]:
+    def _segment_names(self, segments: Sequence[Mapping[str, str] | None]) -> list[str]:
         """The configured segments, or every segment the events carry when none is configured."""
         if self.segments:
             return self.segments
-        return sorted({name for e in events for name in (e.segments or {})})
+        return sorted({name for s in segments for name in (s or {})})
 
     def _set(self, name: str, number: float, /, **labels: str) -> None:
         self.store.set(name, {**self.labels, **labels}, float(number))

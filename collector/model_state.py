@@ -380,7 +380,7 @@ class ModelVersionState:
             reference = automatic_reference(
                 buffer, self.model_config.features, self.model_config.task, self.data_version
             )
-            self._use_reference(reference, {p.event_id for p in buffer.predictions})
+            self._use_reference(reference, set(buffer.event_ids()))
             if self.on_automatic is not None:
                 self.on_automatic(self.model, self.model_version, reference, buffer)
 
@@ -522,7 +522,7 @@ class ModelVersionState:
                 assert self.reference is not None
                 features = window.features.table(self.reference.features.kinds)
             with one_thread():
-                return self.health.evaluate_predictions(window.predictions, features)
+                return self.health.evaluate_predictions(window, features)
         except Exception:  # the drift results stand; this window's model health is skipped
             self._detector_failed("model_health")
             return PredictionHealth()

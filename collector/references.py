@@ -29,10 +29,11 @@ import numpy.typing as npt
 import pandas as pd
 from driftline.schema import MAX_EMBEDDING_DIMS
 
+from collector.columns import ColumnSet
 from collector.config import ReferenceFile
 from collector.embedding_buffer import MAX_ROWS, Vectors
 from collector.errors import ReferenceDataError
-from collector.tables import ColumnBuffer, Value, build_table, infer_kind
+from collector.tables import Value, build_table, infer_kind
 from collector.windows import Window
 from detectors.base import FeatureKind, FeatureTable
 
@@ -63,10 +64,10 @@ class Reference:
 
 
 def output_kinds(
-    outputs: ColumnBuffer | Mapping[str, list[Value]], task: str | None
+    outputs: ColumnSet | Mapping[str, Sequence[Value]], task: str | None
 ) -> dict[str, FeatureKind]:
     """Kinds of the output columns: class probabilities are numbers; the prediction follows the task."""
-    columns = outputs.columns if isinstance(outputs, ColumnBuffer) else outputs
+    columns: Mapping[str, Sequence[Value]] = outputs.columns if isinstance(outputs, ColumnSet) else outputs
     kinds: dict[str, FeatureKind] = {}
     for name, values in columns.items():
         if name.startswith("proba_") or task == "regression":
@@ -84,16 +85,16 @@ def automatic_reference(
     """The first predictions of a version, taken as its reference."""
     kinds = window.features.infer_kinds(overrides)
     features = window.features.table(kinds)
-    outputs = window.outputs.table(output_kinds(window.outputs, task))
-    columns = {**window.features.columns, **window.outputs.columns}
+    outputs = window.outputs
+    columns = {**window.features.columns, **outputs.columns}
     return Reference(
         reference_id=f"auto-{content_id(columns)[:16]}",
         data_version=data_version,
         automatic=True,
         features=features,
-        outputs=outputs,
+        outputs=outputs.table(output_kinds(outputs, task)),
         embeddings=window.embeddings.arrays(),
-        event_ids=tuple(p.event_id for p in window.predictions),
+        event_ids=tuple(window.event_ids()),
     )
 
 

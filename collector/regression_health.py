@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from driftline.schema import Prediction
 
 from collector.references import Reference
 from detectors.base import FeatureTable
@@ -79,15 +78,11 @@ class RegressionEstimator:
         return [labels.get(event_id) for event_id in reference.event_ids or ()]
 
     def expected_errors(
-        self, features: FeatureTable, predictions: Sequence[Prediction] | FloatArray
+        self, features: FeatureTable, predictions: Sequence[object] | FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """Per-event expected absolute and squared errors; NaN where the prediction is no number."""
         assert self.dle is not None, "expected_errors before a successful fit"
-        y_hat = (
-            predictions
-            if isinstance(predictions, np.ndarray)
-            else _numbers([p.prediction for p in predictions])
-        )
+        y_hat = predictions if isinstance(predictions, np.ndarray) else _numbers(predictions)
         absolute = np.full(len(y_hat), np.nan)
         squared = np.full(len(y_hat), np.nan)
         finite = np.isfinite(y_hat)

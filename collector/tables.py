@@ -48,14 +48,19 @@ def build_table(
         if values is None:
             values = [None] * n_rows
         if kind == "numerical":
-            arrays[name], type_errors[name] = _numerical(values)
+            arrays[name], type_errors[name] = numerical_array(values)
         else:
-            arrays[name] = np.array([as_category(v) for v in values], dtype=object)
-            type_errors[name] = 0
+            arrays[name], type_errors[name] = categorical_array(values), 0
     return FeatureTable(dict(kinds), arrays, n_rows, type_errors)
 
 
-def _numerical(values: Sequence[Value]) -> tuple[np.ndarray, int]:
+def categorical_array(values: Sequence[Value]) -> np.ndarray:
+    """Category strings (``None`` where missing) as an object array."""
+    return np.array([as_category(v) for v in values], dtype=object)
+
+
+def numerical_array(values: Sequence[Value]) -> tuple[np.ndarray, int]:
+    """Float64 values, NaN where missing or not a number, and how many were not a number."""
     if all(type(value) is float for value in values):  # the usual column, converted in one call
         return np.array(values, dtype=np.float64), 0
     out = np.empty(len(values), dtype=np.float64)
@@ -70,30 +75,3 @@ def _numerical(values: Sequence[Value]) -> tuple[np.ndarray, int]:
             out[index] = value
     return out, errors
 
-
-class ColumnBuffer:
-    """Accumulates rows as per-feature lists; a feature absent from a row is missing there."""
-
-    def __init__(self) -> None:
-        self.columns: dict[str, list[Value]] = {}
-        self.n_rows = 0
-
-    def append(self, row: Mapping[str, Value]) -> None:
-        for name, value in row.items():
-            column = self.columns.get(name)
-            if column is None:
-                column = [None] * self.n_rows
-                self.columns[name] = column
-            column.append(value)
-        self.n_rows += 1
-        for column in self.columns.values():
-            if len(column) < self.n_rows:
-                column.append(None)
-
-    def table(self, kinds: Mapping[str, FeatureKind]) -> FeatureTable:
-        return build_table(self.columns, kinds, self.n_rows)
-
-    def infer_kinds(self, overrides: Mapping[str, FeatureKind]) -> dict[str, FeatureKind]:
-        return {
-            name: overrides.get(name) or infer_kind(values) for name, values in self.columns.items()
-        }

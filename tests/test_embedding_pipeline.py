@@ -243,7 +243,7 @@ def test_the_embedding_reference_is_a_float32_sample_of_at_most_1000_rows(tmp_pa
     assert np.array_equal(stored[0].embeddings["text"], sample)
     window = pipeline.states[("m", "1")].window
     assert window is not None and window.n_events == 100
-    assert all(p.embeddings is None for p in window.predictions)  # the vectors live in the float32 sample
+    assert all(p.embeddings is None for p in window.predictions())  # the vectors live in the float32 sample
 
 
 def test_the_buffer_keeps_a_uniform_sample_and_its_doctest_holds() -> None:
