@@ -22,7 +22,9 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -197,21 +199,37 @@ def content_id(columns: Mapping[str, Sequence[Value]]) -> str:
     Columns are taken in name order; numbers (not booleans) are compared as
     float64, so ``1`` and ``1.0`` are the same value while ``"1"`` is not;
     a missing value is ``None``. The one hashing scheme for reference ids.
+    The bytes hashed per column: its JSON name and ``\x00``, each value's
+    :func:`_canonical` form followed by ``\x1f``, then ``\x1e``; they are
+    joined per column and hashed in one update (one per value cost a third of a
+    second for an automatic reference of 5,000 rows and 20 features).
     """
     digest = hashlib.sha256()
     for name in sorted(columns):
-        digest.update(json.dumps(name).encode() + b"\x00")
-        for value in columns[name]:
-            digest.update(_canonical(value) + b"\x1f")
-        digest.update(b"\x1e")
+        values = columns[name]
+        text = _column_text(values)
+        digest.update(f"{json.dumps(name)}\x00{text}{_UNIT if values else ''}\x1e".encode())
     return digest.hexdigest()
 
 
-def _canonical(value: Value) -> bytes:
+_UNIT = "\x1f"
+_NUMBERS = frozenset({float, int})
+
+
+def _column_text(values: Sequence[Value]) -> str:
+    """The :func:`_canonical` forms of a column joined by ``\x1f`` (all ASCII); a column of plain
+    numbers at C speed (the joiner carries the next value's ``f``)."""
+    if values and set(map(type, values)) <= _NUMBERS:
+        numbers = cast("Sequence[float]", values)
+        return "f" + "\x1ff".join(map(float.hex, map(float, numbers)))
+    return _UNIT.join(map(_canonical, values))
+
+
+def _canonical(value: Value) -> str:
     if value is None:
-        return b"n"
+        return "n"
     if isinstance(value, bool):
-        return b"b1" if value else b"b0"
+        return "b1" if value else "b0"
     if isinstance(value, int | float):
-        return b"f" + float(value).hex().encode()
-    return b"s" + json.dumps(value).encode()
+        return "f" + float(value).hex()
+    return "s" + encode_basestring_ascii(value)  # what json.dumps(value) gives a str
