@@ -200,20 +200,36 @@ def ranked_expected_roc_aucs(ranked_p: FloatArray, ties: FloatArray | None = Non
     ``ties`` (the ranked scores) makes each run of equal scores one step, each event taking the
     counts at the end of its run. Without it every event is a step of its own, which is the same
     curve wherever tied events have equal ``p``: they add equal steps to the expected true and
-    false positives, so the curve through them is the tie's one straight step.
+    false positives, so the curve through them is the tie's one straight step. Then the area
+    needs no cumulative sums: with ``tp_j = p_0 + ... + p_j``, twice the area
+    ``sum_j (1 - p_j)(2 tp_j - p_j)`` sums to ``2 sum_j (width - j) p_j - P**2 - P``.
     """
     width = ranked_p.shape[1]
-    tp = np.cumsum(ranked_p, axis=1)
-    fp = np.arange(1, width + 1) - tp
     if ties is not None:
         last_of_tie = np.ones(ties.shape, dtype=bool)
         last_of_tie[:, :-1] = ties[:, 1:] != ties[:, :-1]
         if not last_of_tie.all():
-            end = np.where(last_of_tie, np.arange(width), width - 1)
-            end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]
-            tp, fp = np.take_along_axis(tp, end, axis=1), np.take_along_axis(fp, end, axis=1)
-    positives, negatives = tp[:, -1], fp[:, -1]
+            return _tie_step_aucs(ranked_p, last_of_tie)
+    positives = np.sum(ranked_p, axis=1)
+    twice_area = 2.0 * (ranked_p @ np.arange(width, 0, -1, dtype=np.float64)) - positives**2 - positives
+    return _area_ratio(twice_area, positives, width - positives)
+
+
+def _tie_step_aucs(ranked_p: FloatArray, last_of_tie: npt.NDArray[np.bool_]) -> FloatArray:
+    """The areas when a tie of scores joins events of different ``p``: one step per tie."""
+    width = ranked_p.shape[1]
+    tp = np.cumsum(ranked_p, axis=1)
+    fp = np.arange(1, width + 1) - tp
+    end = np.where(last_of_tie, np.arange(width), width - 1)
+    end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]
+    tp, fp = np.take_along_axis(tp, end, axis=1), np.take_along_axis(fp, end, axis=1)
     twice_area = fp[:, 0] * tp[:, 0] + np.sum((fp[:, 1:] - fp[:, :-1]) * (tp[:, 1:] + tp[:, :-1]), axis=1)
+    return _area_ratio(twice_area, tp[:, -1], fp[:, -1])
+
+
+def _area_ratio(twice_area: FloatArray, positives: FloatArray, negatives: FloatArray) -> FloatArray:
+    """The area under the curve of expected true- and false-positive rates (NaN: no positive or
+    no negative expected)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = twice_area / (2.0 * positives * negatives)
     return np.where((positives > 0.0) & (negatives > 0.0), auc, np.nan)

@@ -235,14 +235,17 @@ def _binary_with_probabilities(
     resample that holds a row without a probability, as :func:`binary_metrics` gives them."""
     missing = np.isnan(proba)
     codes = np.unique(np.where(missing, -1.0, proba), return_inverse=True)[1]
-    mixed_ties = len(np.intersect1d(codes[actual & ~missing], codes[~actual & ~missing])) > 0
+    n_codes = int(codes.max()) + 1
+    mixed = (np.bincount(codes[actual & ~missing], minlength=n_codes) > 0) & (
+        np.bincount(codes[~actual & ~missing], minlength=n_codes) > 0
+    )
     with np.errstate(invalid="ignore"):
         losses = -np.log(np.clip(np.where(actual, proba, 1.0 - proba), _EPS, 1.0 - _EPS))
 
     def scores(rows: IntMatrix) -> dict[str, FloatArray]:
         out = binary_scores(actual[rows], predicted[rows])
         unknown = missing[rows].any(axis=1)
-        out["roc_auc"] = np.where(unknown, np.nan, ranked_roc_aucs(actual[rows], codes[rows], mixed_ties))
+        out["roc_auc"] = np.where(unknown, np.nan, ranked_roc_aucs(actual[rows], codes[rows], mixed))
         out["log_loss"] = np.where(unknown, np.nan, np.mean(losses[rows], axis=1))
         return out
 
@@ -334,21 +337,46 @@ def roc_auc(actual: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> fl
     return float((np.sum(ranks[actual]) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def ranked_roc_aucs(actual: BoolMatrix, codes: IntMatrix, mixed_ties: bool = True) -> FloatArray:
+def ranked_roc_aucs(
+    actual: BoolMatrix, codes: IntMatrix, mixed: npt.NDArray[np.bool_] | None = None
+) -> FloatArray:
     """:func:`roc_auc` of each row, scores given by their dense ranks ``codes`` (NaN: one class).
 
-    The Mann-Whitney count with ties half is the mean of the pairs whose negative ranks at or
-    below the positive and those whose negative ranks strictly below; each is one sort of the
-    row. ``mixed_ties=False`` says no rank holds both a positive and a negative (then the two
-    are equal and one sort does). The counts are whole numbers, so the value equals
-    :func:`roc_auc`'s exactly.
+    The Mann-Whitney count with ties half: the pairs whose negative ranks at or below the
+    positive (one sort of the row), less half the pairs tied on one rank. ``mixed`` (per rank:
+    does it hold both a positive and a negative among all rows) confines the tied pairs to those
+    ranks, counted without a sort; without it they take a second sort. The counts are whole
+    numbers, so the value equals :func:`roc_auc`'s exactly.
     """
     n_pos = np.sum(actual, axis=1).astype(np.float64)
     pairs = n_pos * (actual.shape[1] - n_pos)
     at_or_below = _pairs_below(actual, codes, negatives_first=True)
-    below = _pairs_below(actual, codes, negatives_first=False) if mixed_ties else at_or_below
+    if mixed is None or len(actual) * int(np.sum(mixed)) > MAX_TIE_CELLS:
+        tied = at_or_below - _pairs_below(actual, codes, negatives_first=False)
+    else:
+        tied = _tied_pairs(actual, codes, mixed)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, (at_or_below + below) / 2 / pairs, np.nan)
+        return np.where(pairs > 0, (at_or_below - tied / 2) / pairs, np.nan)
+
+
+MAX_TIE_CELLS = 2_000_000
+"""Resamples x mixed ranks up to which the tied pairs are counted per rank (16 MB a count)."""
+
+
+def _tied_pairs(actual: BoolMatrix, codes: IntMatrix, mixed: npt.NDArray[np.bool_]) -> FloatArray:
+    """Per row, the (positive, negative) pairs on one rank, the ranks ``mixed`` being the only
+    ones that can hold such a pair."""
+    n_mixed = int(np.sum(mixed))
+    if n_mixed == 0:
+        return np.zeros(len(actual))
+    slot = np.cumsum(mixed) - 1  # each mixed rank's column
+    row, column = np.nonzero(mixed[codes])
+    keys = row * n_mixed + slot[codes[row, column]]
+    positive = actual[row, column]
+    size = len(actual) * n_mixed
+    positives = np.bincount(keys[positive], minlength=size)
+    negatives = np.bincount(keys[~positive], minlength=size)
+    return np.sum((positives * negatives).reshape(len(actual), n_mixed), axis=1).astype(np.float64)
 
 
 def _pairs_below(actual: BoolMatrix, codes: IntMatrix, *, negatives_first: bool) -> FloatArray:

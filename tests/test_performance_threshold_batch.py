@@ -10,9 +10,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+import detectors.performance as performance
 import detectors.performance_threshold as performance_threshold
 from detectors.base import BatchStatistic
-from detectors.cbpe import CBPE
+from detectors.cbpe import CBPE, expected_roc_auc
 from detectors.dle import expected_error_scores, expected_metrics
 from detectors.multiclass_cbpe import MulticlassCBPE
 from detectors.performance import PerformanceEvaluator, Scalar, Task
@@ -84,11 +85,15 @@ def test_resamples_are_drawn_as_one_call_per_resample_would_draw_them(
 
 
 @pytest.mark.parametrize("probabilities", ["tied", "distinct", "none", "some_missing"])
-def test_binary_realized_thresholds_equal_the_per_resample_loop(probabilities: str) -> None:
+@pytest.mark.parametrize("max_tie_cells", [0, 2_000_000], ids=["second_sort", "per_rank"])
+def test_binary_realized_thresholds_equal_the_per_resample_loop(
+    probabilities: str, max_tie_cells: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(performance, "MAX_TIE_CELLS", max_tie_cells)
     labels, predicted, p = _binary(3000, 1)
     proba: npt.NDArray[np.float64] | None = p.copy()
-    if probabilities == "distinct":  # no probability holds both labels: one sort per resample
-        proba = 1 / (1 + np.exp(-2 * np.random.default_rng(2).normal(0.0, 2.0, 3000)))
+    if probabilities == "distinct":  # a few ties hold both labels: counted per tied rank
+        proba = np.round(1 / (1 + np.exp(-2 * np.random.default_rng(2).normal(0.0, 2.0, 3000))), 5)
     elif probabilities == "none":
         proba = None
     elif probabilities == "some_missing":
@@ -201,3 +206,30 @@ def test_a_statistic_of_one_value_per_call_is_refused() -> None:
 
     with pytest.raises(ValueError, match="accuracy of shape"):
         FITTER.fit(wrong, 500, 50)
+
+
+def _trapezoids(p: npt.NDArray[np.float64], score: npt.NDArray[np.float64]) -> float | None:
+    """The expected ROC AUC as first written: one trapezoid per run of tied scores."""
+    positives, negatives = float(np.sum(p)), float(np.sum(1.0 - p))
+    if positives <= 0.0 or negatives <= 0.0:
+        return None
+    order = np.argsort(-score, kind="stable")
+    tp, fp = np.cumsum(p[order]), np.cumsum(1.0 - p[order])
+    last_of_tie = np.r_[score[order][1:] != score[order][:-1], True]
+    tpr = np.r_[0.0, tp[last_of_tie] / positives]
+    fpr = np.r_[0.0, fp[last_of_tie] / negatives]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+@pytest.mark.parametrize("scored", ["by_p", "by_other_score"])
+def test_expected_roc_auc_equals_one_trapezoid_per_tie(scored: str) -> None:
+    rng = np.random.default_rng(10)
+    for n in (1, 2, 7, 300):
+        p = np.round(rng.random(n), 1)  # many ties
+        score = p if scored == "by_p" else np.round(rng.random(n), 1)
+        expected = _trapezoids(p, score)
+        got = expected_roc_auc(p, None if scored == "by_p" else score)
+        assert (got is None) == (expected is None)
+        if expected is not None:
+            assert got == pytest.approx(expected, abs=1e-12)
+    assert expected_roc_auc(np.zeros(5)) is None and expected_roc_auc(np.ones(5)) is None
