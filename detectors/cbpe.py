@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from detectors.base import BatchStatistic
 from detectors.calibration import IsotonicCalibrator, choose_calibrator
-from detectors.performance import ratios
+from detectors.performance import compact_codes, ratios
 
 FloatArray = npt.NDArray[np.float64]
 Calibration = Literal["auto", "isotonic", "none"]
@@ -132,7 +132,8 @@ class CBPE:
         if p_raw.ndim != 1 or len(p_raw) == 0:
             raise ValueError(f"probabilities must be a non-empty 1-d array, got {p_raw.shape}")
         positive = self._decisions(p_raw, predicted_positive)
-        scores = expected_scores(self.calibrate(p_raw)[None], positive[None])
+        p = self.calibrate(p_raw)[None]
+        scores = expected_scores(p, positive[None], expected_roc_aucs(p))
         metrics = {name: float(values[0]) for name, values in scores.items() if not np.isnan(values[0])}
         return CBPEResult(len(p_raw), metrics, self.calibrated)
 
@@ -140,11 +141,12 @@ class CBPE:
         self, probabilities: npt.ArrayLike, predicted_positive: npt.ArrayLike | None = None
     ) -> BatchStatistic:
         """The estimate of many resamples of these rows at once (NaN: ROC AUC undefined), each as
-        :meth:`estimate` gives it for the resample's rows; calibrated once for all of them."""
+        :meth:`estimate` gives it for the resample's rows; calibrated and ranked once for all."""
         p_raw = np.asarray(probabilities, dtype=np.float64)
         positive = self._decisions(p_raw, predicted_positive)
         p = self.calibrate(p_raw)
-        return lambda rows: expected_scores(p[rows], positive[rows])
+        ranking = ScoreRanking.of(p, p)
+        return lambda rows: expected_scores(p[rows], positive[rows], ranking.aucs(rows))
 
     def _decisions(
         self, p_raw: FloatArray, predicted_positive: npt.ArrayLike | None
@@ -159,9 +161,11 @@ class CBPE:
         return positive
 
 
-def expected_scores(p: FloatArray, positive: npt.NDArray[np.bool_]) -> dict[str, FloatArray]:
-    """Expected accuracy, precision, recall, F1 and ROC AUC of each row of calibrated
-    probabilities and decisions (one window or resample a row; ROC AUC NaN where undefined)."""
+def expected_scores(
+    p: FloatArray, positive: npt.NDArray[np.bool_], roc_auc: FloatArray
+) -> dict[str, FloatArray]:
+    """Expected accuracy, precision, recall and F1 of each row of calibrated probabilities and
+    decisions (one window or resample a row), with each row's ``roc_auc`` (NaN: undefined)."""
     width = p.shape[1]
     decided = np.sum(positive, axis=1)
     tp = np.sum(p * positive, axis=1)
@@ -173,7 +177,7 @@ def expected_scores(p: FloatArray, positive: npt.NDArray[np.bool_]) -> dict[str,
         "precision": ratios(tp, tp + fp),
         "recall": ratios(tp, tp + fn),
         "f1": ratios(2 * tp, 2 * tp + fp + fn),
-        "roc_auc": expected_roc_aucs(p),
+        "roc_auc": roc_auc,
     }
 
 
@@ -233,3 +237,29 @@ def _area_ratio(twice_area: FloatArray, positives: FloatArray, negatives: FloatA
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = twice_area / (2.0 * positives * negatives)
     return np.where((positives > 0.0) & (negatives > 0.0), auc, np.nan)
+
+
+@dataclass(frozen=True)
+class ScoreRanking:
+    """Rows in descending score order, ranked once, so that a resample's order is a sort of its
+    rows' integer ranks (a radix sort for up to 65,536 rows) instead of a sort of floats."""
+
+    rank_of_row: npt.NDArray[np.integer]
+    ranked_p: FloatArray
+    ties: FloatArray | None
+    """The ranked scores when some tie joins rows of different ``p`` (else no tie needs merging)."""
+
+    @classmethod
+    def of(cls, score: FloatArray, p: FloatArray) -> ScoreRanking:
+        order = np.argsort(-score, kind="stable")
+        rank_of_row = np.empty(len(order), dtype=np.intp)
+        rank_of_row[order] = np.arange(len(order))
+        ranked_score, ranked_p = score[order], p[order]
+        mixed = bool(np.any((ranked_score[1:] == ranked_score[:-1]) & (ranked_p[1:] != ranked_p[:-1])))
+        return cls(compact_codes(rank_of_row, len(order)), ranked_p, ranked_score if mixed else None)
+
+    def aucs(self, rows: npt.NDArray[np.intp]) -> FloatArray:
+        """The expected ROC AUC of each resample (row) of ``rows``."""
+        ranks = np.sort(self.rank_of_row[rows], axis=1, kind="stable")
+        ties = None if self.ties is None else self.ties[ranks]
+        return ranked_expected_roc_aucs(self.ranked_p[ranks], ties)

@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from detectors.base import BatchStatistic
 from detectors.calibration import IsotonicCalibrator, choose_calibrator
-from detectors.cbpe import CALIBRATIONS, Calibration, ranked_expected_roc_aucs
+from detectors.cbpe import CALIBRATIONS, Calibration, ScoreRanking
 from detectors.performance import averaged_score_rows
 
 FloatArray = npt.NDArray[np.float64]
@@ -165,7 +165,7 @@ class MulticlassCBPE:
         raw = self._matrix(probabilities)
         p = self.calibrate(raw)
         assigned = self._one_hot(raw, predicted)
-        rankings = [_Ranking.of(raw[:, k], p[:, k]) for k in range(len(self.classes))]
+        rankings = [ScoreRanking.of(raw[:, k], p[:, k]) for k in range(len(self.classes))]
 
         def scores(rows: npt.NDArray[np.intp]) -> dict[str, FloatArray]:
             tp, fp, fn, aucs = (np.empty((len(rows), len(rankings))) for _ in range(4))
@@ -201,27 +201,3 @@ class MulticlassCBPE:
             raise ValueError(f"{len(predicted)} predictions for {len(raw)} rows")
         names = np.asarray([str(v) for v in predicted], dtype=object)
         return names[:, None] == np.asarray(self.classes, dtype=object)[None, :]
-
-
-@dataclass(frozen=True)
-class _Ranking:
-    """One class's rows in descending raw-score order, so a resample's order is a sort of ranks."""
-
-    rank_of_row: npt.NDArray[np.intp]
-    ranked_p: FloatArray
-    ties: FloatArray | None
-    """The ranked scores when some tie joins rows of different calibrated ``p`` (else no merging)."""
-
-    @classmethod
-    def of(cls, score: FloatArray, p: FloatArray) -> _Ranking:
-        order = np.argsort(-score, kind="stable")
-        rank_of_row = np.empty(len(order), dtype=np.intp)
-        rank_of_row[order] = np.arange(len(order))
-        ranked_score, ranked_p = score[order], p[order]
-        mixed = np.any((ranked_score[1:] == ranked_score[:-1]) & (ranked_p[1:] != ranked_p[:-1]))
-        return cls(rank_of_row, ranked_p, ranked_score if mixed else None)
-
-    def aucs(self, rows: npt.NDArray[np.intp]) -> FloatArray:
-        """The expected ROC AUC of each resample of rows."""
-        ranks = np.sort(self.rank_of_row[rows], axis=1)
-        return ranked_expected_roc_aucs(self.ranked_p[ranks], None if self.ties is None else self.ties[ranks])

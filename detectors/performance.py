@@ -41,7 +41,7 @@ Scalar = float | int | str | bool
 
 FloatArray = npt.NDArray[np.float64]
 BoolMatrix = npt.NDArray[np.bool_]
-IntMatrix = npt.NDArray[np.intp]
+IntMatrix = npt.NDArray[np.integer]
 REGRESSION_METRICS = ("mae", "mse", "rmse", "mape", "r2")
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -236,6 +236,7 @@ def _binary_with_probabilities(
     missing = np.isnan(proba)
     codes = np.unique(np.where(missing, -1.0, proba), return_inverse=True)[1]
     n_codes = int(codes.max()) + 1
+    keyed = compact_codes(codes, 2 * n_codes)  # room for the tie bit of the sort keys
     mixed = (np.bincount(codes[actual & ~missing], minlength=n_codes) > 0) & (
         np.bincount(codes[~actual & ~missing], minlength=n_codes) > 0
     )
@@ -245,7 +246,7 @@ def _binary_with_probabilities(
     def scores(rows: IntMatrix) -> dict[str, FloatArray]:
         out = binary_scores(actual[rows], predicted[rows])
         unknown = missing[rows].any(axis=1)
-        out["roc_auc"] = np.where(unknown, np.nan, ranked_roc_aucs(actual[rows], codes[rows], mixed))
+        out["roc_auc"] = np.where(unknown, np.nan, ranked_roc_aucs(actual[rows], keyed[rows], mixed))
         out["log_loss"] = np.where(unknown, np.nan, np.mean(losses[rows], axis=1))
         return out
 
@@ -383,9 +384,9 @@ def _pairs_below(actual: BoolMatrix, codes: IntMatrix, *, negatives_first: bool)
     """Per row, the (positive, negative) pairs whose negative ranks below the positive, ties
     counted as below when ``negatives_first`` and as above otherwise."""
     last = actual if negatives_first else ~actual  # the low bit orders a tie
-    keys = np.sort(codes.astype(np.int64) * 2 + last, axis=1)
+    keys = np.sort(codes * 2 + last, axis=1, kind="stable")
     positive = (keys & 1).astype(bool) == negatives_first
-    negatives_so_far = np.cumsum(~positive, axis=1)
+    negatives_so_far = np.cumsum(~positive, axis=1, dtype=np.int32)
     return np.sum(negatives_so_far * positive, axis=1).astype(np.float64)
 
 
@@ -446,6 +447,15 @@ def averaged_score_rows(
             scores[f"{name}_macro"] = np.sum(np.where(seen, values, 0.0), axis=1) / np.sum(seen, axis=1)
         scores[f"{name}_weighted"] = np.sum(values * weights, axis=1)
     return scores
+
+
+def compact_codes(codes: npt.NDArray[np.integer], bound: int) -> npt.NDArray[np.integer]:
+    """Codes in ``[0, bound)`` in the narrowest unsigned type that holds them: numpy sorts
+    16-bit integers by radix, four to five times faster than 64-bit ones."""
+    for kind in (np.uint16, np.uint32):
+        if bound <= np.iinfo(kind).max + 1:
+            return codes.astype(kind)
+    return codes.astype(np.int64)
 
 
 def ratios(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
