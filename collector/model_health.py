@@ -29,7 +29,7 @@ from detectors.base import BatchStatistic, FeatureTable
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
 from detectors.fairness import FairnessEvaluator, FairnessResult
-from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
+from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key, class_keys
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
 from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
@@ -300,10 +300,10 @@ class ModelHealth:
         self._fit_thresholds("realized", self.performance.on_resamples(labels, predicted, p), len(labels))
         if p is not None and self.reference_performance.task == "binary_classification":
             present = ~np.isnan(p)
-            y = np.array([class_key(v) == self.positive_class for v in labels], dtype=np.float64)
+            y = (class_keys(labels) == self.positive_class).astype(np.float64)
             self.cbpe = CBPE()
             self.cbpe.fit(p[present], y[present])
-            positive = np.array([class_key(v) == self.positive_class for v in predicted])
+            positive = class_keys(predicted) == self.positive_class
             self._fit_estimated_thresholds(p[present], positive[present])
 
     def _fit_estimated_thresholds(self, p: FloatArray, positive: npt.NDArray[np.bool_] | None) -> None:

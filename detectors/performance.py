@@ -55,6 +55,19 @@ def class_key(value: Scalar) -> str:
     return str(value)
 
 
+def class_keys(values: Sequence[Scalar]) -> npt.NDArray[np.object_]:
+    """:func:`class_key` of each value, as an object array, converting each distinct value once.
+
+    Values that compare equal (``1``, ``1.0``, ``True``) share a dictionary entry, and their
+    class keys are equal too, so the first one's serves them all.
+    """
+    keys: dict[Scalar, str] = {}
+    for value in values:
+        if value not in keys:
+            keys[value] = class_key(value)
+    return np.array([keys[value] for value in values], dtype=object)
+
+
 def infer_task(
     labels: Sequence[Scalar], predictions: Sequence[Scalar], has_probabilities: bool = False
 ) -> Task:
@@ -133,8 +146,7 @@ class PerformanceEvaluator:
             y = np.asarray(labels, dtype=np.float64)
             y_hat = np.asarray(predictions, dtype=np.float64)
             return PerformanceResult(task, len(y), regression_metrics(y, y_hat), {}, {})
-        y_true = np.array([class_key(v) for v in labels], dtype=object)
-        y_pred = np.array([class_key(v) for v in predictions], dtype=object)
+        y_true, y_pred = class_keys(labels), class_keys(predictions)
         recall, support = per_class_recall(y_true, y_pred)
         if task == "binary_classification":
             proba = None
@@ -164,8 +176,7 @@ class PerformanceEvaluator:
             y = np.asarray(labels, dtype=np.float64)
             y_hat = np.asarray(predictions, dtype=np.float64)
             return lambda rows: regression_scores(y[rows], y_hat[rows])
-        y_true = np.array([class_key(v) for v in labels], dtype=object)
-        y_pred = np.array([class_key(v) for v in predictions], dtype=object)
+        y_true, y_pred = class_keys(labels), class_keys(predictions)
         if task == "multiclass_classification":
             codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)[1]
             true_codes, pred_codes = codes[: len(y_true)], codes[len(y_true) :]

@@ -16,7 +16,7 @@ from detectors.base import BatchStatistic
 from detectors.cbpe import CBPE, expected_roc_auc
 from detectors.dle import expected_error_scores, expected_metrics
 from detectors.multiclass_cbpe import MulticlassCBPE
-from detectors.performance import PerformanceEvaluator, Scalar, Task
+from detectors.performance import PerformanceEvaluator, Scalar, Task, class_key, class_keys
 from detectors.performance_threshold import (
     PerformanceThreshold,
     PerformanceThresholds,
@@ -233,3 +233,10 @@ def test_expected_roc_auc_equals_one_trapezoid_per_tie(scored: str) -> None:
         if expected is not None:
             assert got == pytest.approx(expected, abs=1e-12)
     assert expected_roc_auc(np.zeros(5)) is None and expected_roc_auc(np.ones(5)) is None
+
+
+def test_class_keys_convert_each_distinct_value_once_to_the_same_keys() -> None:
+    big = 10**20
+    values: list[Scalar] = [1, True, 1.0, "1", 0, False, -0.0, 2.5, "a", float("nan"), big, 1e20, 2**53 + 1]
+    expected = ["1", "1", "1", "1", "0", "0", "0", "2.5", "a", "nan", str(big), str(big), "9007199254740993"]
+    assert list(class_keys(values)) == [class_key(v) for v in values] == expected
