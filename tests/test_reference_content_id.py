@@ -55,3 +55,16 @@ def test_content_id_equals_the_per_value_digest_on_seeded_columns() -> None:
     for name in table:
         assert content_id({name: table[name]}) == _per_value({name: table[name]}), name
     assert content_id({}) == _per_value({})
+
+
+def test_content_id_of_numbers_equals_float_hex_for_every_kind_of_float() -> None:
+    """The array-built ``float.hex`` forms, on seeded random bit patterns (NaN payloads,
+    subnormals, infinities, both zeros) and on the edges of the exponent range."""
+    rng = np.random.default_rng(1)
+    random_bits = rng.integers(0, 2**64, 20_000, dtype=np.uint64).view(np.float64).tolist()
+    edges = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1e-310]
+    specials = [float("inf"), float("-inf"), float("nan"), 1.0, -2.5, 0.1]
+    integers = [3, -7, 10**20, 2**53 + 1, 0]
+    for column in (random_bits, edges, specials, integers, edges + integers + specials):
+        table: dict[str, list[Value]] = {"x": list(column)}
+        assert content_id(table) == _per_value(table)
