@@ -215,7 +215,8 @@ def ranked_expected_roc_aucs(ranked_p: FloatArray, ties: FloatArray | None = Non
         if not last_of_tie.all():
             return _tie_step_aucs(ranked_p, last_of_tie)
     positives = np.sum(ranked_p, axis=1)
-    twice_area = 2.0 * (ranked_p @ np.arange(width, 0, -1, dtype=np.float64)) - positives**2 - positives
+    weighted = np.einsum("ij,j->i", ranked_p, np.arange(width, 0, -1, dtype=np.float64))  # no BLAS
+    twice_area = 2.0 * weighted - positives**2 - positives
     return _area_ratio(twice_area, positives, width - positives)
 
 

@@ -247,7 +247,7 @@ def _binary_with_probabilities(
     missing = np.isnan(proba)
     codes = np.unique(np.where(missing, -1.0, proba), return_inverse=True)[1]
     n_codes = int(codes.max()) + 1
-    keyed = compact_codes(codes, 2 * n_codes)  # room for the tie bit of the sort keys
+    keys = compact_codes(codes * 2 + actual, 2 * n_codes)  # a row's rank, then its label
     mixed = (np.bincount(codes[actual & ~missing], minlength=n_codes) > 0) & (
         np.bincount(codes[~actual & ~missing], minlength=n_codes) > 0
     )
@@ -256,9 +256,11 @@ def _binary_with_probabilities(
 
     def scores(rows: IntMatrix) -> dict[str, FloatArray]:
         out = binary_scores(actual[rows], predicted[rows])
-        unknown = missing[rows].any(axis=1)
-        out["roc_auc"] = np.where(unknown, np.nan, ranked_roc_aucs(actual[rows], keyed[rows], mixed))
-        out["log_loss"] = np.where(unknown, np.nan, np.mean(losses[rows], axis=1))
+        out["roc_auc"] = ranked_roc_aucs(keys[rows], mixed)
+        out["log_loss"] = np.mean(losses[rows], axis=1)
+        if missing.any():
+            unknown = missing[rows].any(axis=1)
+            out["roc_auc"][unknown] = out["log_loss"][unknown] = np.nan
         return out
 
     return scores
@@ -349,10 +351,9 @@ def roc_auc(actual: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> fl
     return float((np.sum(ranks[actual]) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def ranked_roc_aucs(
-    actual: BoolMatrix, codes: IntMatrix, mixed: npt.NDArray[np.bool_] | None = None
-) -> FloatArray:
-    """:func:`roc_auc` of each row, scores given by their dense ranks ``codes`` (NaN: one class).
+def ranked_roc_aucs(keys: IntMatrix, mixed: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+    """:func:`roc_auc` of each row of sort keys ``2 * rank + label`` (rank: the dense rank of the
+    score; label 1 for a positive); NaN where a row holds one class.
 
     The Mann-Whitney count with ties half: the pairs whose negative ranks at or below the
     positive (one sort of the row), less half the pairs tied on one rank. ``mixed`` (per rank:
@@ -360,13 +361,13 @@ def ranked_roc_aucs(
     ranks, counted without a sort; without it they take a second sort. The counts are whole
     numbers, so the value equals :func:`roc_auc`'s exactly.
     """
-    n_pos = np.sum(actual, axis=1).astype(np.float64)
-    pairs = n_pos * (actual.shape[1] - n_pos)
-    at_or_below = _pairs_below(actual, codes, negatives_first=True)
-    if mixed is None or len(actual) * int(np.sum(mixed)) > MAX_TIE_CELLS:
-        tied = at_or_below - _pairs_below(actual, codes, negatives_first=False)
+    n_pos = np.sum(keys & 1, axis=1).astype(np.float64)
+    pairs = n_pos * (keys.shape[1] - n_pos)
+    at_or_below = _pairs_below(keys)
+    if mixed is None or len(keys) * int(np.sum(mixed)) > MAX_TIE_CELLS:
+        tied = at_or_below - _pairs_below(keys ^ 1, positive_bit=0)  # positives first in a tie
     else:
-        tied = _tied_pairs(actual, codes, mixed)
+        tied = _tied_pairs(keys, mixed)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, (at_or_below - tied / 2) / pairs, np.nan)
 
@@ -375,30 +376,33 @@ MAX_TIE_CELLS = 2_000_000
 """Resamples x mixed ranks up to which the tied pairs are counted per rank (16 MB a count)."""
 
 
-def _tied_pairs(actual: BoolMatrix, codes: IntMatrix, mixed: npt.NDArray[np.bool_]) -> FloatArray:
+def _tied_pairs(keys: IntMatrix, mixed: npt.NDArray[np.bool_]) -> FloatArray:
     """Per row, the (positive, negative) pairs on one rank, the ranks ``mixed`` being the only
     ones that can hold such a pair."""
     n_mixed = int(np.sum(mixed))
     if n_mixed == 0:
-        return np.zeros(len(actual))
+        return np.zeros(len(keys))
     slot = np.cumsum(mixed) - 1  # each mixed rank's column
+    codes = keys >> 1
     row, column = np.nonzero(mixed[codes])
-    keys = row * n_mixed + slot[codes[row, column]]
-    positive = actual[row, column]
-    size = len(actual) * n_mixed
-    positives = np.bincount(keys[positive], minlength=size)
-    negatives = np.bincount(keys[~positive], minlength=size)
-    return np.sum((positives * negatives).reshape(len(actual), n_mixed), axis=1).astype(np.float64)
+    cells = row * n_mixed + slot[codes[row, column]]
+    positive = (keys[row, column] & 1).astype(bool)
+    size = len(keys) * n_mixed
+    positives = np.bincount(cells[positive], minlength=size)
+    negatives = np.bincount(cells[~positive], minlength=size)
+    return np.sum((positives * negatives).reshape(len(keys), n_mixed), axis=1).astype(np.float64)
 
 
-def _pairs_below(actual: BoolMatrix, codes: IntMatrix, *, negatives_first: bool) -> FloatArray:
-    """Per row, the (positive, negative) pairs whose negative ranks below the positive, ties
-    counted as below when ``negatives_first`` and as above otherwise."""
-    last = actual if negatives_first else ~actual  # the low bit orders a tie
-    keys = np.sort(codes * 2 + last, axis=1, kind="stable")
-    positive = (keys & 1).astype(bool) == negatives_first
-    negatives_so_far = np.cumsum(~positive, axis=1, dtype=np.int32)
-    return np.sum(negatives_so_far * positive, axis=1).astype(np.float64)
+def _pairs_below(keys: IntMatrix, positive_bit: int = 1) -> FloatArray:
+    """Per row, the (positive, negative) pairs whose negative sorts before the positive; the low
+    bit of a key (``positive_bit`` for a positive) orders a tie. A positive at sorted position
+    ``j`` has ``j`` keys before it, of which the negatives are those that are not earlier
+    positives: summed, the positions less ``n_pos (n_pos - 1) / 2`` (whole numbers, exact)."""
+    ordered = np.sort(keys, axis=1, kind="stable")
+    positive = ((ordered & 1) == positive_bit).astype(np.float64)
+    n_pos = np.sum(positive, axis=1)
+    positions = np.einsum("ij,j->i", positive, np.arange(keys.shape[1], dtype=np.float64))  # no BLAS
+    return positions - n_pos * (n_pos - 1) / 2
 
 
 def log_loss(actual: npt.NDArray[np.bool_], positive_probability: npt.NDArray[np.float64]) -> float:
