@@ -214,8 +214,10 @@ def content_id(columns: Mapping[str, Sequence[Value]]) -> str:
 
 
 _NUMBERS = frozenset({float, int})
-_EXPONENTS = np.array([f"p{e - 1023:+d}\x1f".encode() for e in range(2048)])
-"""The ``p<exponent>`` ending of ``float.hex`` by biased exponent, and the value's separator."""
+_EXPONENTS = np.array([f"p{e - 1023:+d}\x1f".encode() for e in range(2048)], dtype="S7")
+_EXPONENTS = _EXPONENTS.view(np.uint8).reshape(2048, 7)
+"""The ``p<exponent>`` ending of ``float.hex`` by biased exponent, and the value's separator, as
+bytes padded with NUL."""
 
 
 def _column_bytes(values: Sequence[Value]) -> bytes:
@@ -234,18 +236,23 @@ def _float_hexes(x: npt.NDArray[np.float64]) -> bytes:
 
     A normal number's ``float.hex`` is its sign, ``0x1.``, the 13 hex digits of its
     mantissa (the last 13 of its 64 bits in hex) and ``p`` with its exponent; zeros,
-    subnormals, infinities and NaN take ``float.hex`` itself. The forms are laid out in a
-    fixed-width byte array, whose padding (NUL, which no form holds) is then dropped.
+    subnormals, infinities and NaN take ``float.hex`` itself. Each form is laid out in a
+    row of 26 bytes, NUL where a positive number has no sign and after a short exponent;
+    the NULs (no form holds one) are then dropped.
     """
     bits = x.view(np.uint64)
-    exponent = (bits >> np.uint64(52)) & np.uint64(0x7FF)
+    exponent = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.intp)
     digits = np.frombuffer(bits.astype(">u8").tobytes().hex().encode(), dtype=np.uint8).reshape(len(x), 16)
-    mantissa = np.ascontiguousarray(digits[:, 3:]).view("S13").ravel()
-    prefix = np.where(np.signbit(x), b"f-0x1.", b"f0x1.")
-    texts = np.char.add(np.char.add(prefix, mantissa), _EXPONENTS[exponent]).astype("S26")
+    laid_out = np.zeros((len(x), 26), dtype=np.uint8)
+    laid_out[:, 0] = ord("f")
+    laid_out[:, 1] = np.where(np.signbit(x), ord("-"), 0)
+    laid_out[:, 2:6] = np.frombuffer(b"0x1.", dtype=np.uint8)
+    laid_out[:, 6:19] = digits[:, 3:]
+    laid_out[:, 19:] = _EXPONENTS[exponent]
     for index in np.flatnonzero((exponent == 0) | (exponent == 0x7FF)).tolist():
-        texts[index] = b"f" + float.hex(float(x[index])).encode() + b"\x1f"
-    laid_out = texts.view(np.uint8)
+        text = np.frombuffer(b"f" + float.hex(float(x[index])).encode() + b"\x1f", dtype=np.uint8)
+        laid_out[index] = 0
+        laid_out[index, : len(text)] = text
     return laid_out[laid_out != 0].tobytes()
 
 
