@@ -61,8 +61,8 @@ def fit(
     cbpe = CBPE()
     cbpe.fit(p, labels.astype(np.float64))
     fitter = PerformanceThresholds(alpha=alpha, seed=seed)
-    realized = fitter.fit(evaluator.on_rows(list(labels), list(predicted), p), n_rows, window)
-    estimated = fitter.fit(lambda r: cbpe.estimate(p[r], predicted[r] == 1).metrics, n_rows, window)
+    realized = fitter.fit(evaluator.on_resamples(list(labels), list(predicted), p), n_rows, window)
+    estimated = fitter.fit(cbpe.on_resamples(p, predicted == 1), n_rows, window)
     reference = evaluator.evaluate(list(labels), list(predicted), p).metrics
     return {"realized": realized, "estimated": estimated}, cbpe, reference
 
@@ -146,7 +146,7 @@ def regression(args: argparse.Namespace, run: harness.BenchRun) -> None:
         error = np.random.default_rng(ref).normal(0.0, 1.0, args.reference_rows)
         fitter = PerformanceThresholds(alpha=args.alpha, seed=ref)
         thresholds = fitter.fit(
-            evaluator.on_rows(list(error), [0.0] * len(error)), args.reference_rows, args.window
+            evaluator.on_resamples(list(error), [0.0] * len(error)), args.reference_rows, args.window
         )
         fresh = np.random.default_rng(1000 + ref)
         for case, scale in (("no drift", 1.0), ("errors x1.2", 1.2)):

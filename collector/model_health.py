@@ -27,12 +27,12 @@ from collector.references import Reference
 from collector.regression_health import RegressionEstimator
 from collector.tables import Value
 from collector.windows import Window
-from detectors.base import FeatureTable
+from detectors.base import BatchStatistic, FeatureTable
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
 from detectors.fairness import FairnessEvaluator, FairnessResult
-from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key
-from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds, Statistic
+from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key, class_keys
+from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
 from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
@@ -299,13 +299,13 @@ class ModelHealth:
         predicted = [v for _, _, v in pairs]
         p = probabilities[rows] if probabilities is not None else None
         self.reference_performance = self.performance.evaluate(labels, predicted, p)
-        self._fit_thresholds("realized", self.performance.on_rows(labels, predicted, p), len(labels))
+        self._fit_thresholds("realized", self.performance.on_resamples(labels, predicted, p), len(labels))
         if p is not None and self.reference_performance.task == "binary_classification":
             present = ~np.isnan(p)
-            y = np.array([class_key(v) == self.positive_class for v in labels], dtype=np.float64)
+            y = (class_keys(labels) == self.positive_class).astype(np.float64)
             self.cbpe = CBPE()
             self.cbpe.fit(p[present], y[present])
-            positive = np.array([class_key(v) == self.positive_class for v in predicted])
+            positive = class_keys(predicted) == self.positive_class
             self._fit_estimated_thresholds(p[present], positive[present])
 
     def _fit_estimated_thresholds(self, p: FloatArray, positive: npt.NDArray[np.bool_] | None) -> None:
@@ -313,13 +313,9 @@ class ModelHealth:
         cbpe = self.cbpe
         if cbpe is None or len(p) == 0:
             return
-        self._fit_thresholds(
-            "estimated",
-            lambda r: cbpe.estimate(p[r], positive[r] if positive is not None else None).metrics,
-            len(p),
-        )
+        self._fit_thresholds("estimated", cbpe.on_resamples(p, positive), len(p))
 
-    def _fit_thresholds(self, source: str, statistic: Statistic, n_rows: int) -> None:
+    def _fit_thresholds(self, source: str, statistic: BatchStatistic, n_rows: int) -> None:
         """Fit and export ``driftline_performance_threshold`` for one source, replacing earlier ones."""
         for old in self.thresholds.pop(source, {}).values():
             self.store.remove(

@@ -18,9 +18,9 @@ import numpy.typing as npt
 from driftline.schema import Scalar
 
 from collector.references import Reference
+from detectors.base import BatchStatistic
 from detectors.multiclass_cbpe import MulticlassCBPE, MulticlassCBPEResult
 from detectors.performance import class_key
-from detectors.performance_threshold import Statistic
 from detectors.proxy_metrics import probability_matrix
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,7 +48,7 @@ class MulticlassEstimator:
             estimator.calibrate(matrix, list(reference.labels))
         return estimator
 
-    def reference_statistic(self, reference: Reference) -> tuple[Statistic, int] | None:
+    def reference_statistic(self, reference: Reference) -> tuple[BatchStatistic, int] | None:
         """The estimate over the reference's rows with probabilities, and their count: what the
         estimated thresholds resample (None when no row has them all)."""
         columns = reference.outputs.columns
@@ -60,13 +60,8 @@ class MulticlassEstimator:
             return None
         present = matrix[rows]
         column = columns.get("prediction")
-        predicted = None if column is None else np.array([class_key(v) for v in column[rows]], dtype=object)
-
-        def statistic(sample: npt.NDArray[np.intp]) -> Mapping[str, float | None]:
-            chosen = None if predicted is None else list(predicted[sample])
-            return dict(self.cbpe.estimate(present[sample], chosen).metrics)
-
-        return statistic, len(rows)
+        predicted = None if column is None else [class_key(v) for v in column[rows]]
+        return self.cbpe.on_resamples(present, predicted), len(rows)
 
     def matrix(self, probabilities: Probabilities) -> FloatArray:
         """The (events x classes) matrix of a window; NaN rows where an event has none."""

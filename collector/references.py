@@ -22,7 +22,9 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -198,21 +200,68 @@ def content_id(columns: Mapping[str, Sequence[Value]]) -> str:
     Columns are taken in name order; numbers (not booleans) are compared as
     float64, so ``1`` and ``1.0`` are the same value while ``"1"`` is not;
     a missing value is ``None``. The one hashing scheme for reference ids.
+    The bytes hashed per column: its JSON name and ``\x00``, each value's
+    :func:`_canonical` form followed by ``\x1f``, then ``\x1e``. A column's
+    values are laid out at once and hashed in one update (one update and one
+    ``float.hex`` per value cost a third of a second under the profiler for an
+    automatic reference of 5,000 rows and 20 features).
     """
     digest = hashlib.sha256()
     for name in sorted(columns):
         digest.update(json.dumps(name).encode() + b"\x00")
-        for value in columns[name]:
-            digest.update(_canonical(value) + b"\x1f")
+        digest.update(_column_bytes(columns[name]))
         digest.update(b"\x1e")
     return digest.hexdigest()
 
 
-def _canonical(value: Value) -> bytes:
+_NUMBERS = frozenset({float, int})
+_EXPONENTS = np.array([f"p{e - 1023:+d}\x1f".encode() for e in range(2048)], dtype="S7")
+_EXPONENTS = _EXPONENTS.view(np.uint8).reshape(2048, 7)
+"""The ``p<exponent>`` ending of ``float.hex`` by biased exponent, and the value's separator, as
+bytes padded with NUL."""
+
+
+def _column_bytes(values: Sequence[Value]) -> bytes:
+    """Each value's :func:`_canonical` form followed by ``\x1f``."""
+    types = set(map(type, values))
+    if values and types <= _NUMBERS:
+        return _float_hexes(np.array(values, dtype=np.float64))
+    if types == {str}:  # a categorical column without missing values
+        texts = map(encode_basestring_ascii, cast("Sequence[str]", values))
+        return ("s" + "\x1fs".join(texts) + "\x1f").encode()
+    return "".join([_canonical(value) + "\x1f" for value in values]).encode()
+
+
+def _float_hexes(x: npt.NDArray[np.float64]) -> bytes:
+    """``f`` and ``float.hex`` of each number, each followed by ``\x1f``, by array operations.
+
+    A normal number's ``float.hex`` is its sign, ``0x1.``, the 13 hex digits of its
+    mantissa (the last 13 of its 64 bits in hex) and ``p`` with its exponent; zeros,
+    subnormals, infinities and NaN take ``float.hex`` itself. Each form is laid out in a
+    row of 26 bytes, NUL where a positive number has no sign and after a short exponent;
+    the NULs (no form holds one) are then dropped.
+    """
+    bits = x.view(np.uint64)
+    exponent = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.intp)
+    digits = np.frombuffer(bits.astype(">u8").tobytes().hex().encode(), dtype=np.uint8).reshape(len(x), 16)
+    laid_out = np.zeros((len(x), 26), dtype=np.uint8)
+    laid_out[:, 0] = ord("f")
+    laid_out[:, 1] = np.where(np.signbit(x), ord("-"), 0)
+    laid_out[:, 2:6] = np.frombuffer(b"0x1.", dtype=np.uint8)
+    laid_out[:, 6:19] = digits[:, 3:]
+    laid_out[:, 19:] = _EXPONENTS[exponent]
+    for index in np.flatnonzero((exponent == 0) | (exponent == 0x7FF)).tolist():
+        text = np.frombuffer(b"f" + float.hex(float(x[index])).encode() + b"\x1f", dtype=np.uint8)
+        laid_out[index] = 0
+        laid_out[index, : len(text)] = text
+    return laid_out[laid_out != 0].tobytes()
+
+
+def _canonical(value: Value) -> str:
     if value is None:
-        return b"n"
+        return "n"
     if isinstance(value, bool):
-        return b"b1" if value else b"b0"
+        return "b1" if value else "b0"
     if isinstance(value, int | float):
-        return b"f" + float(value).hex().encode()
-    return b"s" + json.dumps(value).encode()
+        return "f" + float(value).hex()
+    return "s" + encode_basestring_ascii(value)  # what json.dumps(value) gives a str

@@ -22,9 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from collector.references import Reference
-from detectors.base import FeatureTable
-from detectors.dle import DirectLossEstimator, DLEResult, expected_metrics
-from detectors.performance_threshold import Statistic
+from detectors.base import BatchStatistic, FeatureTable
+from detectors.dle import DirectLossEstimator, DLEResult, expected_error_scores, expected_metrics
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -105,16 +104,13 @@ class RegressionEstimator:
             return None
         return DLEResult(int(finite.sum()), expected_metrics(absolute[finite], squared[finite]))
 
-    def reference_statistic(self) -> tuple[Statistic, int] | None:
-        """The estimate over reference rows and the row count: what estimated thresholds resample."""
+    def reference_statistic(self) -> tuple[BatchStatistic, int] | None:
+        """The estimate over resamples of reference rows and the row count: what estimated
+        thresholds resample."""
         if self._reference_errors is None or len(self._reference_errors[0]) == 0:
             return None
         absolute, squared = self._reference_errors
-
-        def statistic(rows: npt.NDArray[np.intp]) -> Mapping[str, float | None]:
-            return expected_metrics(absolute[rows], squared[rows])
-
-        return statistic, len(absolute)
+        return lambda rows: expected_error_scores(absolute[rows], squared[rows]), len(absolute)
 
 
 def _numbers(values: Sequence[object]) -> FloatArray:

@@ -16,8 +16,15 @@ from detectors.base import FeatureKind, FeatureTable
 Value = float | int | str | bool | None
 
 
+_PLAIN_NUMBERS_OR_MISSING = frozenset({float, int, type(None)})
+
+
 def infer_kind(values: Iterable[Value]) -> FeatureKind:
     """Numerical when every present value is a non-bool number, categorical otherwise."""
+    values = values if isinstance(values, Sequence) else list(values)
+    types = set(map(type, values))  # the usual column: one pass at C speed decides
+    if types <= _PLAIN_NUMBERS_OR_MISSING:
+        return "numerical" if types - {type(None)} else "categorical"
     seen = False
     for value in values:
         if value is None:

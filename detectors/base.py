@@ -9,7 +9,7 @@ evaluates one window table at a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -75,3 +75,9 @@ class WindowDetector(Protocol, Generic[ResultT_co]):
 
     def reset(self) -> None:
         """Forget everything learned since construction (reference and persistence state)."""
+
+
+BatchStatistic = Callable[[npt.NDArray[np.intp]], Mapping[str, npt.NDArray[np.float64]]]
+"""Metrics of many resamples of a table's rows: a (resamples x window) matrix of row indices in,
+one value per resample and metric out, NaN where a metric is undefined in a resample (what
+:class:`detectors.performance_threshold.PerformanceThresholds` fits thresholds from)."""

@@ -40,7 +40,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from detectors.base import BatchStatistic
 from detectors.calibration import IsotonicCalibrator, choose_calibrator
+from detectors.performance import compact_codes, ratios
 
 FloatArray = npt.NDArray[np.float64]
 Calibration = Literal["auto", "isotonic", "none"]
@@ -130,21 +132,21 @@ class CBPE:
         if p_raw.ndim != 1 or len(p_raw) == 0:
             raise ValueError(f"probabilities must be a non-empty 1-d array, got {p_raw.shape}")
         positive = self._decisions(p_raw, predicted_positive)
+        p = self.calibrate(p_raw)[None]
+        scores = expected_scores(p, positive[None], expected_roc_aucs(p))
+        metrics = {name: float(values[0]) for name, values in scores.items() if not np.isnan(values[0])}
+        return CBPEResult(len(p_raw), metrics, self.calibrated)
+
+    def on_resamples(
+        self, probabilities: npt.ArrayLike, predicted_positive: npt.ArrayLike | None = None
+    ) -> BatchStatistic:
+        """The estimate of many resamples of these rows at once (NaN: ROC AUC undefined), each as
+        :meth:`estimate` gives it for the resample's rows; calibrated and ranked once for all."""
+        p_raw = np.asarray(probabilities, dtype=np.float64)
+        positive = self._decisions(p_raw, predicted_positive)
         p = self.calibrate(p_raw)
-        tp = float(np.sum(p[positive]))
-        fp = float(np.sum(1.0 - p[positive]))
-        fn = float(np.sum(p[~positive]))
-        tn = float(np.sum(1.0 - p[~positive]))
-        metrics = {
-            "accuracy": (tp + tn) / len(p),
-            "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, tp + fn),
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        }
-        auc = expected_roc_auc(p)
-        if auc is not None:
-            metrics["roc_auc"] = auc
-        return CBPEResult(len(p), metrics, self.calibrated)
+        ranking = ScoreRanking.of(p, p)
+        return lambda rows: expected_scores(p[rows], positive[rows], ranking.aucs(rows))
 
     def _decisions(
         self, p_raw: FloatArray, predicted_positive: npt.ArrayLike | None
@@ -159,23 +161,106 @@ class CBPE:
         return positive
 
 
+def expected_scores(
+    p: FloatArray, positive: npt.NDArray[np.bool_], roc_auc: FloatArray
+) -> dict[str, FloatArray]:
+    """Expected accuracy, precision, recall and F1 of each row of calibrated probabilities and
+    decisions (one window or resample a row), with each row's ``roc_auc`` (NaN: undefined)."""
+    width = p.shape[1]
+    decided = np.sum(positive, axis=1)
+    tp = np.sum(p * positive, axis=1)
+    fp = decided - tp  # the 1 - p of the events decided positive
+    fn = np.sum(p, axis=1) - tp
+    tn = (width - decided) - fn
+    return {
+        "accuracy": (tp + tn) / width,
+        "precision": ratios(tp, tp + fp),
+        "recall": ratios(tp, tp + fn),
+        "f1": ratios(2 * tp, 2 * tp + fp + fn),
+        "roc_auc": roc_auc,
+    }
+
+
 def expected_roc_auc(p: FloatArray, score: FloatArray | None = None) -> float | None:
     """Area under the expected ROC curve: events ranked by ``score`` (default ``p``), each a
     positive with calibrated probability ``p``; tied scores form one step."""
-    expected_positives = float(np.sum(p))
-    expected_negatives = float(np.sum(1.0 - p))
-    if expected_positives <= 0.0 or expected_negatives <= 0.0:
-        return None
-    rank_by = p if score is None else score
-    order = np.argsort(-rank_by, kind="stable")
-    sorted_score = rank_by[order]
-    tp = np.cumsum(p[order])
-    fp = np.cumsum(1.0 - p[order])
-    last_of_tie = np.r_[sorted_score[1:] != sorted_score[:-1], True]
-    tpr = np.r_[0.0, tp[last_of_tie] / expected_positives]
-    fpr = np.r_[0.0, fp[last_of_tie] / expected_negatives]
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    auc = expected_roc_aucs(p[None], None if score is None else score[None])[0]
+    return None if np.isnan(auc) else float(auc)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else 0.0
+def expected_roc_aucs(p: FloatArray, score: FloatArray | None = None) -> FloatArray:
+    """:func:`expected_roc_auc` of each row (one window or resample a row); NaN where a row's
+    expected positives or negatives are zero."""
+    if score is None:
+        return ranked_expected_roc_aucs(np.sort(p, axis=1)[:, ::-1])
+    order = np.argsort(-score, axis=1, kind="stable")
+    ties = np.take_along_axis(score, order, axis=1)
+    return ranked_expected_roc_aucs(np.take_along_axis(p, order, axis=1), ties)
+
+
+def ranked_expected_roc_aucs(ranked_p: FloatArray, ties: FloatArray | None = None) -> FloatArray:
+    """:func:`expected_roc_aucs` of each row of ``p`` already in descending score order.
+
+    ``ties`` (the ranked scores) makes each run of equal scores one step, each event taking the
+    counts at the end of its run. Without it every event is a step of its own, which is the same
+    curve wherever tied events have equal ``p``: they add equal steps to the expected true and
+    false positives, so the curve through them is the tie's one straight step. Then the area
+    needs no cumulative sums: with ``tp_j = p_0 + ... + p_j``, twice the area
+    ``sum_j (1 - p_j)(2 tp_j - p_j)`` sums to ``2 sum_j (width - j) p_j - P**2 - P``.
+    """
+    width = ranked_p.shape[1]
+    if ties is not None:
+        last_of_tie = np.ones(ties.shape, dtype=bool)
+        last_of_tie[:, :-1] = ties[:, 1:] != ties[:, :-1]
+        if not last_of_tie.all():
+            return _tie_step_aucs(ranked_p, last_of_tie)
+    positives = np.sum(ranked_p, axis=1)
+    weighted = np.einsum("ij,j->i", ranked_p, np.arange(width, 0, -1, dtype=np.float64))  # no BLAS
+    twice_area = 2.0 * weighted - positives**2 - positives
+    return _area_ratio(twice_area, positives, width - positives)
+
+
+def _tie_step_aucs(ranked_p: FloatArray, last_of_tie: npt.NDArray[np.bool_]) -> FloatArray:
+    """The areas when a tie of scores joins events of different ``p``: one step per tie."""
+    width = ranked_p.shape[1]
+    tp = np.cumsum(ranked_p, axis=1)
+    fp = np.arange(1, width + 1) - tp
+    end = np.where(last_of_tie, np.arange(width), width - 1)
+    end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]
+    tp, fp = np.take_along_axis(tp, end, axis=1), np.take_along_axis(fp, end, axis=1)
+    twice_area = fp[:, 0] * tp[:, 0] + np.sum((fp[:, 1:] - fp[:, :-1]) * (tp[:, 1:] + tp[:, :-1]), axis=1)
+    return _area_ratio(twice_area, tp[:, -1], fp[:, -1])
+
+
+def _area_ratio(twice_area: FloatArray, positives: FloatArray, negatives: FloatArray) -> FloatArray:
+    """The area under the curve of expected true- and false-positive rates (NaN: no positive or
+    no negative expected)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = twice_area / (2.0 * positives * negatives)
+    return np.where((positives > 0.0) & (negatives > 0.0), auc, np.nan)
+
+
+@dataclass(frozen=True)
+class ScoreRanking:
+    """Rows in descending score order, ranked once, so that a resample's order is a sort of its
+    rows' integer ranks (a radix sort for up to 65,536 rows) instead of a sort of floats."""
+
+    rank_of_row: npt.NDArray[np.integer]
+    ranked_p: FloatArray
+    ties: FloatArray | None
+    """The ranked scores when some tie joins rows of different ``p`` (else no tie needs merging)."""
+
+    @classmethod
+    def of(cls, score: FloatArray, p: FloatArray) -> ScoreRanking:
+        order = np.argsort(-score, kind="stable")
+        rank_of_row = np.empty(len(order), dtype=np.intp)
+        rank_of_row[order] = np.arange(len(order))
+        ranked_score, ranked_p = score[order], p[order]
+        mixed = bool(np.any((ranked_score[1:] == ranked_score[:-1]) & (ranked_p[1:] != ranked_p[:-1])))
+        return cls(compact_codes(rank_of_row, len(order)), ranked_p, ranked_score if mixed else None)
+
+    def aucs(self, rows: npt.NDArray[np.intp]) -> FloatArray:
+        """The expected ROC AUC of each resample (row) of ``rows``."""
+        ranks = np.sort(self.rank_of_row[rows], axis=1, kind="stable")
+        ties = None if self.ties is None else self.ties[ranks]
+        return ranked_expected_roc_aucs(self.ranked_p[ranks], ties)

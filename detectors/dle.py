@@ -57,8 +57,14 @@ class DLEResult:
 
 def expected_metrics(absolute: FloatArray, squared: FloatArray) -> dict[str, float]:
     """Estimated MAE, MSE and RMSE from per-event expected absolute and squared errors."""
-    mse = float(np.mean(squared))
-    return {"mae": float(np.mean(absolute)), "mse": mse, "rmse": mse**0.5}
+    scores = expected_error_scores(absolute[None], squared[None])
+    return {name: float(values[0]) for name, values in scores.items()}
+
+
+def expected_error_scores(absolute: FloatArray, squared: FloatArray) -> dict[str, FloatArray]:
+    """:func:`expected_metrics` of each row (one window or resample a row)."""
+    mse = np.mean(squared, axis=1)
+    return {"mae": np.mean(absolute, axis=1), "mse": mse, "rmse": np.sqrt(mse)}
 
 
 class DirectLossEstimator:

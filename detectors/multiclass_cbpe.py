@@ -38,9 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from detectors.base import BatchStatistic
 from detectors.calibration import IsotonicCalibrator, choose_calibrator
-from detectors.cbpe import CALIBRATIONS, Calibration, expected_roc_auc
-from detectors.performance import averaged_scores
+from detectors.cbpe import CALIBRATIONS, Calibration, ScoreRanking
+from detectors.performance import averaged_score_rows
 
 FloatArray = npt.NDArray[np.float64]
 MULTICLASS_ESTIMATED_METRICS = (
@@ -147,17 +148,39 @@ class MulticlassCBPE:
         raw = self._matrix(probabilities)
         if len(raw) == 0:
             raise ValueError("probabilities must have at least one row")
+        scores = self.on_resamples(raw, predicted)(np.arange(len(raw))[None])
+        metrics = {name: float(values[0]) for name, values in scores.items() if not np.isnan(values[0])}
+        return MulticlassCBPEResult(len(raw), metrics, self.calibrated_classes)
+
+    def on_resamples(
+        self, probabilities: npt.ArrayLike, predicted: Sequence[str] | None = None
+    ) -> BatchStatistic:
+        """The estimate of many resamples of these rows at once (NaN: roc_auc_ovr undefined), each
+        as :meth:`estimate` gives it for the resample's rows.
+
+        Calibration and each class's ranking of the rows by raw score are done once; a resample
+        then sorts integer ranks. The classes are scored one at a time, so memory stays that of
+        a few (resamples x window) arrays.
+        """
+        raw = self._matrix(probabilities)
         p = self.calibrate(raw)
         assigned = self._one_hot(raw, predicted)
-        tp = np.sum(p * assigned, axis=0)
-        fp = np.sum((1.0 - p) * assigned, axis=0)
-        fn = np.sum(p * ~assigned, axis=0)
-        metrics = {"accuracy": float(np.sum(tp) / len(p))}
-        metrics.update(averaged_scores(tp, fp, fn))
-        aucs = [expected_roc_auc(p[:, k], raw[:, k]) for k in range(p.shape[1])]
-        if all(auc is not None for auc in aucs):
-            metrics["roc_auc_ovr"] = float(np.mean([a for a in aucs if a is not None]))
-        return MulticlassCBPEResult(len(p), metrics, self.calibrated_classes)
+        rankings = [ScoreRanking.of(raw[:, k], p[:, k]) for k in range(len(self.classes))]
+
+        def scores(rows: npt.NDArray[np.intp]) -> dict[str, FloatArray]:
+            tp, fp, fn, aucs = (np.empty((len(rows), len(rankings))) for _ in range(4))
+            for k, ranking in enumerate(rankings):
+                pk, hit = p[:, k][rows], assigned[:, k][rows]
+                tp[:, k] = np.sum(pk * hit, axis=1)
+                fp[:, k] = np.sum(hit, axis=1) - tp[:, k]  # the 1 - p of the events assigned k
+                fn[:, k] = np.sum(pk, axis=1) - tp[:, k]
+                aucs[:, k] = ranking.aucs(rows)
+            metrics = {"accuracy": np.sum(tp, axis=1) / rows.shape[1]}
+            metrics.update(averaged_score_rows(tp, fp, fn))
+            metrics["roc_auc_ovr"] = np.mean(aucs, axis=1)  # NaN when a class's is undefined
+            return metrics
+
+        return scores
 
     def _matrix(self, probabilities: npt.ArrayLike) -> FloatArray:
         if not self.classes:

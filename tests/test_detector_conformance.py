@@ -91,8 +91,8 @@ def _drive_thresholds(detector: PerformanceThresholds, rng: np.random.Generator)
     error = rng.normal(0.0, 1.0, 3000)
     return detector.fit(
         lambda rows: {
-            "accuracy": float(correct[rows].mean()),
-            "rmse": float(np.sqrt(np.mean(error[rows] ** 2))),
+            "accuracy": correct[rows].mean(axis=1),
+            "rmse": np.sqrt(np.mean(error[rows] ** 2, axis=1)),
         },
         3000,
         500,

@@ -125,7 +125,7 @@ def test_thresholds_hold_their_false_alarm_rate_on_reference_windows() -> None:
     rng = np.random.default_rng(5)
     correct = rng.random(20_000) < 0.944
     fitted = PerformanceThresholds(alpha=0.01, resamples=1000, seed=1).fit(
-        lambda rows: {"accuracy": float(correct[rows].mean())}, len(correct), 1000
+        lambda rows: {"accuracy": correct[rows].mean(axis=1)}, len(correct), 1000
     )["accuracy"]
     fresh = (rng.random((4000, 1000)) < 0.944).mean(axis=1)
     rate = float(np.mean([fitted.crossed(v) for v in fresh]))
@@ -204,31 +204,39 @@ def test_regression_errors_growing_by_a_fifth_cross_the_upper_threshold_in_the_s
     ],
     ids=["binary", "multiclass", "regression"],
 )
-def test_metrics_on_rows_equal_evaluate_on_those_rows(
+def test_metrics_on_resamples_equal_evaluate_on_those_rows(
     labels: list[object], predictions: list[object], proba: np.ndarray | None
 ) -> None:
-    rows = np.array([0, 2, 2, 3, 5, 1, 4])
-    on_rows = PerformanceEvaluator().on_rows(labels, predictions, proba)  # type: ignore[arg-type]
-    expected = PerformanceEvaluator().evaluate(
-        [labels[i] for i in rows],  # type: ignore[misc]
-        [predictions[i] for i in rows],  # type: ignore[misc]
-        None if proba is None else proba[rows],
-    ).metrics
-    assert on_rows(rows) == expected
+    rows = np.array([[0, 2, 2, 3, 5, 1, 4], [1, 1, 4, 0, 5, 3, 3]])
+    on_resamples = PerformanceEvaluator().on_resamples(labels, predictions, proba)  # type: ignore[arg-type]
+    scores = on_resamples(rows)
+    for index, sample in enumerate(rows):
+        expected = PerformanceEvaluator().evaluate(
+            [labels[i] for i in sample],  # type: ignore[misc]
+            [predictions[i] for i in sample],  # type: ignore[misc]
+            None if proba is None else proba[sample],
+        ).metrics
+        assert set(scores) == set(expected)
+        for metric, value in expected.items():
+            assert scores[metric][index] == pytest.approx(value, abs=1e-12), metric
 
 
-def test_metrics_on_rows_equal_evaluate_with_tied_probabilities_on_bootstrap_draws() -> None:
-    """ROC AUC counted per probability rank equals the sorted Mann-Whitney count exactly, ties included."""
+def test_metrics_on_resamples_equal_evaluate_with_tied_probabilities_on_bootstrap_draws() -> None:
+    """ROC AUC from mid-ranks of sorted probability ranks equals the sorted Mann-Whitney count
+    exactly, ties included."""
     rng = np.random.default_rng(3)
     proba = np.round(rng.random(1000), 2)  # about ten rows per distinct value
     labels = [int(v) for v in rng.random(1000) < proba]
     predictions = [int(v) for v in proba >= 0.5]
-    on_rows = PerformanceEvaluator().on_rows(labels, predictions, proba)
-    for _ in range(20):
-        rows = rng.integers(0, 1000, 300)
+    on_resamples = PerformanceEvaluator().on_resamples(labels, predictions, proba)
+    rows = rng.integers(0, 1000, (20, 300))
+    scores = on_resamples(rows)
+    for index, sample in enumerate(rows):
         expected = PerformanceEvaluator().evaluate(
-            [labels[i] for i in rows], [predictions[i] for i in rows], proba[rows]
+            [labels[i] for i in sample], [predictions[i] for i in sample], proba[sample]
         )
-        assert on_rows(rows) == expected.metrics
+        assert scores["roc_auc"][index] == expected.metrics["roc_auc"]
+        for metric, value in expected.metrics.items():
+            assert scores[metric][index] == pytest.approx(value, abs=1e-12), metric
     one_class = np.flatnonzero(np.array(labels) == 1)[:50]
-    assert "roc_auc" not in on_rows(one_class)
+    assert np.isnan(on_resamples(one_class[None])["roc_auc"][0])
