@@ -125,10 +125,10 @@ class Pipeline:
         """The partition number of each model's events (its predictions and labels partitions)."""
         self.joins: dict[str, LabelJoinStore] = {}
         self._joins_touched: set[str] = set()
+        """Models whose join store took an event in this batch: their early-label counts are due."""
         self._early_written: dict[str, int] = {}
         """The early-label count last written per model: the every-batch expiry of all models writes
         only what changed."""
-        """Models whose join store took an event in this batch: their early-label counts are due."""
         self.failures = FailureLog(log)
         for reason in RejectReason:
             store.inc("driftline_events_rejected_total", {"reason": reason.value}, 0.0)
