@@ -568,6 +568,8 @@ def _fold_names(known: set[str], limit: int, values: Mapping[str, _V]) -> Mappin
 
     The same mapping when nothing is dropped, so the caller counts the limit once per event.
     """
+    if known.issuperset(values):  # the usual event: nothing new, nothing to add
+        return values
     if len(known) < limit:
         known.update(list(values)[: limit - len(known)])
     if known.issuperset(values):
