@@ -29,7 +29,7 @@ What it does, in one run:
 * samples the collector's RSS (psutil on the child pid) and
   ``driftline_events_total`` from its ``/metrics`` every few seconds;
 * afterwards reads the same topics with a raw kafka-python consume loop
-  (poll + ``driftline.schema.decode`` per message, fresh group): the
+  (poll + the collector's ``collector.fast_decode.decode`` per message, fresh group): the
   baseline for the throughput ratio.
 
 It prints the RSS at 100,000 events and at the end (a ratio against the
@@ -74,6 +74,7 @@ from driftline.schema import Heartbeat, Label, Prediction, encode  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 from kafka_throughput import raw_loop  # noqa: E402
 
+from collector import fast_decode  # noqa: E402
 from collector.config import parse_config  # noqa: E402
 from collector.dlq import MemoryDeadLetterSink  # noqa: E402
 from collector.kafka_wiring import ensure_topics  # noqa: E402
@@ -472,7 +473,8 @@ def soak(stream: Stream, args: argparse.Namespace) -> tuple[Observer, float, flo
         except SystemExit:
             print((Path(folder) / "collector.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
-        baseline = raw_loop(bootstrap, [topics.predictions, topics.labels], stream.total)
+        topic_names = [topics.predictions, topics.labels]
+        baseline = raw_loop(bootstrap, topic_names, stream.total, fast_decode.decode).events_per_second
         return observer, collector_rate, baseline, covered
 
 
