@@ -50,12 +50,13 @@ $(NANNYML_VENV)/bin/python:
 	$(NANNYML_VENV)/bin/pip install --quiet nannyml "pandas<3" statsmodels
 
 bench: $(STAMP) system-deps $(NANNYML_VENV)/bin/python
-	@for name in $(BENCHES); do \
+	@all=$$(date +%s); for name in $(BENCHES); do \
 		options="$(BENCH_OPTIONS)"; \
 		case $$name in *_nannyml) options="$$options --nannyml-python $(NANNYML_VENV)/bin/python";; esac; \
-		echo "== bench/$$name.py $$options"; \
+		echo "== bench/$$name.py $$options"; start=$$(date +%s); \
 		PYTHONPATH=$(CURDIR):$(CURDIR)/sdk $(BIN)/python bench/$$name.py $$options || exit 1; \
-	done
+		echo "== bench/$$name.py: $$(( $$(date +%s) - start )) s of wall time"; \
+	done; echo "== make bench: $$(( $$(date +%s) - all )) s of wall time"
 
 dashboards: $(STAMP)
 	$(BIN)/driftline dashboards build
