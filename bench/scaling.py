@@ -16,8 +16,12 @@ In-memory ``Pipeline.process`` (event time, batches of 2,000) on the workload of
    timed traffic is drawn independently per model. Baseline: one model.
 2. Features: microseconds per prediction with 100 and with 500 features per
    prediction (every tenth a category), one model, same reference and window
-   sizes, predictions only. Baseline: a ``json.loads`` loop over the same
-   messages, and 100 features for 500.
+   sizes (so numerical features get KS, Evidently's choice for a reference of
+   at most 1,000 rows), predictions only. Baseline: a ``json.loads`` loop over
+   the same messages, and 100 features for 500. With ``--full`` (or ``--parts
+   features_default``) the same at the default configuration too (automatic
+   reference of 5,000, windows of 1,000: Wasserstein for numerical features),
+   the configuration issue 14's goal is stated for.
 3. Memory: ``--idle`` model versions (one per model) each holding 4,999
    predictions of 20 features, one short of the default automatic reference
    of 5,000, so all are still collecting. Resident memory before and after
@@ -49,7 +53,9 @@ from collector.pipeline import Pipeline
 from exporters.store import MetricStore
 
 REFERENCE, WINDOW = 1000, 200
-PARTS = ["memory", "models", "features"]
+PARTS = ["memory", "models", "features", "features_default"]
+QUICK_PARTS = ["memory", "models", "features"]
+"""``features_default`` fits a 5,000-row reference of 500 features (about 30 CPU s): full sizes only."""
 WARM_WINDOWS = 4
 """Windows evaluated per model before timing: the pooled test's first calibration is at the 4th."""
 
@@ -83,10 +89,13 @@ def per_event_us(models: int, traffic: int, seed: int) -> tuple[float, float]:
     return seconds / len(timed) * 1e6, setup
 
 
-def per_prediction_us(features: int, timed: int, seed: int) -> tuple[float, float]:
-    """Microseconds per prediction with ``features`` features, and a json.loads loop's."""
-    pipeline = Pipeline(bench_config(1), MetricStore(), MemoryDeadLetterSink(), event_time=True)
-    warm = REFERENCE + WARM_WINDOWS * WINDOW
+def per_prediction_us(features: int, timed: int, seed: int, default: bool = False) -> tuple[float, float]:
+    """Microseconds per prediction with ``features`` features, and a json.loads loop's; with
+    ``default`` on the default configuration instead of the bench's smaller sizes."""
+    config = parse_config({}) if default else bench_config(1)
+    pipeline = Pipeline(config, MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    sizes = config.defaults
+    warm = sizes.reference.auto_events + WARM_WINDOWS * sizes.window.events
     feed(pipeline, raw(predictions_only(workload.messages(warm, features=features, seed=seed))))
     lines = predictions_only(workload.messages(timed, features=features, seed=seed + 1, start=warm))
     seconds = feed(pipeline, raw(lines))
@@ -122,13 +131,16 @@ def main() -> None:
     parser.add_argument("--feature-events", type=int, help="timed predictions per feature count")
     parser.add_argument("--idle", type=int, help="idle model versions (quick 10, full 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure (all)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, help="what to measure (quick: all but "
+                        "features_default; full: all)")
     args, chosen = harness.parse(
         parser,
-        quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 10},
-        full={"models": [1, 10, 100, 1000], "traffic": 400_000, "feature_events": 10_000, "idle": 100},
+        quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 10,
+               "parts": QUICK_PARTS},
+        full={"models": [1, 10, 100, 1000], "traffic": 400_000, "feature_events": 10_000, "idle": 100,
+              "parts": PARTS},
     )
-    run = harness.BenchRun("scaling", args, {**chosen, "parts": args.parts})
+    run = harness.BenchRun("scaling", args, chosen)
     if "memory" in args.parts:  # first, before the other parts' freed memory can be reused
         per_version, wire = idle_memory(args.idle, args.seed)
         run.figure("idle_mb_for_100_versions", round(per_version * 100, 1))
@@ -148,6 +160,14 @@ def main() -> None:
             run.compare(f"{features} features, per prediction", widths[features], stdlib,
                         "json.loads loop", "us")
         run.compare("500 features, per prediction", widths[500], widths[100], "100 features", "us")
+    if "features_default" in args.parts:
+        defaults = {}
+        for features in (100, 500):
+            defaults[features], stdlib = per_prediction_us(features, args.feature_events, args.seed, True)
+            run.compare(f"{features} features, default configuration, per prediction", defaults[features],
+                        stdlib, "json.loads loop", "us")
+        run.compare("500 features, default configuration, per prediction", defaults[500], defaults[100],
+                    "100 features", "us")
     run.write()
 
 
