@@ -1,20 +1,30 @@
-"""The batch that completes an automatic reference, against a steady batch and against the
-per-resample threshold fit.
+"""The batch that completes an automatic reference, with the threshold fits on the worker thread,
+inline, and inline one statistic call per resample.
 
 In-memory ``Pipeline.process`` on the workload of ``bench/workload.py`` (one
 binary model, 20 features, probabilities, labels 2:1), in batches of
-``--batch`` messages, calibration on the collector's worker process
-(``driftline collect``) with the thresholds in memory. The batch in which the
-5,000-prediction automatic reference completes fits every detector and the
-performance thresholds of the reference (realized and CBPE's estimate, 2,000
-bootstrap resamples each) in the batch thread. Printed, each on the wall clock
-and as CPU time of the batch thread: that batch against the median of the
-batches after it (windows closing, drift tested, labels joined), and
-against the same pipeline whose thresholds are fitted with one statistic call
-per resample (the loop the fit ran before, same statistics); and the time
-spent in the threshold fits of that batch, both ways. CPU time is the figure to
-read on a shared machine: wall time there is mostly waiting for a core. Median over ``--runs``
-runs, each with its own drift seed.
+``--batch`` messages, calibration on the collector's worker process, the
+thresholds in memory. The batch in which the 5,000-prediction automatic
+reference completes fits every detector and the performance thresholds of the
+reference (realized and CBPE's estimate, 2,000 bootstrap resamples each). Three
+ways, in the same run:
+
+* ``worker``: as ``driftline collect`` runs, the threshold fits on the
+  :class:`~collector.threshold_worker.ThresholdWorker` thread; the first window
+  judged waits for a fit still running;
+* ``inline``: the fits in the batch thread (replay's way, and collect's before
+  the worker);
+* ``looped``: inline, the statistic called once per resample (the fit before it
+  was vectorised).
+
+Printed, each on the wall clock and as CPU time of the batch thread: the
+completing batch against the median of the batches after it and against the
+inline ways, the longest batch of the run (issue 14's bound: no batch over 100
+ms), and the time the inline fits took. Each run freezes the objects of the
+start-up out of the garbage collector's reach first, as ``driftline collect``
+does (:func:`collector.service.freeze_start_up_objects`). CPU time is the figure to read on a
+shared machine: wall time there is mostly waiting for a core. Median over
+``--runs`` runs, each with its own drift seed.
 
 Run: ``.venv/bin/python bench/reference_batch.py [--full] [--runs N] [--batch 500]``
 (quick: 1 run; ``--full``: 5, the figures of docs/benchmarks.md).
@@ -23,6 +33,7 @@ Run: ``.venv/bin/python bench/reference_batch.py [--full] [--runs N] [--batch 50
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 from collections.abc import Iterator, Mapping
@@ -38,7 +49,9 @@ from collector.calibration_worker import CalibrationWorker
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
+from collector.service import freeze_start_up_objects
 from collector.sources import RawMessage
+from collector.threshold_worker import ThresholdWorker
 from detectors.base import BatchStatistic
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds, per_resample
 from exporters.store import MetricStore
@@ -86,11 +99,18 @@ def fitter(kind: type[PerformanceThresholds]) -> Iterator[None]:
         model_health.PerformanceThresholds = original  # type: ignore[misc]
 
 
-def run_once(lines: list[bytes], batch: int, seed: int) -> dict[str, float]:
-    """Wall and batch-thread CPU seconds of the completing batch and of the median other batch."""
+def run_once(lines: list[bytes], batch: int, seed: int, on_worker: bool) -> dict[str, float]:
+    """Wall and batch-thread CPU seconds of the completing batch, of the median and of the longest
+    batch after it, and of the threshold fits done in the completing batch."""
     config = parse_config({"calibration_cache": None, "defaults": {"drift": {"seed": seed}}})
     worker = CalibrationWorker()
-    pipeline = Pipeline(config, MetricStore(), MemoryDeadLetterSink(), event_time=True, calibration=worker)
+    thresholds = ThresholdWorker() if on_worker else None
+    pipeline = Pipeline(
+        config, MetricStore(), MemoryDeadLetterSink(), event_time=True, calibration=worker,
+        threshold_worker=thresholds,
+    )
+    gc.unfreeze()  # the runs before this one are garbage now
+    freeze_start_up_objects()  # as driftline collect does before its first batch
     steady: list[tuple[float, float]] = []
     completing: tuple[float, float, float, float] | None = None
     try:
@@ -108,6 +128,8 @@ def run_once(lines: list[bytes], batch: int, seed: int) -> dict[str, float]:
                 steady.append((took, took_cpu))
     finally:
         worker.close()
+        if thresholds is not None:
+            thresholds.close()
     if completing is None:
         raise SystemExit("no automatic reference completed: more messages needed")
     return {
@@ -117,11 +139,21 @@ def run_once(lines: list[bytes], batch: int, seed: int) -> dict[str, float]:
         "fit_cpu": completing[3],
         "steady": statistics.median(t for t, _ in steady),
         "steady_cpu": statistics.median(c for _, c in steady),
+        "longest": max(completing[0], *(t for t, _ in steady)),
+        "longest_cpu": max(completing[1], *(c for _, c in steady)),
     }
 
 
 def _collecting(pipeline: Pipeline) -> bool:
     return not pipeline.states or any(state.collecting_reference for state in pipeline.states.values())
+
+
+WAYS = {
+    "worker": (TimedThresholds, True),
+    "inline": (TimedThresholds, False),
+    "looped": (LoopedThresholds, False),
+}
+"""Each way: the fitter, and whether the fits run on the threshold worker."""
 
 
 def main() -> None:
@@ -131,31 +163,34 @@ def main() -> None:
     args, chosen = harness.parse(parser, quick={"runs": 1}, full={"runs": 5})
     run = harness.BenchRun("reference_batch", args, {**chosen, "batch": args.batch, "messages": MESSAGES})
     lines = workload.messages(MESSAGES, seed=0)
-    results: dict[str, list[dict[str, float]]] = {"vectorised": [], "looped": []}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in WAYS}
     for index in range(args.runs):
-        for name, kind in (("vectorised", TimedThresholds), ("looped", LoopedThresholds)):
+        for name, (kind, on_worker) in WAYS.items():
             with fitter(kind):
-                results[name].append(run_once(lines, args.batch, 10 * index + len(results[name]) + 1))
+                seed = 10 * index + len(results[name]) + 1
+                results[name].append(run_once(lines, args.batch, seed, on_worker))
     median = {
         name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         for name, runs in results.items()
     }
-    fast, slow = median["vectorised"], median["looped"]
     for name, figures in median.items():
         for key, value in figures.items():
             run.figure(f"{name}_{key}_ms", round(value * 1000, 1))
-    run.compare("completing batch, wall", fast["completing"] * 1000, fast["steady"] * 1000,
-                "median steady batch", "ms")
-    run.compare("completing batch, batch-thread CPU", fast["completing_cpu"] * 1000,
-                fast["steady_cpu"] * 1000, "median steady batch", "ms")
-    run.compare("completing batch, wall", fast["completing"] * 1000, slow["completing"] * 1000,
-                "thresholds fitted one statistic call per resample", "ms")
-    run.compare("completing batch, batch-thread CPU", fast["completing_cpu"] * 1000,
-                slow["completing_cpu"] * 1000, "thresholds fitted one statistic call per resample", "ms")
-    run.compare("threshold fits in the completing batch, wall", fast["fit"] * 1000, slow["fit"] * 1000,
-                "one statistic call per resample", "ms")
-    run.compare("threshold fits in the completing batch, CPU", fast["fit_cpu"] * 1000,
-                slow["fit_cpu"] * 1000, "one statistic call per resample", "ms")
+    worker, inline, looped = median["worker"], median["inline"], median["looped"]
+    for clock, suffix in (("wall", ""), ("batch-thread CPU", "_cpu")):
+        run.compare(f"completing batch, fits on the worker, {clock}", worker["completing" + suffix] * 1000,
+                    worker["steady" + suffix] * 1000, "median steady batch", "ms")
+        run.compare(f"completing batch, fits on the worker, {clock}", worker["completing" + suffix] * 1000,
+                    inline["completing" + suffix] * 1000, "fits inline", "ms")
+        run.compare(f"longest batch, fits on the worker, {clock}", worker["longest" + suffix] * 1000, 100.0,
+                    "issue 14's bound", "ms")
+        run.compare(f"completing batch, fits inline, {clock}", inline["completing" + suffix] * 1000,
+                    looped["completing" + suffix] * 1000, "thresholds fitted one statistic call per resample",
+                    "ms")
+    run.compare("threshold fits in the completing batch, inline, wall", inline["fit"] * 1000,
+                looped["fit"] * 1000, "one statistic call per resample", "ms")
+    run.compare("threshold fits in the completing batch, inline, CPU", inline["fit_cpu"] * 1000,
+                looped["fit_cpu"] * 1000, "one statistic call per resample", "ms")
     run.write()
 
 

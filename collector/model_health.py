@@ -11,8 +11,10 @@ results into the metric store.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from collector.multiclass_health import MulticlassEstimator
 from collector.references import Reference
 from collector.regression_health import RegressionEstimator
 from collector.tables import Value
+from collector.threshold_worker import ThresholdWorker
 from collector.windows import Window
 from detectors.base import BatchStatistic, FeatureTable
 from detectors.cbpe import CBPE
@@ -36,6 +39,8 @@ from detectors.performance_threshold import PerformanceThreshold, PerformanceThr
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
 from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 LabelWindowListener = Callable[[LabelWindowReport], None]
@@ -55,6 +60,7 @@ class ModelHealth:
         label_listeners: tuple[LabelWindowListener, ...] = (),
         replay_events: int = 100_000,
         expected_errors_kept: int = 100_000,
+        threshold_worker: ThresholdWorker | None = None,
     ) -> None:
         self.store = store
         self.labels = labels
@@ -75,7 +81,12 @@ class ModelHealth:
         self.proxy = ProxyMetrics(model_config.confidence_threshold)
         self.threshold_fitter = PerformanceThresholds(alpha=model_config.performance_alpha)
         self.thresholds: dict[str, dict[str, PerformanceThreshold]] = {}
-        """Per source (``realized``, ``estimated``): each metric's threshold at the window size."""
+        """Per source (``realized``, ``estimated``): each metric's threshold at the window size
+        (a fit still running on ``threshold_worker`` is in ``_fitting`` until taken)."""
+        self.threshold_worker = threshold_worker
+        """Where threshold fits run (collect); None: inline (replay)."""
+        self._fitting: dict[str, Future[dict[str, PerformanceThreshold]]] = {}
+        self._fit_inputs: dict[str, tuple[BatchStatistic, int]] = {}
         self.cbpe: CBPE | None = None
         self.multiclass: MulticlassEstimator | None = None
         self.regression: RegressionEstimator | None = None
@@ -125,6 +136,7 @@ class ModelHealth:
 
         ``features`` (the window's, in the reference's kinds) are what a regressor's DLE reads.
         """
+        self.take_thresholds(wait=True)
         mappings = window.probability_mappings()
         predictions = window.prediction_values()
         proxy = self._proxy(mappings) if any(mappings) else None
@@ -315,14 +327,49 @@ class ModelHealth:
             return
         self._fit_thresholds("estimated", cbpe.on_resamples(p, positive), len(p))
 
+    def take_thresholds(self, wait: bool = False) -> None:
+        """Install the thresholds of the fits done on the worker (with ``wait``, of all of them)."""
+        for source, future in list(self._fitting.items()):
+            if wait or future.done():
+                self._take(source)
+
     def _fit_thresholds(self, source: str, statistic: BatchStatistic, n_rows: int) -> None:
-        """Fit and export ``driftline_performance_threshold`` for one source, replacing earlier ones."""
+        """Fit and export ``driftline_performance_threshold`` for one source, replacing earlier ones.
+
+        With a worker the fit runs there and is installed by :meth:`take_thresholds`;
+        an earlier fit of the same source is installed first, so the store sees the
+        same removals and sets in the same order as inline.
+        """
+        if source in self._fitting:
+            self._take(source)
         for old in self.thresholds.pop(source, {}).values():
             self.store.remove(
                 "driftline_performance_threshold",
                 {**self.labels, "metric": old.metric, "source": source, "bound": old.bound},
             )
-        fitted = self.threshold_fitter.fit(statistic, n_rows, self.label_window_events)
+        if self.threshold_worker is None:
+            self._install(source, self._fit(statistic, n_rows))
+            return
+        self._fit_inputs[source] = (statistic, n_rows)
+        self._fitting[source] = self.threshold_worker.submit(lambda: self._fit(statistic, n_rows))
+
+    def _fit(self, statistic: BatchStatistic, n_rows: int) -> dict[str, PerformanceThreshold]:
+        return self.threshold_fitter.fit(statistic, n_rows, self.label_window_events)
+
+    def _take(self, source: str) -> None:
+        """Install the worker's fit of ``source`` (waiting for it); a fit that failed there, or
+        was cancelled at a stop, is run here instead: the same thresholds, or the same error."""
+        future = self._fitting.pop(source)
+        statistic, n_rows = self._fit_inputs.pop(source)
+        try:
+            fitted = future.result()
+        except Exception as error:
+            log.warning("threshold fit on the worker failed (%r): fitting here", error)
+            fitted = self._fit(statistic, n_rows)
+        self._install(source, fitted)
+
+    def _install(self, source: str, fitted: dict[str, PerformanceThreshold]) -> None:
+        """Keep and export one source's thresholds."""
         self.thresholds[source] = fitted
         for threshold in fitted.values():
             self._set(
@@ -334,6 +381,7 @@ class ModelHealth:
             )
 
     def _evaluate_labels(self, joined: list[JoinResult]) -> None:
+        self.take_thresholds(wait=True)
         records: list[PredictionRecord] = [r.prediction for r in joined if r.prediction is not None]
         labels = [r.label for r in joined if r.prediction is not None]
         predictions = [r.prediction for r in records]

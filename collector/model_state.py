@@ -27,6 +27,7 @@ from collector.model_health import LabelWindowListener, ModelHealth
 from collector.multivariate import MultivariateDrift
 from collector.references import Reference, automatic_reference
 from collector.roles import CHAMPION
+from collector.threshold_worker import ThresholdWorker
 from collector.windows import Window
 from detectors.base import FeatureTable
 from detectors.data_drift import DataDriftDetector
@@ -89,6 +90,7 @@ class ModelVersionState:
         reference_ids: set[str] | None = None,
         on_automatic: AutomaticListener | None = None,
         calibration: CalibrationWorker | None = None,
+        threshold_worker: ThresholdWorker | None = None,
     ) -> None:
         self.model = model
         self.role = role
@@ -133,6 +135,7 @@ class ModelVersionState:
             label_listeners=label_listeners,
             replay_events=config.state.replay_events,
             expected_errors_kept=config.labels.max_entries,
+            threshold_worker=threshold_worker,
         )
         store.inc("driftline_reference_changes_total", self.labels, 0.0)
         if reference is not None:

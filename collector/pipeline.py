@@ -42,6 +42,7 @@ from collector.reference_registry import ReferenceRegistry
 from collector.references import Reference, load_reference
 from collector.roles import assign_roles
 from collector.sources import RawMessage
+from collector.threshold_worker import ThresholdWorker
 from collector.windows import Window
 from exporters.catalog import DETECTORS, LIMIT_KINDS
 from exporters.store import MetricStore
@@ -94,6 +95,7 @@ class Pipeline:
         label_listeners: Sequence[LabelWindowListener] = (),
         automatic_references: AutomaticReferences | None = None,
         calibration: CalibrationWorker | None = None,
+        threshold_worker: ThresholdWorker | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -118,6 +120,8 @@ class Pipeline:
         self.automatic_references = automatic_references
         self.calibration = calibration
         """Cache-miss calibrations off the batch thread (collect); None: inline (replay)."""
+        self.threshold_worker = threshold_worker
+        """Performance-threshold fits off the batch thread (collect); None: inline (replay)."""
         self.counters = PartitionCounters(store)
         """Rejections and limits by source partition, checkpointed with it."""
         self.instances = InstanceTracker.from_config(store, config, count_limit=self._count_limit)
@@ -148,6 +152,7 @@ class Pipeline:
                     self._count_early(model, self.joins[model])
             finally:
                 self._joins_touched.clear()
+                self._take_thresholds()
                 self.batch.flush()  # before retiring: a retired version's series must stay gone
             self.counters.current = None
             if self.event_time:
@@ -156,6 +161,12 @@ class Pipeline:
                 self._check_instances(self.clock)
         if batch and not self.event_time:  # wall-clock time would make replays differ
             self.store.observe("driftline_batch_duration_seconds", {}, time.perf_counter() - started)
+
+    def _take_thresholds(self) -> None:
+        """Export the performance thresholds whose fits finished on the worker (collect only)."""
+        if self.threshold_worker is not None:
+            for state in self.states.values():
+                state.health.take_thresholds()
 
     def tick(self, now: float) -> None:
         """Run the time rules at ``now`` (wall clock in collect; the caller decides)."""
@@ -466,6 +477,7 @@ class Pipeline:
             reference_ids=reference_ids,
             on_automatic=self._save_automatic if self.automatic_references is not None else None,
             calibration=self.calibration,
+            threshold_worker=self.threshold_worker,
         )
         if restore is not None:
             state.restore(restore, reference, reference_ids)
