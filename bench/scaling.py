@@ -106,6 +106,17 @@ def per_prediction_us(features: int, timed: int, seed: int, default: bool = Fals
     return seconds / len(lines) * 1e6, stdlib / len(lines) * 1e6
 
 
+def compare_widths(run: harness.BenchRun, timed: int, seed: int, default: bool) -> None:
+    """100 and 500 features per prediction against a json.loads loop, and 500 against 100."""
+    name = ", default configuration" if default else ""
+    widths = {}
+    for features in (100, 500):
+        widths[features], stdlib = per_prediction_us(features, timed, seed, default)
+        run.compare(f"{features} features{name}, per prediction", widths[features], stdlib,
+                    "json.loads loop", "us")
+    run.compare(f"500 features{name}, per prediction", widths[500], widths[100], "100 features", "us")
+
+
 def idle_memory(versions: int, seed: int) -> tuple[float, float]:
     """Resident MB per model version collecting its reference, and the buffered events' wire MB."""
     config = parse_config({"limits": {"max_models": max(versions, 100)}})
@@ -154,20 +165,9 @@ def main() -> None:
             run.compare(f"{models} models, per event", costs[models], costs[args.models[0]],
                         f"{args.models[0]} model(s)", "us")
     if "features" in args.parts:
-        widths = {}
-        for features in (100, 500):
-            widths[features], stdlib = per_prediction_us(features, args.feature_events, args.seed)
-            run.compare(f"{features} features, per prediction", widths[features], stdlib,
-                        "json.loads loop", "us")
-        run.compare("500 features, per prediction", widths[500], widths[100], "100 features", "us")
+        compare_widths(run, args.feature_events, args.seed, default=False)
     if "features_default" in args.parts:
-        defaults = {}
-        for features in (100, 500):
-            defaults[features], stdlib = per_prediction_us(features, args.feature_events, args.seed, True)
-            run.compare(f"{features} features, default configuration, per prediction", defaults[features],
-                        stdlib, "json.loads loop", "us")
-        run.compare("500 features, default configuration, per prediction", defaults[500], defaults[100],
-                    "100 features", "us")
+        compare_widths(run, args.feature_events, args.seed, default=True)
     run.write()
 
 

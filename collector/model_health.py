@@ -11,6 +11,7 @@ results into the metric store.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 LabelWindowListener = Callable[[LabelWindowReport], None]
+Fitted = dict[str, PerformanceThreshold]
+"""One source's fitted thresholds, by metric."""
 
 
 class ModelHealth:
@@ -85,8 +88,8 @@ class ModelHealth:
         (a fit still running on ``threshold_worker`` is in ``_fitting`` until taken)."""
         self.threshold_worker = threshold_worker
         """Where threshold fits run (collect); None: inline (replay)."""
-        self._fitting: dict[str, Future[dict[str, PerformanceThreshold]]] = {}
-        self._fit_inputs: dict[str, tuple[BatchStatistic, int]] = {}
+        self._fitting: dict[str, tuple[Future[Fitted], Callable[[], Fitted]]] = {}
+        """Per source: the fit running on the worker, and the fit itself (to run here if it fails)."""
         self.cbpe: CBPE | None = None
         self.multiclass: MulticlassEstimator | None = None
         self.regression: RegressionEstimator | None = None
@@ -329,7 +332,7 @@ class ModelHealth:
 
     def take_thresholds(self, wait: bool = False) -> None:
         """Install the thresholds of the fits done on the worker (with ``wait``, of all of them)."""
-        for source, future in list(self._fitting.items()):
+        for source, (future, _) in list(self._fitting.items()):
             if wait or future.done():
                 self._take(source)
 
@@ -347,28 +350,24 @@ class ModelHealth:
                 "driftline_performance_threshold",
                 {**self.labels, "metric": old.metric, "source": source, "bound": old.bound},
             )
+        fit = functools.partial(self.threshold_fitter.fit, statistic, n_rows, self.label_window_events)
         if self.threshold_worker is None:
-            self._install(source, self._fit(statistic, n_rows))
-            return
-        self._fit_inputs[source] = (statistic, n_rows)
-        self._fitting[source] = self.threshold_worker.submit(lambda: self._fit(statistic, n_rows))
-
-    def _fit(self, statistic: BatchStatistic, n_rows: int) -> dict[str, PerformanceThreshold]:
-        return self.threshold_fitter.fit(statistic, n_rows, self.label_window_events)
+            self._install(source, fit())
+        else:
+            self._fitting[source] = (self.threshold_worker.submit(fit), fit)
 
     def _take(self, source: str) -> None:
         """Install the worker's fit of ``source`` (waiting for it); a fit that failed there, or
         was cancelled at a stop, is run here instead: the same thresholds, or the same error."""
-        future = self._fitting.pop(source)
-        statistic, n_rows = self._fit_inputs.pop(source)
+        future, fit = self._fitting.pop(source)
         try:
             fitted = future.result()
         except Exception as error:
             log.warning("threshold fit on the worker failed (%r): fitting here", error)
-            fitted = self._fit(statistic, n_rows)
+            fitted = fit()
         self._install(source, fitted)
 
-    def _install(self, source: str, fitted: dict[str, PerformanceThreshold]) -> None:
+    def _install(self, source: str, fitted: Fitted) -> None:
         """Keep and export one source's thresholds."""
         self.thresholds[source] = fitted
         for threshold in fitted.values():

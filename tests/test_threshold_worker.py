@@ -231,7 +231,7 @@ def test_a_fit_done_on_the_worker_is_exported_at_the_end_of_a_batch() -> None:
         run = Run(config, worker)
         run.process(events[: completing + 1])
         health = run.pipeline.states[("m", "1")].health
-        for future in list(health._fitting.values()):
+        for future, _ in list(health._fitting.values()):
             future.result(60)
         run.process([])  # an empty batch: nothing judged, the finished fits are taken
     finally:
