@@ -103,9 +103,10 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
 def freeze_start_up_objects() -> None:
     """Keep the objects of the start-up (modules, classes, configuration) out of the collections.
 
-    The collector imports numpy, scipy, scikit-learn and evidently: about 170,000
-    objects the cyclic garbage collector would walk in every full collection,
-    which then took about 90 ms of a batch (``bench/reference_batch.py``). They live
+    The collector imports numpy, scipy, scikit-learn and evidently: most of the
+    170,000-odd objects the cyclic garbage collector would walk in every full
+    collection, which then took 94 ms of one batch (docs/benchmarks.md, "the
+    batch that completes a reference"). They live
     as long as the process, so they are collected once and moved to the permanent
     generation (``gc.freeze``); a full collection then walks only what the
     collector made since.
