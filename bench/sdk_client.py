@@ -11,24 +11,34 @@ so the serving thread pays only for building the event and queueing it.
 
 Prints microseconds per call (mean, p50, p99, max) for each and the ratios
 of the client's mean and p50 to the baseline's, all measured in this run.
+"after I/O" times each call together with a small read before it (a 64-byte
+``pread``, whose system call gives the GIL up as a request's I/O does): the
+sender thread may take the GIL then, and the call includes the wait to get it
+back, which the sender bounds by giving the GIL up once per slice of work
+while under half of its queue is pending (the queue here is twice the calls:
+a burst it absorbs). The plain "delivered" loop is an overload instead (calls
+outpace the sender, its queue as large as the calls): past half full the
+sender stops yielding to catch up.
 "broker down" is a Client on the Kafka transport whose broker is stopped
 (a loopback port nothing listens on): the sender keeps retrying the
 bootstrap, the queue fills and the serving path only drops (goal: p99 under
 1 ms); ``close(timeout=2)`` must still return in about 2 s.
-Then the sender thread's own work per event (``Client._deliver``: encode,
-validate, hand to a transport that discards), in CPU time, against
+Then the sender thread's own work per event (its loop through a backlog: encode,
+validate, hand to a transport that discards, count, give the GIL up once per
+slice), in CPU time, against
 ``json.dumps`` of the same event (the baseline's serialization), for plain
 Python features and again for the same features as NumPy scalars
 (``np.float32``, ``np.int64``; ``json.dumps`` then needs an ``.item()`` hook). In
-this tight loop the sender thread competes with the caller for the GIL, so
-the client's mean includes the sender's share (a few calls wait for a GIL
-switch); in a real service the sender mostly runs while requests wait on I/O.
+these loops the sender thread competes with the caller for the GIL, so the
+client's mean includes the sender's share; in a real service the sender
+mostly runs while requests wait on I/O.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import socket
 import statistics
@@ -71,10 +81,17 @@ def time_calls(
     return timings
 
 
-def baseline(requests: list[dict[str, Any]], path: Path) -> list[float]:
+def no_io() -> None:
+    return None
+
+
+def baseline(
+    requests: list[dict[str, Any]], path: Path, io: Callable[[], None] = no_io
+) -> list[float]:
     with path.open("ab") as out:
 
         def call(features: dict[str, Any]) -> None:
+            io()
             event = {
                 "type": "prediction",
                 "schema_version": 1,
@@ -92,16 +109,33 @@ def baseline(requests: list[dict[str, Any]], path: Path) -> list[float]:
         return time_calls(requests, call)
 
 
-def with_client(requests: list[dict[str, Any]], path: Path) -> tuple[list[float], float, Any]:
-    client = Client("credit-risk", "3", FileTransport(path), max_queue=len(requests) + 1)
+def with_client(
+    requests: list[dict[str, Any]], path: Path, io: Callable[[], None] = no_io, room: int = 1
+) -> tuple[list[float], float, Any]:
+    """``room`` times the calls is the queue's size: with 2 the backlog never reaches half of it."""
+    client = Client("credit-risk", "3", FileTransport(path), max_queue=room * len(requests) + 1)
 
     def call(features: dict[str, Any]) -> None:
+        io()
         client.log_prediction(features, 1, probabilities={"0": 0.3, "1": 0.7}, latency_ms=2.5)
 
     timings = time_calls(requests, call)
     started = time.perf_counter()
     client.close(timeout=60.0)
     return timings, time.perf_counter() - started, client.stats
+
+
+def small_read(folder: Path) -> Callable[[], None]:
+    """A request's I/O in miniature: a 64-byte ``pread``, which gives the GIL up for its
+    system call, so that the sender thread can take it and the caller must get it back."""
+    path = folder / "request-io"
+    path.write_bytes(b"x" * 64)
+    descriptor = os.open(path, os.O_RDONLY)
+
+    def read() -> None:
+        os.pread(descriptor, 64, 0)
+
+    return read
 
 
 def dropping(requests: list[dict[str, Any]]) -> list[float]:
@@ -147,11 +181,14 @@ def broker_down(requests: list[dict[str, Any]]) -> tuple[list[float], float]:
     return timings, time.perf_counter() - started
 
 
-class _Discard:
-    """A transport that drops every payload, so only the sender's own work is timed."""
+class _GatedDiscard:
+    """A transport that drops every payload once ``gate`` is set, so that a backlog can build."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
 
     def send(self, key: str, payload: bytes) -> None:
-        return None
+        self.gate.wait(60.0)
 
     def flush(self, timeout: float) -> int:
         return 0
@@ -161,8 +198,15 @@ class _Discard:
 
 
 def sender_cost(requests: list[dict[str, Any]]) -> tuple[float, float]:
-    """CPU microseconds per event of the sender's work, and of json.dumps of the same event."""
-    client = Client("credit-risk", "3", _Discard())
+    """CPU microseconds per event of the sender thread's loop, and of json.dumps of the same event.
+
+    The events are queued behind a held transport, then released: the sender
+    thread works through the backlog as it does in a burst (encode, validate,
+    count, give the GIL up once per slice) while this thread only waits.
+    """
+    transport = _GatedDiscard()
+    # A queue twice the backlog: the sender stays under half full, so it yields once per slice.
+    client = Client("credit-risk", "3", transport, max_queue=2 * len(requests) + 1)
     events = [
         Prediction(
             event_id=uuid.uuid4().hex,
@@ -176,9 +220,15 @@ def sender_cost(requests: list[dict[str, Any]]) -> tuple[float, float]:
         )
         for features in requests
     ]
-    started = time.process_time()
     for event in events:
-        client._deliver(event)
+        client._offer(event)
+    started = time.process_time()
+    transport.gate.set()
+    deadline = time.monotonic() + 120.0
+    while client.stats.pending:  # polled, not flush(): a waiter woken per event would cost CPU too
+        if time.monotonic() > deadline:
+            raise SystemExit("the sender did not work through its backlog")
+        time.sleep(0.005)
     sender = time.process_time() - started
     client.close()
     plain = [
@@ -242,6 +292,10 @@ def main() -> None:
         down_timings, down_close = broker_down(requests)
         down = summary("client.log_prediction (broker down)", down_timings)
         lines = sum(1 for _ in (Path(folder) / "b").open("rb"))
+        io = small_read(Path(folder))
+        io_base = summary("baseline after I/O", baseline(requests, Path(folder) / "c", io))
+        burst = with_client(requests, Path(folder) / "d", io, room=2)[0]
+        io_client = summary("client.log_prediction after I/O", burst)
     print(f"client: {stats.sent} sent, {lines} lines written, close() drained in {drain:.2f} s")
     if lines != len(requests):
         raise SystemExit(f"the client wrote {lines} events, expected {len(requests)}")
@@ -250,6 +304,9 @@ def main() -> None:
     for statistic in ("p50", "p99", "mean"):
         run.compare(f"log_prediction {statistic}, delivered", client[statistic], base[statistic],
                     "inline json + file write", "us")
+    for statistic in ("p50", "p99", "mean"):
+        run.compare(f"I/O then log_prediction {statistic}", io_client[statistic], io_base[statistic],
+                    "I/O then inline json + file write", "us")
     for statistic in ("p50", "mean"):
         run.compare(f"log_prediction {statistic}, queue full", full[statistic], base[statistic],
                     "inline json + file write", "us")

@@ -30,13 +30,13 @@ import queue
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 from typing import Any, Literal
 
+from driftline.event_ids import new_event_id
 from driftline.heartbeat import ProcessProbe, Ticker
 from driftline.schema import (
     MAX_ID_CHARS,
@@ -57,6 +57,9 @@ from driftline.transports import Transport
 from driftline.wire import encode_checked
 
 logger = logging.getLogger("driftline.client")
+
+GIL_SLICE_SECONDS = 100e-6
+"""How long the sender works before it gives the GIL up to the serving threads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,7 @@ class Client:
         Never blocks on I/O and never raises: an event that cannot be queued or
         is invalid is counted in :attr:`stats`.
         """
-        event_id = uuid.uuid4().hex if event_id is None else event_id
+        event_id = new_event_id() if event_id is None else event_id
         event = Prediction(
             event_id=event_id,
             model=self.model,
@@ -436,21 +439,58 @@ class Client:
             return True
 
     def _send_loop(self) -> None:
+        """Send what is queued, giving the GIL up whenever a slice of work has run.
+
+        A serving thread back from I/O waits for the GIL while the sender holds
+        it; without the yield that is the sender's whole backlog (up to the
+        interpreter's 5 ms switch interval). ``time.sleep(0)`` is the yield that
+        lets the waiting thread in (a bare ``os.sched_yield`` returns before it
+        wakes), but it sleeps for tens of microseconds, so the sender takes it
+        once per :data:`GIL_SLICE_SECONDS` of work rather than after every
+        event, and only on the serving path while it keeps up: with half of
+        ``max_queue`` pending it works through without yielding, since dropping
+        events would cost more than a slower request, and a backfill client
+        (``when_full="block"``) never yields, since no request waits on it.
+        """
+        clock = time.perf_counter
+        slice_started = clock()
         while True:
-            event = self._queue.get()
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                event = self._queue.get()  # waits without the GIL: a new slice
+                slice_started = clock()
             if event is _STOP:
                 return
-            # Once close() has run out of time, what is still queued is not sent.
-            if self._abandon.is_set():
-                outcome, reason = _Outcome.FAILED, None
-            else:
-                outcome, reason = self._deliver(event)
-            with self._progress:
-                self._outcomes[outcome.value] += 1
-                if reason is not None:
-                    self._invalid_reasons[reason] = self._invalid_reasons.get(reason, 0) + 1
-                self._processed += 1
-                self._progress.notify_all()
+            self._send_one(event)
+            if clock() - slice_started > GIL_SLICE_SECONDS:
+                if self._should_give_way():
+                    time.sleep(0)
+                slice_started = clock()
+
+    def _should_give_way(self) -> bool:
+        """A serving client (``when_full="drop"``) with under half of ``max_queue`` pending.
+
+        The count is read without the locks: it is a hint.
+        """
+        return (
+            self.when_full == "drop"
+            and 2 * (self._offered["enqueued"] - self._processed) < self.max_queue
+        )
+
+    def _send_one(self, event: Event) -> None:
+        """Deliver one event and count its outcome."""
+        # Once close() has run out of time, what is still queued is not sent.
+        if self._abandon.is_set():
+            outcome, reason = _Outcome.FAILED, None
+        else:
+            outcome, reason = self._deliver(event)
+        with self._progress:
+            self._outcomes[outcome.value] += 1
+            if reason is not None:
+                self._invalid_reasons[reason] = self._invalid_reasons.get(reason, 0) + 1
+            self._processed += 1
+            self._progress.notify_all()
 
     def _deliver(self, event: Event) -> tuple[_Outcome, str | None]:
         """Encode, validate and send one event; never raises. An invalid one comes with its reason.
