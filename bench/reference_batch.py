@@ -21,9 +21,9 @@ Printed, each on the wall clock and as CPU time of the batch thread: the
 completing batch against the median of the batches after it and against the
 inline ways, the longest batch of the run (issue 14's bound: no batch over 100
 ms), and the time the inline fits took. Each run freezes the objects of the
-start-up out of the garbage collector's reach first, as ``driftline collect``
-does (:func:`collector.service.freeze_start_up_objects`). CPU time is the figure to read on a
-shared machine: wall time there is mostly waiting for a core. Median over
+start-up out of the garbage collector's reach first, and the heap after every
+batch, as ``driftline collect`` does (:class:`collector.heap_freezer.HeapFreezer`).
+CPU time is the figure to read on a shared machine: wall time there is mostly waiting for a core. Median over
 ``--runs`` runs, each with its own drift seed.
 
 Run: ``.venv/bin/python bench/reference_batch.py [--full] [--runs N] [--batch 500]``
@@ -48,8 +48,8 @@ import collector.model_health as model_health
 from collector.calibration_worker import CalibrationWorker
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.heap_freezer import HeapFreezer
 from collector.pipeline import Pipeline
-from collector.service import freeze_start_up_objects
 from collector.sources import RawMessage
 from collector.threshold_worker import ThresholdWorker
 from detectors.base import BatchStatistic
@@ -110,7 +110,8 @@ def run_once(lines: list[bytes], batch: int, seed: int, on_worker: bool) -> dict
         threshold_worker=thresholds,
     )
     gc.unfreeze()  # the runs before this one are garbage now
-    freeze_start_up_objects()  # as driftline collect does before its first batch
+    freezer = HeapFreezer()
+    freezer.start()  # as driftline collect does before its first batch, and after each below
     steady: list[tuple[float, float]] = []
     completing: tuple[float, float, float, float] | None = None
     try:
@@ -126,6 +127,7 @@ def run_once(lines: list[bytes], batch: int, seed: int, on_worker: bool) -> dict
                 completing = (took, took_cpu, TimedThresholds.spent, TimedThresholds.spent_cpu)
             elif not collecting:
                 steady.append((took, took_cpu))
+            freezer.after_batch()
     finally:
         worker.close()
         if thresholds is not None:

@@ -13,7 +13,11 @@ In-memory ``Pipeline.process`` (event time, batches of 2,000) on the workload of
    model's 200 events span 2,000 s of event time), and
    ``limits.max_models`` is raised to the number of models. Every model's
    reference holds the same rows (one shape, so calibration is shared); the
-   timed traffic is drawn independently per model. Baseline: one model.
+   timed traffic is drawn independently per model. Baseline: one model. The
+   heap is frozen after every batch, timed with it, as ``driftline collect``
+   does (``collector/heap_freezer.py``); ``--parts models_unfrozen`` (in
+   ``--full``) measures ``Pipeline.process`` alone, where the garbage
+   collector's full collections grow with the models.
 2. Features: microseconds per prediction with 100 and with 500 features per
    prediction (every tenth a category), one model, same reference and window
    sizes (so numerical features get KS, Evidently's choice for a reference of
@@ -49,11 +53,12 @@ from workload import feed, raw
 
 from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
+from collector.heap_freezer import HeapFreezer
 from collector.pipeline import Pipeline
 from exporters.store import MetricStore
 
 REFERENCE, WINDOW = 1000, 200
-PARTS = ["memory", "models", "features", "features_default"]
+PARTS = ["memory", "models", "models_unfrozen", "features", "features_default"]
 QUICK_PARTS = ["memory", "models", "features"]
 """``features_default`` fits a 5,000-row reference of 500 features (about 30 CPU s): full sizes only."""
 WARM_WINDOWS = 4
@@ -76,13 +81,23 @@ def predictions_only(lines: list[bytes]) -> list[bytes]:
     return [line for line in lines if line.startswith(b'{"type":"prediction"')]
 
 
-def per_event_us(models: int, traffic: int, seed: int) -> tuple[float, float]:
-    """Microseconds per timed message for ``models`` models, and the untimed set-up's seconds."""
+def per_event_us(models: int, traffic: int, seed: int, freeze: bool) -> tuple[float, float]:
+    """Microseconds per timed message for ``models`` models, and the untimed set-up's seconds.
+
+    With ``freeze`` the heap is frozen after every batch, as ``driftline collect`` does
+    (:class:`collector.heap_freezer.HeapFreezer`); without, ``Pipeline.process`` alone.
+    """
     pipeline = Pipeline(bench_config(models), MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    freezer = HeapFreezer() if freeze else None
+    if freezer is not None:
+        freezer.start()
+    after_batch = freezer.after_batch if freezer is not None else None
     warm = models * (REFERENCE + WARM_WINDOWS * WINDOW)
-    setup = feed(pipeline, raw(workload.messages(warm, models=models, seed=seed, same_rows=True)))
+    references = raw(workload.messages(warm, models=models, seed=seed, same_rows=True))
+    setup = feed(pipeline, references, after_batch)
     timed = raw(workload.messages(traffic, models=models, seed=seed + 1, start=warm))
-    seconds = feed(pipeline, timed)
+    seconds = feed(pipeline, timed, after_batch)
+    gc.unfreeze()  # this pipeline is garbage after the call: let the next part's collections free it
     evaluated = sum(state.windows_evaluated for state in pipeline.states.values())
     if len(pipeline.states) != models or evaluated < models * WARM_WINDOWS or pipeline.counts.rejected:
         raise SystemExit(f"{models} models: set-up incomplete ({evaluated} windows, {pipeline.counts})")
@@ -143,7 +158,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, help="idle model versions (quick 10, full 100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", nargs="+", choices=PARTS, help="what to measure (quick: all but "
-                        "features_default; full: all)")
+                        "models_unfrozen and features_default; full: all)")
     args, chosen = harness.parse(
         parser,
         quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 10,
@@ -160,10 +175,16 @@ def main() -> None:
     if "models" in args.parts:
         costs = {}
         for models in args.models:
-            costs[models], setup = per_event_us(models, args.traffic, args.seed)
+            costs[models], setup = per_event_us(models, args.traffic, args.seed, freeze=True)
             run.figure(f"setup_cpu_seconds_{models}_models", round(setup, 1))
-            run.compare(f"{models} models, per event", costs[models], costs[args.models[0]],
-                        f"{args.models[0]} model(s)", "us")
+            run.compare(f"{models} models, per event (heap frozen per batch, as collect)", costs[models],
+                        costs[args.models[0]], f"{args.models[0]} model(s)", "us")
+    if "models_unfrozen" in args.parts:
+        plain = {}
+        for models in args.models:
+            plain[models], _ = per_event_us(models, args.traffic, args.seed, freeze=False)
+            run.compare(f"{models} models, per event (Pipeline.process alone)", plain[models],
+                        plain[args.models[0]], f"{args.models[0]} model(s)", "us")
     if "features" in args.parts:
         compare_widths(run, args.feature_events, args.seed, default=False)
     if "features_default" in args.parts:

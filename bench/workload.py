@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -102,13 +102,18 @@ def raw(lines: Sequence[bytes]) -> list[RawMessage]:
     return [RawMessage(line, "bench", 0, offset, 0.0) for offset, line in enumerate(lines)]
 
 
-def feed(pipeline: Pipeline, messages: Sequence[RawMessage]) -> float:
+def feed(
+    pipeline: Pipeline, messages: Sequence[RawMessage], after_batch: Callable[[], None] | None = None
+) -> float:
     """CPU seconds ``pipeline`` takes to process ``messages`` in batches of ``BATCH``.
 
     CPU time of the process, not wall time: on a shared machine the wall time
-    of the same work varies several-fold with the others' load.
+    of the same work varies several-fold with the others' load. ``after_batch``
+    runs after each batch, timed with it (``driftline collect`` freezes the heap there).
     """
     started = time.process_time()
     for at in range(0, len(messages), BATCH):
         pipeline.process(messages[at : at + BATCH])
+        if after_batch is not None:
+            after_batch()
     return time.process_time() - started

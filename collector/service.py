@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 
@@ -12,6 +11,7 @@ from collector.auto_references import AutomaticReferences
 from collector.calibration_worker import CalibrationWorker
 from collector.checkpoints import Checkpointer
 from collector.config import Config
+from collector.heap_freezer import HeapFreezer
 from collector.http_server import Endpoints, HttpServer
 from collector.kafka_check import verify_connection
 from collector.kafka_source import Partition, PartitionsCallback
@@ -82,9 +82,10 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         f"driftline collect: consuming {config.kafka.bootstrap_servers}, serving {server.url}/metrics"
     )
     checkpoint = (lambda: checkpointer.save_if_due(source.snapshot())) if checkpointer else None
-    freeze_start_up_objects()
+    freezer = HeapFreezer()
+    freezer.start()
     try:
-        run(source, pipeline, stop, tracer=tracer, checkpoint=checkpoint)
+        run(source, pipeline, stop, tracer=tracer, checkpoint=checkpoint, on_batch=freezer.after_batch)
         if checkpointer is not None:  # a clean stop: the state of every processed event
             checkpointer.save(source.snapshot())
     finally:
@@ -98,21 +99,6 @@ def serve(config: Config, stop: threading.Event, console: Console) -> None:
         server.stop()
         if otlp is not None:
             otlp.shutdown()
-
-
-def freeze_start_up_objects() -> None:
-    """Keep the objects of the start-up (modules, classes, configuration) out of the collections.
-
-    The collector imports numpy, scipy, scikit-learn and evidently: most of the
-    170,000-odd objects the cyclic garbage collector would walk in every full
-    collection, which then took 94 ms of one batch (docs/benchmarks.md, "the
-    batch that completes a reference"). They live
-    as long as the process, so they are collected once and moved to the permanent
-    generation (``gc.freeze``); a full collection then walks only what the
-    collector made since.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _checkpointer(
