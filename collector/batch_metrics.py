@@ -4,8 +4,10 @@ Writing to the :class:`~exporters.store.MetricStore` per event builds and checks
 a label key and takes the store's lock four to six times per prediction. The
 pipeline instead names each series by its label values (in the order its
 :class:`Family` declares), adds here, and flushes once per batch: one store
-call per distinct series. The store checks the label names then, so a family
-that does not match the catalog fails on the first flush, not silently.
+call per family, whose label names the store checks once, so a family that
+does not match the catalog fails on the first flush, not silently. With many
+models a batch touches nearly as many series as it has events, so the key of
+each series is its label values as given, not a mapping rebuilt per series.
 
 >>> from exporters.store import MetricStore
 >>> store = MetricStore()
@@ -36,39 +38,44 @@ class Family:
     name: str
     labels: tuple[str, ...]
 
-    def labelled(self, values: LabelValues) -> dict[str, str]:
-        return dict(zip(self.labels, values, strict=True))
-
 
 class BatchMetrics:
     """Counter sums, last gauge values and histogram observations per series, until :meth:`flush`."""
 
     def __init__(self, store: MetricStore) -> None:
         self.store = store
-        self._counts: dict[tuple[Family, LabelValues], float] = {}
-        self._gauges: dict[tuple[Family, LabelValues], float] = {}
-        self._observations: dict[tuple[Family, LabelValues], list[float]] = {}
+        self._counts: dict[Family, dict[LabelValues, float]] = {}
+        self._gauges: dict[Family, dict[LabelValues, float]] = {}
+        self._observations: dict[Family, dict[LabelValues, list[float]]] = {}
 
     def inc(self, family: Family, values: LabelValues, amount: float = 1.0) -> None:
-        key = (family, values)
-        self._counts[key] = self._counts.get(key, 0.0) + amount
+        counts = self._counts.get(family)
+        if counts is None:
+            counts = self._counts[family] = {}
+        counts[values] = counts.get(values, 0.0) + amount
 
     def set(self, family: Family, values: LabelValues, value: float) -> None:
-        self._gauges[(family, values)] = value
+        gauges = self._gauges.get(family)
+        if gauges is None:
+            gauges = self._gauges[family] = {}
+        gauges[values] = value
 
     def observe(self, family: Family, values: LabelValues, value: float) -> None:
-        observations = self._observations.get((family, values))
+        series = self._observations.get(family)
+        if series is None:
+            series = self._observations[family] = {}
+        observations = series.get(values)
         if observations is None:
-            observations = self._observations[(family, values)] = []
+            observations = series[values] = []
         observations.append(value)
 
     def flush(self) -> None:
-        """Write everything held to the store, and hold nothing."""
+        """Write everything held to the store, one call per family, and hold nothing."""
         counts, gauges, observations = self._counts, self._gauges, self._observations
         self._counts, self._gauges, self._observations = {}, {}, {}
-        for (family, values), amount in counts.items():
-            self.store.inc(family.name, family.labelled(values), amount)
-        for (family, values), value in gauges.items():
-            self.store.set(family.name, family.labelled(values), value)
-        for (family, values), recorded in observations.items():
-            self.store.observe_many(family.name, family.labelled(values), recorded)
+        for family, amounts in counts.items():
+            self.store.inc_many(family.name, family.labels, amounts)
+        for family, values in gauges.items():
+            self.store.set_many(family.name, family.labels, values)
+        for family, recorded in observations.items():
+            self.store.observe_series(family.name, family.labels, recorded)

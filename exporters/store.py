@@ -110,6 +110,42 @@ class MetricStore:
             for value in values:
                 histogram.observe(value)
 
+    def inc_many(self, name: str, label_names: Sequence[str], amounts: Mapping[LabelValues, float]) -> None:
+        """Add to many series of one counter, each named by its label values in ``label_names``'
+        order: the names are checked once and the lock taken once (a batch's writes)."""
+        order = self._order(name, label_names, "counter")
+        with self._lock:
+            series = self._values[name]
+            for values, amount in amounts.items():
+                if amount < 0:
+                    raise ValueError(f"counter {name} cannot go down by {amount}")
+                key = _series_key(values, order)
+                series[key] = float(series.get(key, 0.0)) + amount  # type: ignore[arg-type]
+
+    def set_many(self, name: str, label_names: Sequence[str], values: Mapping[LabelValues, float]) -> None:
+        """Set many series of one gauge, named as in :meth:`inc_many`."""
+        order = self._order(name, label_names, "gauge")
+        with self._lock:
+            series = self._values[name]
+            for labels, value in values.items():
+                series[_series_key(labels, order)] = float(value)
+
+    def observe_series(
+        self, name: str, label_names: Sequence[str], observations: Mapping[LabelValues, Iterable[float]]
+    ) -> None:
+        """Record the observations of many series of one histogram, named as in :meth:`inc_many`."""
+        order = self._order(name, label_names, "histogram")
+        buckets = self.metrics[name].buckets
+        with self._lock:
+            series = self._values[name]
+            for labels, recorded in observations.items():
+                key = _series_key(labels, order)
+                histogram = series.get(key)
+                if not isinstance(histogram, _Histogram):
+                    histogram = series[key] = _Histogram(buckets)
+                for value in recorded:
+                    histogram.observe(value)
+
     def get(self, name: str, labels: Mapping[str, str]) -> float | HistogramValue | None:
         """The current value of one series, or None."""
         key = self._key(name, labels, None)
@@ -194,6 +230,20 @@ class MetricStore:
                 for name, series in self._values.items()
             ]
 
+    def _order(self, name: str, label_names: Sequence[str], kind: str) -> tuple[int, ...] | None:
+        """Where each of the metric's labels is in ``label_names`` (None: the same order), checked."""
+        metric = self.metrics.get(name)
+        if metric is None:
+            raise KeyError(f"{name} is not in the metric catalog")
+        if metric.kind != kind:
+            raise TypeError(f"{name} is a {metric.kind}, not a {kind}")
+        names = tuple(label_names)
+        if len(names) != len(metric.labels) or set(names) != set(metric.labels):
+            raise ValueError(f"{name} takes labels {metric.labels}, got {names}")
+        if names == tuple(metric.labels):
+            return None
+        return tuple(names.index(label) for label in metric.labels)
+
     def _key(self, name: str, labels: Mapping[str, str], kind: str | None) -> LabelValues:
         metric = self.metrics.get(name)
         if metric is None:
@@ -206,3 +256,15 @@ class MetricStore:
         # through, it is written as escapes rather than break every later scrape.
         return tuple(utf8_text(str(labels[label])) for label in metric.labels)
 
+
+def _series_key(values: LabelValues, order: tuple[int, ...] | None) -> LabelValues:
+    """The store's key for label values given in another order, written as :meth:`MetricStore._key` does."""
+    if order is not None:
+        values = tuple(values[index] for index in order)
+    try:
+        ascii_only = "".join(values).isascii()
+    except TypeError:  # a value that is not a string: written as str() gives it, as _key does
+        ascii_only = False
+    if ascii_only:
+        return tuple(values)
+    return tuple(utf8_text(str(value)) for value in values)

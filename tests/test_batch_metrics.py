@@ -61,3 +61,42 @@ def test_the_pipeline_writes_its_counts_by_the_end_of_each_batch() -> None:
     latency = store.get("driftline_prediction_latency_seconds", version)
     assert latency is not None and not isinstance(latency, float)
     assert latency.count == 30 and latency.sum == pytest.approx(sum(2.0 * i for i in range(30)) / 1000)
+
+
+def test_label_values_in_another_order_than_the_catalogs_land_in_the_same_series() -> None:
+    reordered = Family("driftline_labels_total", ("outcome", "model"))
+    direct, batched = MetricStore(), MetricStore()
+    batch = BatchMetrics(batched)
+    for model, outcome in [("a", "joined"), ("b", "late"), ("a", "joined")]:
+        direct.inc(LABELS.name, {"model": model, "outcome": outcome})
+        batch.inc(reordered, (outcome, model))
+    batch.flush()
+    assert batched.snapshot() == direct.snapshot()
+    assert batched.get(LABELS.name, {"model": "a", "outcome": "joined"}) == 2.0
+
+
+def test_a_value_utf8_cannot_encode_is_written_as_escapes_as_a_single_write_does() -> None:
+    direct, batched = MetricStore(), MetricStore()
+    batch = BatchMetrics(batched)
+    for model in ["caf\u00e9", "bad\ud800", "plain"]:
+        direct.inc(LABELS.name, {"model": model, "outcome": "joined"})
+        direct.set(EARLY.name, {"model": model}, 3.0)
+        direct.observe(LATENCY.name, {"model": model, "model_version": "1"}, 0.5)
+        batch.inc(LABELS, (model, "joined"))
+        batch.set(EARLY, (model,), 3.0)
+        batch.observe(LATENCY, (model, "1"), 0.5)
+    batch.flush()
+    assert batched.snapshot() == direct.snapshot()
+    samples = {m.metric.name: m.samples for m in batched.snapshot()}
+    assert ("bad\\ud800", "joined") in samples[LABELS.name]
+    assert ("caf\u00e9", "joined") in samples[LABELS.name]
+
+
+def test_the_store_refuses_a_batch_of_the_wrong_kind_or_going_down() -> None:
+    store = MetricStore()
+    with pytest.raises(TypeError, match="is a counter, not a gauge"):
+        store.set_many(LABELS.name, LABELS.labels, {("m", "joined"): 1.0})
+    with pytest.raises(ValueError, match="cannot go down"):
+        store.inc_many(LABELS.name, LABELS.labels, {("m", "joined"): -1.0})
+    with pytest.raises(KeyError, match="not in the metric catalog"):
+        store.inc_many("driftline_nope_total", ("model",), {("m",): 1.0})
