@@ -13,7 +13,7 @@ from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
-from detectors import drift_calibration
+from detectors import drift_calibration, threshold_cache
 from detectors.base import FeatureKind, FeatureTable
 from detectors.data_drift import DataDriftDetector
 from detectors.drift_calibration import Calibrator, CountCells, RankCells, null_statistics, upper_quantile
@@ -160,7 +160,13 @@ def test_every_input_of_the_simulation_is_in_the_key(
     assert simulations == {"rank": 3}
 
 
-def test_the_collector_keeps_thresholds_in_its_configured_folder(tmp_path: Path) -> None:
+def test_the_collector_keeps_thresholds_in_its_configured_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process-wide memory is emptied: a threshold an earlier test left there is
+    # served from memory and, rightly, not written again, which this test cannot tell
+    # from a threshold that never reaches the folder.
+    monkeypatch.setattr(threshold_cache, "_PROCESS_MEMORY", {})
     folder = tmp_path / "cache"
     config = parse_config(
         {
