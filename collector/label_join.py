@@ -49,6 +49,7 @@ out, a very late label is ``unmatched``. Memory is therefore bounded by
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -259,6 +260,22 @@ class LabelJoinStore:
             self._remember(oldest_id, _EXPIRED)
             dropped += 1
         return dropped
+
+    def next_expiry(self) -> float:
+        """The earliest time at which :meth:`expire` drops something (infinity when nothing is held).
+
+        The oldest held prediction's timestamp plus ``max_age_seconds``, or the
+        oldest early label's arrival plus ``max_early_age_seconds``, whichever
+        comes first: both leave in insertion order.
+        """
+        due = math.inf
+        oldest = self._pending.oldest()
+        if oldest is not None:
+            due = oldest[1] + self.max_age_seconds
+        oldest_early = next(iter(self._early.values()), None)
+        if oldest_early is not None:
+            due = min(due, oldest_early.arrived + self.max_early_age_seconds)
+        return due
 
     def _remember(self, event_id: str, outcome: bool) -> None:
         self._tombstones.remember(event_id, outcome)

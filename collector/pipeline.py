@@ -55,6 +55,8 @@ VersionKey = tuple[str, str]
 _V = TypeVar("_V")
 DERIVED_METRICS = frozenset({"driftline_model_info"})
 """Series a model's state writes again when restored, so a checkpoint leaves them out."""
+_EXPIRY_MARGIN_SECONDS = 1.0
+"""The expiry pass runs from this long before the earliest due expiry (rounding; see ``_expire_early``)."""
 
 MV = ("model", "model_version")
 EVENTS = Family("driftline_events_total", (*MV, "type"))
@@ -130,6 +132,9 @@ class Pipeline:
         self.joins: dict[str, LabelJoinStore] = {}
         self._joins_touched: set[str] = set()
         """Models whose join store took an event in this batch: their early-label counts are due."""
+        self._expiry_due = -math.inf
+        """No join store drops anything before this time (event or wall clock): until then the
+        expiry pass over every model's store is skipped."""
         self._early_written: dict[str, int] = {}
         """The early-label count last written per model: the every-batch expiry of all models writes
         only what changed."""
@@ -148,10 +153,11 @@ class Pipeline:
             try:
                 for message in batch:
                     self._process_one(message)
-                for model in self._joins_touched:
-                    self._count_early(model, self.joins[model])
+                self._count_touched_joins()
             finally:
-                self._joins_touched.clear()
+                if self._joins_touched:  # an error left them uncounted: the next pass visits every store
+                    self._joins_touched.clear()
+                    self._expiry_due = -math.inf
                 self._take_thresholds()
                 self.batch.flush()  # before retiring: a retired version's series must stay gone
             self.counters.current = None
@@ -238,6 +244,7 @@ class Pipeline:
         self._check_model(model)
         if snapshot["joins"] is not None:
             self.joins[model] = LabelJoinStore.from_dict(snapshot["joins"])
+            self._expiry_due = -math.inf  # its early labels may be due, its unmatched ones uncounted
         self._features[model] = set(snapshot["features"])
         self._embeddings[model] = set(snapshot.get("embeddings") or ())
         for segment, values in snapshot["segments"].items():
@@ -415,6 +422,14 @@ class Pipeline:
         if state is not None:
             state.health.add_label(result)
 
+    def _count_touched_joins(self) -> None:
+        """Count the early labels of the stores this batch touched; their expiry lowers ``_expiry_due``."""
+        for model in self._joins_touched:
+            joins = self.joins[model]
+            self._count_early(model, joins)
+            self._expiry_due = min(self._expiry_due, joins.next_expiry())
+        self._joins_touched.clear()
+
     def _count_early(self, model: str, joins: LabelJoinStore) -> None:
         """Early labels held now (when that changed), and those that left unjoined (now ``unmatched``)."""
         if self._early_written.get(model) != joins.early:
@@ -425,9 +440,21 @@ class Pipeline:
             self.batch.inc(LABELS, (model, "unmatched"), unmatched)
 
     def _expire_early(self, now: float) -> None:
+        """Expire every model's join store, unless none can drop anything yet.
+
+        Skipping is exact: a store the batch touched lowered ``_expiry_due`` to its own
+        next expiry, an untouched one changes only by expiring, and the second of margin
+        covers the rounding of ``timestamp + max_age`` against ``now - max_age``.
+        """
+        if now + _EXPIRY_MARGIN_SECONDS < self._expiry_due:
+            self.batch.flush()
+            return
+        due = math.inf
         for model, joins in self.joins.items():
             joins.expire(now)
             self._count_early(model, joins)
+            due = min(due, joins.next_expiry())
+        self._expiry_due = due
         self.batch.flush()
 
     def _join_store(self, model: str) -> LabelJoinStore:

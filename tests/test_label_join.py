@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -203,3 +204,18 @@ def test_checkpoint_round_trip_keeps_early_labels() -> None:
     assert first is not None and (first.label, first.delay_seconds) == (1, 2.0)
     restored.expire(now=40.0)
     assert restored.take_unmatched() == 1
+
+
+def test_next_expiry_is_the_first_time_expire_drops_something() -> None:
+    store = LabelJoinStore(max_entries=10, max_age_seconds=100.0, max_early=5, max_early_age_seconds=30.0)
+    assert store.next_expiry() == math.inf
+    store.add(_record(1, 50.0))
+    store.add(_record(2, 40.0))  # out of order: leaves after e1, in insertion order
+    assert store.next_expiry() == 150.0
+    store.join("x", "1", None, now=60.0)  # held early until 90.0
+    assert store.next_expiry() == 90.0
+    assert store.expire(now=89.0) == 0 and store.take_unmatched() == 0
+    store.expire(now=90.5)
+    assert (store.take_unmatched(), store.next_expiry()) == (1, 150.0)
+    assert store.expire(now=150.5) == 2
+    assert store.next_expiry() == math.inf

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import gc
 import json
+import math
+import random
 
 import numpy as np
 import pytest
 from driftline.schema import Heartbeat, Label, Prediction, RejectReason, encode
 
+from collector import pipeline as pipeline_module
 from collector.config import parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.errors import ConfigError
+from collector.label_join import LabelJoinStore
 from collector.pipeline import Pipeline
 from collector.sources import RawMessage
 from collector.windows import Window
@@ -305,3 +309,86 @@ def test_early_labels_that_wait_in_vain_are_unmatched_only_when_they_expire() ->
     assert store.get("driftline_labels_total", unmatched) == 5.0
     assert store.get("driftline_labels_early", {"model": "m"}) == 0.0
     assert store.get("driftline_labels_total", {"model": "m", "outcome": "joined"}) == 0.0
+
+
+def test_an_untouched_models_early_labels_leave_when_another_model_moves_event_time() -> None:
+    pipeline, store, _ = _pipeline({"labels": {"max_early": 3, "max_early_age_seconds": 60.0}})
+    t0 = 1_700_000_000.0
+    _run(pipeline, list(predictions(1, seed=40, t0=t0 - 1.0, model="other")))  # due in a day
+    _run(pipeline, [Label(event_id=f"x{i}", model="m", label=1, timestamp=t0 + i) for i in range(2)])
+    _run(pipeline, list(predictions(1, seed=41, t0=t0 + 30.0, model="other")))
+    assert store.get("driftline_labels_early", {"model": "m"}) == 2.0  # not due yet
+    _run(pipeline, list(predictions(1, seed=42, t0=t0 + 100.0, model="other")))
+    assert store.get("driftline_labels_early", {"model": "m"}) == 0.0
+    assert store.get("driftline_labels_total", {"model": "m", "outcome": "unmatched"}) == 2.0
+
+
+def test_the_expiry_pass_skips_every_store_while_none_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 1,000 models the pass over every join store on every batch was a cost that
+    grew with the models; until the earliest expiry it has nothing to do."""
+    pipeline, store, _ = _pipeline({"limits": {"max_models": 100}})
+    for i in range(50):
+        _run(pipeline, list(predictions(1, seed=i, t0=1_700_000_000.0 + i, model=f"m{i}")))
+    visited: list[float] = []
+    original = LabelJoinStore.expire
+
+    def counting(self: LabelJoinStore, now: float) -> int:
+        visited.append(now)
+        return original(self, now)
+
+    monkeypatch.setattr(LabelJoinStore, "expire", counting)
+    _run(pipeline, list(predictions(10, seed=99, t0=1_700_000_100.0, model="m0")))
+    assert visited == []
+    due = 1_700_000_000.0 + 86_400.0  # the default labels.max_age_seconds after m0's first prediction
+    _run(pipeline, list(predictions(1, seed=98, t0=due + 2.0, model="m1")))
+    assert len(visited) == 50
+    waiting = {"model": "m0", "outcome": "expired"}
+    _run(pipeline, [Label(event_id="m0-1-0", model="m0", label=1, timestamp=due + 3.0)])
+    assert store.get("driftline_labels_total", waiting) == 1.0
+
+
+def test_a_restored_models_early_labels_leave_without_new_events_of_their_own() -> None:
+    config = {"labels": {"max_early": 3, "max_early_age_seconds": 60.0}}
+    first, _, _ = _pipeline(config)
+    t0 = 1_700_000_000.0
+    _run(first, [Label(event_id=f"x{i}", model="m", label=1, timestamp=t0 + i) for i in range(2)])
+    second, store, _ = _pipeline(config)
+    _run(second, list(predictions(1, seed=42, t0=t0 - 1.0, model="other")))  # nothing due for a day
+    second.restore_partition(0, json.loads(json.dumps(first.snapshot_partition(0))))
+    _run(second, list(predictions(1, seed=43, t0=t0 + 100.0, model="other")))
+    assert store.get("driftline_labels_early", {"model": "m"}) == 0.0
+    assert store.get("driftline_labels_total", {"model": "m", "outcome": "unmatched"}) == 2.0
+
+
+def test_skipping_the_expiry_pass_changes_no_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same random stream of predictions and labels over five models, in batches of random
+    sizes, counts the same with the pass run on every batch (an infinite margin)."""
+    rng = random.Random(7)
+    t, events = 1_700_000_000.0, []
+    for i in range(600):
+        t += rng.expovariate(1 / 4.0)
+        model = f"m{rng.randrange(5)}"
+        if rng.random() < 0.5:
+            events.append(next(predictions(1, seed=i, start=i, t0=t, model=model)))
+        else:
+            late = rng.choice([-30.0, -5.0, 5.0])  # labels before and after their predictions
+            event_id = f"{model}-1-{rng.randrange(600)}"
+            events.append(Label(event_id=event_id, model=model, label=1, timestamp=t + late))
+    cuts = sorted(rng.sample(range(1, len(events)), 40))
+    batches = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+    config = {
+        "limits": {"max_models": 10},
+        "labels": {"max_age_seconds": 40.0, "max_early": 20, "max_early_age_seconds": 15.0},
+    }
+
+    def counts() -> list[str]:
+        pipeline, store, _ = _pipeline(config)
+        for batch in batches:
+            _run(pipeline, batch)
+        return sorted(json.dumps(row) for row in store.export_where() if "label" in row[0])
+
+    skipping = counts()
+    monkeypatch.setattr(pipeline_module, "_EXPIRY_MARGIN_SECONDS", math.inf)
+    assert counts() == skipping
+    totals = [json.loads(row) for row in skipping if row.startswith('["driftline_labels_total"')]
+    assert {outcome for _, (_, outcome), count in totals if count > 0} == {"joined", "unmatched", "expired"}
