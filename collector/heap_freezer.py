@@ -6,7 +6,7 @@ generation since the last reach a quarter of it. With many models a window's
 events wait longer for their window to fill, so more of them are promoted,
 and the heap to walk is larger: with 100 models, three full collections of
 about 170 ms each in 150,000 messages, 3.4 us a message (docs/benchmarks.md,
-"Scaling with models: the garbage collector"). Yet the steady state makes no
+"Scaling", "the heap frozen per batch"). Yet the steady state makes no
 cyclic garbage (``tests/test_heap_freezer.py`` checks it): its objects die by
 reference counting, which a freeze does not stop.
 
