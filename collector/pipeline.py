@@ -446,15 +446,13 @@ class Pipeline:
         next expiry, an untouched one changes only by expiring, and the second of margin
         covers the rounding of ``timestamp + max_age`` against ``now - max_age``.
         """
-        if now + _EXPIRY_MARGIN_SECONDS < self._expiry_due:
-            self.batch.flush()
-            return
-        due = math.inf
-        for model, joins in self.joins.items():
-            joins.expire(now)
-            self._count_early(model, joins)
-            due = min(due, joins.next_expiry())
-        self._expiry_due = due
+        if now + _EXPIRY_MARGIN_SECONDS >= self._expiry_due:
+            due = math.inf
+            for model, joins in self.joins.items():
+                joins.expire(now)
+                self._count_early(model, joins)
+                due = min(due, joins.next_expiry())
+            self._expiry_due = due
         self.batch.flush()
 
     def _join_store(self, model: str) -> LabelJoinStore:
