@@ -269,7 +269,10 @@ class DataDriftDetector:
         values = _values(feature, window)
         if values is None:
             return None
-        score = drift_methods.evaluate(feature.method, feature.reference, values)
+        ordered = feature.kind == "numerical"
+        if ordered:  # sorted once, for the score and the rank cells
+            values = np.sort(values)
+        score = drift_methods.evaluate(feature.method, feature.reference, values, ordered=ordered)
         pooled: _FlagTest | None = None
         if self._calibrator is None:
             single = _FlagTest(score, EVIDENTLY_THRESHOLDS[feature.method], len(values))
@@ -364,8 +367,8 @@ class DataDriftDetector:
 
 
 def _window_counts(cells: Cells, values: npt.NDArray[np.generic]) -> FloatArray:
-    if isinstance(cells, RankCells):
-        return cells.window_counts(values.astype(np.float64))
+    if isinstance(cells, RankCells):  # a numerical feature's values, sorted by _evaluate_feature
+        return cells.window_counts(np.asarray(values, dtype=np.float64), ordered=True)
     return cells.window_counts(values.tolist())
 
 

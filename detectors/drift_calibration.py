@@ -56,6 +56,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -119,22 +120,45 @@ class RankCells:
             scale_var=float(shares @ scale**2),
         )
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, tuple[int, ...]]:
         return ("rank", tuple(self.ref_counts.tolist()))
 
-    def window_counts(self, values: FloatArray) -> FloatArray:
+    @cached_property
+    def ref_size(self) -> int:
+        return int(self.ref_counts.sum())
+
+    @cached_property
+    def _scored_parts(self) -> tuple[tuple[FloatArray, float, float], ...]:
+        """(scores, variance, weight) of the location and scale parts that vary."""
+        parts = ((self.location, self.location_var, 1.0), (self.scale, self.scale_var, SCALE_WEIGHT))
+        return tuple(part for part in parts if part[1] > 1e-15)
+
+    def window_counts(self, values: FloatArray, ordered: bool = False) -> FloatArray:
+        """Values per cell; ``ordered`` (sorted values) needs a search per edge, not per value."""
+        if ordered and len(self.edges):
+            at_most = np.searchsorted(values, self.edges, side="right")  # values in cells 0..k
+            counts = np.empty(len(at_most) + 1)
+            counts[0], counts[-1] = at_most[0], len(values) - at_most[-1]
+            np.subtract(at_most[1:], at_most[:-1], out=counts[1:-1])
+            return counts
         cells = np.searchsorted(self.edges, values, side="left")
         return np.bincount(cells, minlength=len(self.ref_counts)).astype(np.float64)
 
     def statistic(self, counts: FloatArray, size: int) -> FloatArray:
         """max(|location z|, SCALE_WEIGHT |scale z|) for window counts of shape (..., cells)."""
-        inflation = 1.0 / size + 1.0 / int(self.ref_counts.sum())
-        z_parts = []
-        parts = ((self.location, self.location_var, 1.0), (self.scale, self.scale_var, SCALE_WEIGHT))
-        for scores, var, weight in parts:
-            if var > 1e-15:
-                z_parts.append(weight * np.abs(counts @ scores / size) / math.sqrt(var * inflation))
+        inflation = 1.0 / size + 1.0 / self.ref_size
+        parts = self._scored_parts
+        if counts.ndim == 1:  # one window: the same arithmetic on Python floats, no array temporaries
+            z = [
+                weight * abs(float(counts @ scores) / size) / math.sqrt(var * inflation)
+                for scores, var, weight in parts
+            ]
+            return np.array(max(z, default=0.0))
+        z_parts = [
+            weight * np.abs(counts @ scores / size) / math.sqrt(var * inflation)
+            for scores, var, weight in parts
+        ]
         if not z_parts:
             return np.zeros(counts.shape[:-1])
         return np.maximum.reduce(z_parts)
@@ -155,7 +179,7 @@ class CountCells:
             ref_counts=np.array([count for _, count in ordered], dtype=np.int64),
         )
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, tuple[int, ...]]:
         return ("counts", tuple(self.ref_counts.tolist()))
 
@@ -238,11 +262,13 @@ class Calibrator:
 
     def threshold(self, cells: Cells, size: int) -> float:
         """The ``1 - level`` quantile of the statistic under no drift for windows of ``size``."""
-        request = self.request(cells, size)
-        key = (cells.key, request.bucket)
-        if key not in self._cache:
-            self._cache[key] = self.cache.threshold(request.key(), lambda: simulate_threshold(request))
-        return self._cache[key]
+        key = (cells.key, size_bucket(size))
+        found = self._cache.get(key)
+        if found is None:
+            request = self.request(cells, size)
+            found = self.cache.threshold(request.key(), lambda: simulate_threshold(request))
+            self._cache[key] = found
+        return found
 
     def request(self, cells: Cells, size: int) -> NullRequest:
         """The simulation that gives the threshold of ``cells`` for windows of ``size``."""

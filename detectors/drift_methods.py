@@ -128,14 +128,16 @@ def ks(reference: NumericReference, current: FloatArray) -> float:
     return float(_KS_2SAMP(reference.sorted_values, current).pvalue)
 
 
-def wasserstein(reference: NumericReference, current: FloatArray) -> float:
+def wasserstein(reference: NumericReference, current: FloatArray, ordered: bool = False) -> float:
     """First Wasserstein distance divided by ``max(std(reference), 0.001)``.
 
     Computed in O(m log n) from the reference's prefix sums instead of sorting
-    the reference and the window together on every call.
+    the reference and the window together on every call; ``ordered`` says
+    ``current`` is sorted already.
     """
+    values = np.asarray(current, dtype=np.float64)
     norm = max(reference.std, 0.001)
-    return _wasserstein_distance(reference, np.asarray(current, dtype=np.float64)) / norm
+    return _wasserstein_distance(reference, values if ordered else np.sort(values)) / norm
 
 
 def psi(reference: Reference, current: npt.NDArray[np.generic]) -> float:
@@ -174,13 +176,18 @@ def ztest(reference: Reference, current: npt.NDArray[np.generic]) -> float:
     return float(2 * (1 - special.ndtr(np.abs(z))))
 
 
-def evaluate(method: str, reference: Reference, current: npt.NDArray[np.generic]) -> float:
-    """Dispatch to the function of ``method``; numerical-only methods need a NumericReference."""
+def evaluate(
+    method: str, reference: Reference, current: npt.NDArray[np.generic], ordered: bool = False
+) -> float:
+    """Dispatch to the function of ``method``; numerical-only methods need a NumericReference.
+
+    ``ordered`` says ``current`` is sorted already (no statistic depends on the order).
+    """
     if method in ("ks", "wasserstein"):
         if not isinstance(reference, NumericReference):
             raise ValueError(f"method {method!r} needs a numerical feature")
         values = np.asarray(current, dtype=np.float64)
-        return ks(reference, values) if method == "ks" else wasserstein(reference, values)
+        return ks(reference, values) if method == "ks" else wasserstein(reference, values, ordered)
     if method == "psi":
         return psi(reference, current)
     if method == "jensenshannon":
@@ -251,28 +258,28 @@ def _aligned_counts(
     return ref, cur
 
 
-def _wasserstein_distance(reference: NumericReference, current: FloatArray) -> float:
-    """Integral of |F_ref - F_cur| split at the window's sorted values.
+def _wasserstein_distance(reference: NumericReference, ordered: FloatArray) -> float:
+    """Integral of |F_ref - F_cur| split at the window's sorted values ``ordered``.
 
     On the interval between the window's j-th and (j+1)-th values F_cur is j/m;
     there the integral of |F_ref - j/m| is a difference of G(t) = integral of
     F_ref up to t, which the reference's prefix sums give in O(log n).
     """
     ref = reference.sorted_values
-    n, m = len(ref), len(current)
-    cur = np.sort(current)
-    lo, hi = min(ref[0], cur[0]), max(ref[-1], cur[-1])
-    starts = np.concatenate(([lo], cur))
-    ends = np.concatenate((cur, [hi]))
+    n, m = len(ref), len(ordered)
+    lo, hi = min(ref[0], ordered[0]), max(ref[-1], ordered[-1])
+    starts = np.concatenate(([lo], ordered))
+    ends = np.concatenate((ordered, [hi]))
     levels = np.arange(m + 1, dtype=np.int64)
-    crossing_rank = -((-levels * n) // m)  # ceil(j n / m): first rank where F_ref >= j/m
-    crossing = np.where(crossing_rank > 0, ref[np.maximum(crossing_rank - 1, 0)], -np.inf)
+    below_crossing = np.maximum(-((-levels * n) // m) - 1, 0)  # ceil(j n / m) - 1: F_ref reaches j/m
+    crossing = ref[below_crossing]
+    crossing[0] = -np.inf  # F_ref >= 0 everywhere
     split = np.clip(crossing, starts, ends)
     level = levels / m
-    g_cur = _integral_of_cdf(reference, cur)
+    g_cur = _integral_of_cdf(reference, ordered)
     g_lo, g_hi = _integral_of_cdf(reference, np.array([lo, hi]))
     g_start, g_end = np.concatenate(([g_lo], g_cur)), np.concatenate((g_cur, [g_hi]))
-    g_crossing = reference.cdf_integral[np.maximum(crossing_rank - 1, 0)]
+    g_crossing = reference.cdf_integral[below_crossing]
     g_split = np.where(crossing <= starts, g_start, np.where(crossing >= ends, g_end, g_crossing))
     below = level * (split - starts) - (g_split - g_start)
     above = (g_end - g_split) - level * (ends - split)

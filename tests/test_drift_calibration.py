@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 from detectors import drift_methods
 from detectors.base import FeatureKind, FeatureTable
 from detectors.data_drift import DataDriftDetector
-from detectors.drift_calibration import Calibrator, CountCells, RankCells, null_statistics, size_bucket
+from detectors.drift_calibration import (
+    SCALE_WEIGHT,
+    Calibrator,
+    CountCells,
+    RankCells,
+    null_statistics,
+    size_bucket,
+)
 
 
 def _mixed_table(
@@ -264,3 +272,48 @@ def test_pooled_and_single_tests_share_alpha() -> None:
         detector.fit(reference)
         levels[pooled_windows] = detector.thresholds()["x"]["level"]
     assert levels == {1: pytest.approx(0.01), 4: pytest.approx(0.005)}
+
+
+@pytest.mark.parametrize("draw", ["continuous", "ties", "edge_values", "one_cell"])
+def test_sorted_window_counts_equal_the_per_value_cells(draw: str) -> None:
+    """Counting sorted values with one search per edge gives every cell the same count as
+    placing each value (ties and values equal to an edge included)."""
+    rng = np.random.default_rng(7)
+    reference = np.sort(rng.normal(size=2000))
+    if draw == "ties":
+        reference = np.sort(np.round(rng.normal(size=2000), 1))
+    if draw == "one_cell":  # every cut at the maximum: no edge is left
+        reference = np.sort(np.concatenate((np.full(1990, 3.0), np.linspace(0.0, 1.0, 25))))
+    cells = RankCells.from_sorted(reference)
+    for _ in range(20):
+        window = rng.normal(0.3, 1.2, size=int(rng.integers(1, 1500)))
+        if draw in ("ties", "edge_values"):
+            on_edges = rng.choice(cells.edges, 50) if len(cells.edges) else []
+            window = np.concatenate((np.round(window, 1), on_edges))
+        ordered = np.sort(window)
+        expected = cells.window_counts(window)
+        assert np.array_equal(cells.window_counts(ordered, ordered=True), expected)
+        assert cells.window_counts(ordered, ordered=True).sum() == len(window)
+    assert (len(cells.edges) == 0) == (draw == "one_cell")
+
+
+def test_one_window_statistic_is_the_array_arithmetic_bit_for_bit() -> None:
+    """The scalar path of :meth:`RankCells.statistic` (one window) computes what the array
+    expression does for one window, to the last bit (thresholds cached on disk stay valid)."""
+    rng = np.random.default_rng(3)
+    cells = RankCells.from_sorted(np.sort(rng.gamma(2.0, 1.0, size=3000)))
+    inflation = 1.0 / 700 + 1.0 / 3000
+    for _ in range(50):
+        counts = cells.window_counts(rng.gamma(2.0, 1.1, size=700))
+        location = np.abs(counts @ cells.location / 700) / math.sqrt(cells.location_var * inflation)
+        scale = SCALE_WEIGHT * np.abs(counts @ cells.scale / 700) / math.sqrt(cells.scale_var * inflation)
+        assert float(cells.statistic(counts, 700)) == float(np.maximum(location, scale))
+
+
+def test_wasserstein_of_sorted_values_equals_the_unsorted_call() -> None:
+    rng = np.random.default_rng(5)
+    reference = drift_methods.NumericReference.from_values(rng.normal(size=3000))
+    for size in (1, 2, 999, 3000, 4500):
+        window = np.round(rng.normal(0.2, 1.0, size=size), 2)
+        expected = drift_methods.wasserstein(reference, window)
+        assert drift_methods.wasserstein(reference, np.sort(window), ordered=True) == expected
