@@ -22,6 +22,7 @@ encoded the same way whatever it contains.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -79,17 +80,42 @@ class FeatureEncoder:
 
     def transform(self, table: FeatureTable) -> FloatArray:
         """The (rows x ``width``) matrix of a table; a feature it lacks is all missing."""
-        blocks = [np.zeros((table.n_rows, 0))]
-        for name, (mean, scale) in self._scales.items():
-            column = table.numerical(name) if name in table.columns else np.full(table.n_rows, np.nan)
-            with np.errstate(over="ignore", invalid="ignore"):
-                standardized = np.clip((column - mean) / scale, -MAX_SCORE, MAX_SCORE)
-            blocks.append(np.where(np.isnan(standardized), 0.0, standardized)[:, None])
+        numbers = np.full((table.n_rows, len(self._scales)), np.nan)
+        for position, name in enumerate(self._scales):
+            if name in table.columns:
+                numbers[:, position] = table.numerical(name)
+        location = np.array([mean for mean, _ in self._scales.values()], dtype=np.float64)
+        scale = np.array([spread for _, spread in self._scales.values()], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardized = np.clip((numbers - location) / scale, -MAX_SCORE, MAX_SCORE)
+        standardized[np.isnan(standardized)] = 0.0
+        blocks = [standardized]
         for name, categories in self._categories.items():
-            column = table.columns.get(name, np.full(table.n_rows, None, dtype=object))
-            names = np.array([str(v) if v is not None else None for v in column], dtype=object)
-            blocks.append((names[:, None] == np.array(categories, dtype=object)[None, :]).astype(np.float64))
+            texts = {text: index for index, text in enumerate(dict.fromkeys(categories))}
+            codes = _text_codes(table.columns.get(name), texts, table.n_rows)
+            columns = np.array([texts[category] for category in categories], dtype=np.intp)
+            blocks.append((codes[:, None] == columns[None, :]).astype(np.float64))
         return np.hstack(blocks)
+
+
+def _text_codes(
+    column: npt.NDArray[np.generic] | None, texts: dict[str, int], rows: int
+) -> npt.NDArray[np.intp]:
+    """Per row, the code in ``texts`` of ``str(value)`` (-1: another text, or missing).
+
+    ``str`` is called once per distinct value, not per row: values are told apart by type and
+    value, since ``1``, ``1.0`` and ``True`` are equal keys but different texts.
+    """
+    if column is None:
+        return np.full(rows, -1, dtype=np.intp)
+    values = column.tolist()
+    if set(map(type, values)) <= {str, type(None)}:  # the usual column: a value is its own text
+        keys: list[object] = values
+        code_of = {value: texts.get(value, -1) for value in set(values) if value is not None}
+    else:
+        keys = list(zip(map(type, values), values, strict=True))
+        code_of = {key: texts.get(str(key[1]), -1) for key in set(keys) if key[1] is not None}
+    return np.fromiter(map(code_of.get, keys, repeat(-1)), dtype=np.intp, count=len(keys))
 
 
 def _location_scale(values: FloatArray) -> tuple[float, float]:

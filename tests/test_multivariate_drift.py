@@ -129,3 +129,46 @@ def test_extreme_values_never_overflow_and_missing_ones_count_as_the_mean() -> N
     )
     result = pca.evaluate(window)
     assert np.isfinite(result.score) and result.lower_threshold is not None
+
+
+def _encoded_value_by_value(encoder: FeatureEncoder, table: FeatureTable) -> np.ndarray:
+    """The encoding spelled out one value at a time (the oracle of the vectorized one)."""
+    rows = []
+    for row in range(table.n_rows):
+        encoded = []
+        for name, (mean, scale) in encoder._scales.items():
+            value = float(table.columns[name][row]) if name in table.columns else np.nan
+            with np.errstate(over="ignore", invalid="ignore"):
+                score = float(np.clip((np.float64(value) - mean) / scale, -1000.0, 1000.0))
+            encoded.append(0.0 if np.isnan(score) else score)
+        for name, categories in encoder._categories.items():
+            value = table.columns[name][row] if name in table.columns else None
+            text = None if value is None else str(value)
+            encoded.extend(1.0 if text == category else 0.0 for category in categories)
+        rows.append(encoded)
+    return np.array(rows).reshape(table.n_rows, encoder.width)
+
+
+@pytest.mark.parametrize("categories", ["strings", "mixed_types"])
+def test_the_encoding_equals_one_value_at_a_time(categories: str) -> None:
+    """Standardized numbers (missing, huge and absent features included) and one-hot categories;
+    a category given as 1, 1.0 or True is its text ("1", "1.0", "True"), a missing one no column."""
+    rng = np.random.default_rng(106)
+    labels: list[object] = ["a", "b", "c", None]
+    if categories == "mixed_types":
+        labels += [1, 1.0, True, "1", "True"]
+
+    def table(n: int, with_b: bool = True) -> FeatureTable:
+        a = rng.normal(size=n)
+        a[::7] = np.nan
+        a[::13] = 1e308
+        picks = rng.integers(0, len(labels), size=n)
+        columns: dict[str, np.ndarray] = {"a": a, "c": np.array([labels[i] for i in picks], dtype=object)}
+        kinds = {"a": "numerical", "c": "categorical"}
+        if with_b:
+            columns["b"], kinds["b"] = rng.gamma(2.0, size=n), "numerical"
+        return FeatureTable(kinds, columns, n)  # type: ignore[arg-type]
+
+    encoder = FeatureEncoder(max_categories=6).fit(table(800))
+    for window in (table(300), table(50, with_b=False)):
+        assert np.array_equal(encoder.transform(window), _encoded_value_by_value(encoder, window))
