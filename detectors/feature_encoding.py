@@ -110,12 +110,11 @@ def _text_codes(
         return np.full(rows, -1, dtype=np.intp)
     values = column.tolist()
     if set(map(type, values)) <= {str, type(None)}:  # the usual column: a value is its own text
-        keys: list[object] = values
         code_of = {value: texts.get(value, -1) for value in set(values) if value is not None}
-    else:
-        keys = list(zip(map(type, values), values, strict=True))
-        code_of = {key: texts.get(str(key[1]), -1) for key in set(keys) if key[1] is not None}
-    return np.fromiter(map(code_of.get, keys, repeat(-1)), dtype=np.intp, count=len(keys))
+        return np.fromiter(map(code_of.get, values, repeat(-1)), dtype=np.intp, count=len(values))
+    keys = list(zip(map(type, values), values, strict=True))
+    typed_code_of = {key: texts.get(str(key[1]), -1) for key in set(keys) if key[1] is not None}
+    return np.fromiter(map(typed_code_of.get, keys, repeat(-1)), dtype=np.intp, count=len(keys))
 
 
 def _location_scale(values: FloatArray) -> tuple[float, float]:
