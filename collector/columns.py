@@ -23,6 +23,7 @@ from itertools import accumulate
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from collector.tables import Value, as_category, categorical_array, infer_kind, numerical_array
 from detectors.base import FeatureKind, FeatureTable
@@ -344,6 +345,11 @@ class Columns(ColumnSet):
         for column in self._full_columns:
             if len(column) == self.n_rows:
                 column.append(None)
+
+    def row_shapes(self) -> tuple[list[tuple[Any, ...] | None], npt.NDArray[np.intp]]:
+        """The distinct row shapes (a row's names in order, ``None`` for a ``None`` row) and
+        each row's index among them."""
+        return list(self._shapes.labels), np.array(self._shapes.codes, dtype=np.intp)
 
     def rows(self) -> Iterator[dict[str, Value] | None]:
         """The rows as appended."""

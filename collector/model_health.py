@@ -37,7 +37,7 @@ from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDrift
 from detectors.fairness import FairnessEvaluator, FairnessResult
 from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key, class_keys
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds
-from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability, probability_matrix
+from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability
 from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
 from exporters.store import MetricStore
 
@@ -140,14 +140,13 @@ class ModelHealth:
         ``features`` (the window's, in the reference's kinds) are what a regressor's DLE reads.
         """
         self.take_thresholds(wait=True)
-        mappings = window.probability_mappings()
         predictions = window.prediction_values()
-        proxy = self._proxy(mappings) if any(mappings) else None
+        proxy = self._proxy(*window.probability_matrix()) if window.gives_probabilities() else None
         predicted_positive = np.array([class_key(v) == self.positive_class for v in predictions])
         estimated = None
         estimator: Estimator | None = None
         if self.cbpe is not None:
-            p = positive_probability(mappings, self.positive_class)
+            p = window.positive_probability(self.positive_class)
             present = ~np.isnan(p)
             if present.any():
                 estimate = self.cbpe.estimate(p[present], predicted_positive[present])
@@ -159,7 +158,7 @@ class ModelHealth:
                     scored = int(present.sum())
                     self._scored("estimated", scored, accuracy * scored)
         if self.multiclass is not None:
-            multiclass = self.multiclass.estimate(mappings, predictions)
+            multiclass = self.multiclass.estimate(window.probability_mappings(), predictions)
             if multiclass is not None:
                 estimated, estimator = dict(multiclass.metrics), "multiclass_cbpe"
                 self._performance(estimated, "estimated")
@@ -513,9 +512,8 @@ class ModelHealth:
         self.store.inc("driftline_regression_absolute_error_total", labels, float(np.abs(errors[kept]).sum()))
         self.store.inc("driftline_regression_squared_error_total", labels, float(squares[kept].sum()))
 
-    def _proxy(self, mappings: list[Mapping[str, float] | None]) -> ProxyResult:
-        classes = sorted({c for m in mappings if m for c in m})
-        matrix = probability_matrix(mappings, classes)
+    def _proxy(self, classes: list[str], matrix: FloatArray) -> ProxyResult:
+        """Proxy metrics over the events that give probabilities (``matrix`` rows, NaN: none)."""
         matrix = matrix[~np.isnan(matrix).any(axis=1)]
         result = self.proxy.evaluate(matrix, classes)
         self._set("driftline_prediction_confidence", result.confidence)

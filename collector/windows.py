@@ -19,12 +19,15 @@ from dataclasses import replace
 from operator import attrgetter
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 from driftline.schema import Prediction, Scalar, encode
 
 from collector.columns import Codes, Column, Columns, ColumnSet, Texts
 from collector.embedding_buffer import EmbeddingBuffer
 from collector.fast_decode import decode
 
+FloatArray = npt.NDArray[np.float64]
 Context = tuple[str, str, str, str | None]
 """An event's model, model version, data version and error: the same for most events of a window."""
 
@@ -106,6 +109,54 @@ class Window:
         self._store()
         return cast("list[Mapping[str, float] | None]", list(self._probabilities.rows()))
 
+    def probability_matrix(self) -> tuple[list[str], FloatArray]:
+        """The classes named by any event (sorted) and each event's probabilities over them:
+        :func:`~detectors.proxy_metrics.probability_matrix` of :meth:`probability_mappings`,
+        read from the columns (an event without probabilities is a NaN row, a class it does
+        not name 0, the other of two classes ``1 - p`` when it names one)."""
+        classes, given = self._class_probabilities()
+        matrix = np.where(np.isnan(given), 0.0, given)
+        shapes, codes = self._probabilities.row_shapes()
+        if len(classes) == 2:
+            named = np.array([_only_class(shape, classes) for shape in shapes], dtype=np.intp)[codes]
+            rows = np.flatnonzero(named >= 0)
+            matrix[rows, 1 - named[rows]] = 1.0 - matrix[rows, named[rows]]
+        matrix[np.array([shape is None for shape in shapes], dtype=np.bool_)[codes]] = np.nan
+        return classes, matrix
+
+    def positive_probability(self, positive_class: str) -> FloatArray:
+        """:func:`~detectors.proxy_metrics.positive_probability` of :meth:`probability_mappings`,
+        read from the columns: the positive class's probability, ``1 - p`` from an event that
+        names only another class, NaN from one that gives none or names two others."""
+        classes, given = self._class_probabilities()
+        shapes, codes = self._probabilities.row_shapes()
+        values = np.full(len(codes), np.nan)
+        if positive_class in classes:
+            names_it = np.array([bool(shape and positive_class in shape) for shape in shapes], dtype=np.bool_)
+            values[names_it[codes]] = given[names_it[codes], classes.index(positive_class)]
+        only = [-1 if shape == (positive_class,) else _only_class(shape, classes) for shape in shapes]
+        other = np.array(only, dtype=np.intp)[codes]
+        rows = np.flatnonzero(other >= 0)
+        values[rows] = 1.0 - given[rows, other[rows]]
+        return values
+
+    def _class_probabilities(self) -> tuple[list[str], FloatArray]:
+        """The classes named by any event (sorted), and per event and class the probability it
+        gives (NaN where it names none)."""
+        self._store()
+        columns = self._probabilities
+        classes = sorted(columns.columns)
+        given = np.empty((columns.n_rows, len(classes)))
+        for position, name in enumerate(classes):
+            given[:, position] = columns.columns[name].numerical()[0]
+        return classes, given
+
+    def gives_probabilities(self) -> bool:
+        """Whether any event names a class probability (``any(self.probability_mappings())``)."""
+        self._store()
+        shapes, _ = self._probabilities.row_shapes()
+        return any(shapes)
+
     def segment_mappings(self) -> list[Mapping[str, str] | None]:
         """Each event's segments, as given (``None`` where it gave none)."""
         self._store()
@@ -161,3 +212,8 @@ class Window:
         if "embeddings" in data:
             window.embeddings = EmbeddingBuffer.from_dict(data["embeddings"])
         return window
+
+
+def _only_class(shape: tuple[Any, ...] | None, classes: list[str]) -> int:
+    """The position in ``classes`` of the one class an event of this shape names (-1: not one)."""
+    return classes.index(shape[0]) if shape is not None and len(shape) == 1 else -1

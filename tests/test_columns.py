@@ -22,6 +22,7 @@ from collector.references import automatic_reference, content_id
 from collector.tables import Value, build_table, infer_kind
 from collector.windows import PENDING, Window
 from detectors.base import FeatureKind, FeatureTable
+from detectors.proxy_metrics import positive_probability, probability_matrix
 
 SETTINGS = settings(max_examples=300, derandomize=True, deadline=None)
 NAMES = ["a", "b", "c", "prediction"]
@@ -285,3 +286,39 @@ def test_an_automatic_reference_from_the_columns_is_the_one_from_lists() -> None
     assert_same_table(reference.features, build_table(features.columns, kinds, 150))
     assert list(reference.outputs.kinds) == ["prediction", "proba_yes", "proba_no"]
     assert reference.event_ids == tuple(f"e-{i}" for i in range(150))
+
+
+_PROBABILITY_ROWS: list[Mapping[str, float] | None] = [
+    None,
+    {},
+    {"yes": 0.25, "no": 0.75},
+    {"no": 0.5, "yes": 0.5},
+    {"yes": 0.875},
+    {"no": 0.125},
+    {"yes": 1},
+    {"maybe": 0.25, "no": 0.75},
+]
+
+
+@given(st.lists(st.sampled_from(range(len(_PROBABILITY_ROWS))), min_size=1, max_size=80), st.booleans())
+@SETTINGS
+def test_a_windows_probabilities_read_from_columns_equal_those_of_its_mappings(
+    picks: list[int], binary: bool
+) -> None:
+    """The proxy metrics' matrix and each class's positive probability, read from the columns,
+    equal the functions over the events' mappings (events without probabilities, naming one
+    class, naming the classes in either order, an int probability; two classes and three)."""
+    rows = [_PROBABILITY_ROWS[i] for i in picks if not (binary and i == len(_PROBABILITY_ROWS) - 1)]
+    window = Window(0.0)
+    for index, probabilities in enumerate(rows):
+        window.add(Prediction(f"e{index}", "m", "v", {"x": 1.0}, "yes", probabilities=probabilities), 0.0)
+    mappings = window.probability_mappings()
+    assert mappings == rows
+    classes = sorted({name for mapping in mappings if mapping for name in mapping})
+    assert window.gives_probabilities() == any(mappings)
+    got_classes, matrix = window.probability_matrix()
+    assert got_classes == classes
+    np.testing.assert_array_equal(matrix, probability_matrix(mappings, classes))
+    for positive in ("yes", "no", "maybe", "never"):
+        expected = positive_probability(mappings, positive)
+        np.testing.assert_array_equal(window.positive_probability(positive), expected)
