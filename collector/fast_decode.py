@@ -136,7 +136,8 @@ def _unique_keys(raw: bytes, wire: Wired) -> None:
     decoded string but not in ``raw``: such a message (rare) is left undecided.
     """
     colons = raw.count(b":")
-    if colons == _key_count(wire):
+    keys = _prediction_key_count(wire) if isinstance(wire, PredictionWire) else _key_count(wire)
+    if colons == keys:
         return
     if b"\\u003" in raw:
         raise _Undecided
@@ -153,6 +154,20 @@ def _key_count(wire: Wired) -> int:
             count += 1
             if isinstance(value, dict):
                 count += len(value)
+    return count
+
+
+def _prediction_key_count(wire: PredictionWire) -> int:
+    """:func:`_key_count` of the commonest message, field by field (half the time): the tag and
+    the six fields every prediction has, the optional ones set, the maps' keys (embedding
+    vectors have none). tests/test_fast_decode.py holds it to :func:`_key_count`."""
+    count = 7 + len(wire.features)
+    for value in (wire.timestamp, wire.data_version, wire.latency_ms, wire.error):
+        if value is not None:
+            count += 1
+    for mapping in (wire.probabilities, wire.segments, wire.embeddings):
+        if mapping is not None:
+            count += 1 + len(mapping)
     return count
 
 

@@ -370,3 +370,31 @@ def test_other_writers_liberties_take_the_fast_path(
     monkeypatch.setattr(schema, "decode", None)
     assert typed(fast_decode.decode(raw)) == typed(expected)
     assert expected.timestamp == timestamp
+
+
+@pytest.mark.parametrize("present", range(2**7))
+def test_a_predictions_key_count_field_by_field_equals_the_generic_count(present: int) -> None:
+    """The commonest message's key count, spelled out field by field, is the generic count for
+    every combination of its optional fields (a field added to PredictionWire fails here first)."""
+    assert wire.PredictionWire.__struct_fields__ == (
+        "schema_version", "timestamp", "event_id", "model", "model_version", "features", "prediction",
+        "data_version", "probabilities", "latency_ms", "segments", "error", "embeddings",
+    )
+    optional = {
+        "timestamp": 1.5,
+        "data_version": "d1",
+        "probabilities": {"a": 0.25, "b": 0.75},
+        "latency_ms": 3.0,
+        "segments": {"region": "eu", "tier": "1"},
+        "error": "timeout",
+        "embeddings": {"text": (0.5, 1.0, 2.0)},
+    }
+    chosen = {name: value for bit, (name, value) in enumerate(optional.items()) if present >> bit & 1}
+    event = wire.PredictionWire(
+        schema_version=1, event_id="e", model="m", model_version="v", features={"x": 1.0, "y": "a"},
+        prediction=1, **chosen,  # type: ignore[arg-type]
+    )
+    assert fast_decode._prediction_key_count(event) == fast_decode._key_count(event)
+    assert fast_decode._key_count(event) == 1 + 6 + 2 + sum(
+        1 + len(value) if isinstance(value, dict) else 1 for value in chosen.values()
+    )
