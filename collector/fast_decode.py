@@ -67,19 +67,21 @@ def _fast(raw: bytes) -> Event:
 
 
 def _prediction(wire: PredictionWire) -> Prediction:
+    # Positional, in the dataclass's field order: a quarter cheaper than keywords on the
+    # commonest message (tests/test_fast_decode.py compares every field with the reference's).
     return Prediction(
-        event_id=wire.event_id,
-        model=wire.model,
-        model_version=wire.model_version,
-        features=wire.features,
-        prediction=wire.prediction,
-        timestamp=_timestamp(wire.timestamp),
-        data_version=wire.data_version or "unknown",
-        probabilities=wire.probabilities,
-        latency_ms=wire.latency_ms,
-        segments=wire.segments,
-        error=wire.error,
-        embeddings=wire.embeddings,
+        wire.event_id,
+        wire.model,
+        wire.model_version,
+        wire.features,
+        wire.prediction,
+        _timestamp(wire.timestamp),
+        wire.data_version or "unknown",
+        wire.probabilities,
+        wire.latency_ms,
+        wire.segments,
+        wire.error,
+        wire.embeddings,
     )
 
 
