@@ -133,7 +133,8 @@ class Window:
         values = np.full(len(codes), np.nan)
         if positive_class in classes:
             names_it = np.array([bool(shape and positive_class in shape) for shape in shapes], dtype=np.bool_)
-            values[names_it[codes]] = given[names_it[codes], classes.index(positive_class)]
+            rows_naming_it = names_it[codes]
+            values[rows_naming_it] = given[rows_naming_it, classes.index(positive_class)]
         only = [-1 if shape == (positive_class,) else _only_class(shape, classes) for shape in shapes]
         other = np.array(only, dtype=np.intp)[codes]
         rows = np.flatnonzero(other >= 0)
