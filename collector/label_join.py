@@ -53,7 +53,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from driftline.schema import Label
 
@@ -90,9 +90,9 @@ class EarlyLabel:
         return cls(str(event_id), label, None if timestamp is None else float(timestamp), float(arrived))
 
 
-@dataclass(frozen=True)
-class JoinResult:
-    """The outcome of one label event."""
+class JoinResult(NamedTuple):
+    """The outcome of one label event (a named tuple: one is built per label, see
+    :mod:`collector.prediction_record`)."""
 
     outcome: Outcome
     event_id: str
