@@ -40,7 +40,7 @@ kafka-stop:
 BENCHES := sdk_client sdk_backfill decode_cost exporters_cost http_scrapes report_index drift_vs_evidently \
 	multivariate_cost embedding_cost all_detectors_budget cbpe_vs_nannyml dle_vs_nannyml performance_false_alarms \
 	performance_threshold_fit reference_batch \
-	pipeline_throughput scaling window_append calibration_latency \
+	pipeline_throughput pipeline_ab scaling window_append calibration_latency \
 	kafka_throughput soak false_alarms checkpoint_cost join_store_memory
 BENCH_OPTIONS ?=
 NANNYML_VENV ?= /tmp/nanny-venv

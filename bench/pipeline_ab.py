@@ -1,0 +1,127 @@
+"""Pipeline A/B: the steady-state cost of this tree against another commit's, in paired chunks.
+
+On a shared machine the same run varies by 10-30% from one minute to the
+next, more than most single changes save, so comparing two separate runs
+cannot tell a 3% gain from noise. Here two worker processes, one per source
+tree (``--base``, a git commit checked out into a temporary worktree, and
+this tree), each build the pipeline of ``bench/pipeline_throughput.py``
+(default configuration, event time) and take the same ``--warmup`` messages
+untimed; then they take the same timed messages in chunks of 2,000 (the
+collector's batch), alternately, chunk by chunk, so both see the machine in
+the same state. Each chunk's CPU time is the worker's own
+(``time.process_time``). Printed: both trees' microseconds per message over
+all chunks and their ratio, and the median of the per-chunk ratios (the
+figure noise moves least). ``--base HEAD`` with a clean tree is an A/A run:
+its ratio shows the harness's own spread (0.99-1.01 here).
+
+Run: ``.venv/bin/python bench/pipeline_ab.py [--base COMMIT] [--full]``
+(``--worker`` is the mode the bench starts its two processes in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK = 2000
+
+
+def worker(tree: Path, warmup: int, timed: int) -> None:
+    """Serve chunks: read a chunk's offset per line on stdin, answer its CPU seconds."""
+    sys.path[:0] = [str(tree), str(tree / "sdk")]
+    import workload  # this bench's folder: the same seeded messages in both trees
+    from workload import raw
+
+    from collector.config import Config
+    from collector.dlq import MemoryDeadLetterSink
+    from collector.pipeline import Pipeline
+    from exporters.store import MetricStore
+
+    lines = workload.messages((warmup + timed) * 2 // 3 + workload.LABEL_LAG, seed=0)
+    warm, messages = raw(lines[:warmup]), raw(lines[warmup : warmup + timed])
+    pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True)
+    for at in range(0, len(warm), CHUNK):
+        pipeline.process(warm[at : at + CHUNK])
+    print("ready", flush=True)
+    for line in sys.stdin:
+        at = int(line)
+        started = time.process_time()
+        pipeline.process(messages[at : at + CHUNK])
+        print(time.process_time() - started, flush=True)
+    if pipeline.counts.total != warmup + timed or pipeline.counts.rejected:
+        raise SystemExit(f"{tree}: pipeline counts do not add up: {pipeline.counts}")
+
+
+def paired_seconds(trees: list[Path], warmup: int, timed: int) -> list[list[float]]:
+    """Per tree, the CPU seconds of each timed chunk, the trees taking turns to go first."""
+    command = [sys.executable, __file__, "--worker", "--warmup", str(warmup), "--timed", str(timed)]
+    workers = [
+        subprocess.Popen([*command, "--tree", str(tree)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+        for tree in trees
+    ]
+    for process in workers:
+        assert process.stdin is not None and process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise SystemExit("a worker failed while warming up")
+    seconds: list[list[float]] = [[] for _ in trees]
+    for index, at in enumerate(range(0, timed, CHUNK)):
+        order = range(len(trees)) if index % 2 == 0 else reversed(range(len(trees)))
+        for which in order:
+            stdin, stdout = workers[which].stdin, workers[which].stdout
+            assert stdin is not None and stdout is not None
+            stdin.write(f"{at}\n")
+            stdin.flush()
+            seconds[which].append(float(stdout.readline()))
+    for process in workers:
+        assert process.stdin is not None
+        process.stdin.close()
+        if process.wait(timeout=600) != 0:
+            raise SystemExit("a worker failed")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="HEAD", help="the commit to compare with (default HEAD)")
+    parser.add_argument("--warmup", type=int, help="untimed messages first (30,000)")
+    parser.add_argument("--timed", type=int, help="timed messages (quick 60,000, full 240,000)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
+    args, chosen = harness.parse(
+        parser, quick={"warmup": 30_000, "timed": 60_000}, full={"warmup": 30_000, "timed": 240_000}
+    )
+    if args.worker:
+        worker(args.tree, args.warmup, args.timed)
+        return
+    run = harness.BenchRun("pipeline_ab", args, chosen)
+    commit = subprocess.run(["git", "rev-parse", "--short", args.base], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), commit], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            base_seconds, ours_seconds = paired_seconds([base, ROOT], args.warmup, args.timed)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=True)
+    base_us, ours_us = (sum(s) / args.timed * 1e6 for s in (base_seconds, ours_seconds))
+    run.figure("base_commit", commit)
+    run.figure("chunks", len(base_seconds))
+    median = statistics.median(ours / base for base, ours in zip(base_seconds, ours_seconds, strict=True))
+    run.figure("median_chunk_ratio", round(median, 4))
+    run.compare("this tree, steady state, per message", ours_us, base_us, f"commit {commit}", "us")
+    print(f"median of the {len(base_seconds)} paired chunks' ratios: {median:.3f}")
+    run.write()
+
+
+if __name__ == "__main__":
+    main()
