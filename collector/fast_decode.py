@@ -86,13 +86,8 @@ def _prediction(wire: PredictionWire) -> Prediction:
 
 
 def _label(wire: LabelWire) -> Label:
-    return Label(
-        event_id=wire.event_id,
-        model=wire.model,
-        label=wire.label,
-        timestamp=_timestamp(wire.timestamp),
-        model_version=wire.model_version,
-    )
+    # Positional, as in _prediction.
+    return Label(wire.event_id, wire.model, wire.label, _timestamp(wire.timestamp), wire.model_version)
 
 
 def _heartbeat(wire: HeartbeatWire) -> Heartbeat:

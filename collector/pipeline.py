@@ -399,8 +399,10 @@ class Pipeline:
 
     def _label(self, event: Label, when: float) -> None:
         """Join a label; one whose prediction is not seen yet is held (early) and counted on joining."""
-        self._check_model(event.model)
-        joins = self._join_store(event.model)
+        joins = self.joins.get(event.model)
+        if joins is None:  # a model with a join store has passed the model limit already
+            self._check_model(event.model)
+            joins = self._join_store(event.model)
         result = joins.join_event(event, when)
         version = event.model_version or "unknown"
         if result.prediction is not None:
