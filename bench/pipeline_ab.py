@@ -5,7 +5,8 @@ next, more than most single changes save, so comparing two separate runs
 cannot tell a 3% gain from noise. Here two worker processes, one per source
 tree (``--base``, a git commit checked out into a temporary worktree, and
 this tree), each build the pipeline of ``bench/pipeline_throughput.py``
-(default configuration, event time) and take the same ``--warmup`` messages
+(default configuration, event time; ``--features`` per prediction, 20 by
+default) and take the same ``--warmup`` messages
 untimed; then they take the same timed messages in chunks of 2,000 (the
 collector's batch), alternately, chunk by chunk, so both see the machine in
 the same state. Each chunk's CPU time is the worker's own
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 2000
 
 
-def worker(tree: Path, warmup: int, timed: int) -> None:
+def worker(tree: Path, warmup: int, timed: int, features: int) -> None:
     """Serve chunks: read a chunk's offset per line on stdin, answer its CPU seconds."""
     sys.path[:0] = [str(tree), str(tree / "sdk")]
     import workload  # this bench's folder: the same seeded messages in both trees
@@ -45,7 +46,7 @@ def worker(tree: Path, warmup: int, timed: int) -> None:
     from collector.pipeline import Pipeline
     from exporters.store import MetricStore
 
-    lines = workload.messages((warmup + timed) * 2 // 3 + workload.LABEL_LAG, seed=0)
+    lines = workload.messages((warmup + timed) * 2 // 3 + workload.LABEL_LAG, features=features, seed=0)
     warm, messages = raw(lines[:warmup]), raw(lines[warmup : warmup + timed])
     pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True)
     for at in range(0, len(warm), CHUNK):
@@ -60,9 +61,10 @@ def worker(tree: Path, warmup: int, timed: int) -> None:
         raise SystemExit(f"{tree}: pipeline counts do not add up: {pipeline.counts}")
 
 
-def paired_seconds(trees: list[Path], warmup: int, timed: int) -> list[list[float]]:
+def paired_seconds(trees: list[Path], warmup: int, timed: int, features: int) -> list[list[float]]:
     """Per tree, the CPU seconds of each timed chunk, the trees taking turns to go first."""
-    command = [sys.executable, __file__, "--worker", "--warmup", str(warmup), "--timed", str(timed)]
+    command = [sys.executable, __file__, "--worker", "--warmup", str(warmup), "--timed", str(timed),
+               "--features", str(features)]
     workers = [
         subprocess.Popen([*command, "--tree", str(tree)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True)
@@ -94,13 +96,14 @@ def main() -> None:
     parser.add_argument("--base", default="HEAD", help="the commit to compare with (default HEAD)")
     parser.add_argument("--warmup", type=int, help="untimed messages first (30,000)")
     parser.add_argument("--timed", type=int, help="timed messages (quick 60,000, full 240,000)")
+    parser.add_argument("--features", type=int, default=20, help="features per prediction (20)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args, chosen = harness.parse(
         parser, quick={"warmup": 30_000, "timed": 60_000}, full={"warmup": 30_000, "timed": 240_000}
     )
     if args.worker:
-        worker(args.tree, args.warmup, args.timed)
+        worker(args.tree, args.warmup, args.timed, args.features)
         return
     run = harness.BenchRun("pipeline_ab", args, chosen)
     commit = subprocess.run(["git", "rev-parse", "--short", args.base], cwd=ROOT, check=True,
@@ -110,15 +113,17 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(base), commit], cwd=ROOT, check=True,
                        capture_output=True)
         try:
-            base_seconds, ours_seconds = paired_seconds([base, ROOT], args.warmup, args.timed)
+            base_seconds, ours_seconds = paired_seconds([base, ROOT], args.warmup, args.timed, args.features)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=True)
     base_us, ours_us = (sum(s) / args.timed * 1e6 for s in (base_seconds, ours_seconds))
     run.figure("base_commit", commit)
+    run.figure("features", args.features)
     run.figure("chunks", len(base_seconds))
     median = statistics.median(ours / base for base, ours in zip(base_seconds, ours_seconds, strict=True))
     run.figure("median_chunk_ratio", round(median, 4))
-    run.compare("this tree, steady state, per message", ours_us, base_us, f"commit {commit}", "us")
+    run.compare(f"this tree, steady state, {args.features} features, per message", ours_us, base_us,
+                f"commit {commit}", "us")
     print(f"median of the {len(base_seconds)} paired chunks' ratios: {median:.3f}")
     run.write()
 

@@ -319,6 +319,8 @@ class Columns(ColumnSet):
         """Append many rows, as :meth:`append` one by one would; column by column when they all
         have every column's name in order (the usual batch), or are all ``None``."""
         shapes = [None if row is None else tuple(row) for row in rows]
+        if rows and not self.columns and shapes[0] is not None and shapes.count(shapes[0]) == len(shapes):
+            self._add_columns(shapes[0])  # a window's first rows: its columns in their order, then in bulk
         if not rows or shapes.count(shapes[0]) != len(shapes) or shapes[0] not in (None, self._full_shape):
             for row in rows:
                 self.append(row)
@@ -335,16 +337,22 @@ class Columns(ColumnSet):
 
     def _append_partial(self, row: Mapping[str, Value] | None) -> None:
         """A row that lacks some columns or brings new ones."""
-        for name, value in (row or {}).items():
-            column = self.columns.get(name)
-            if column is None:
-                column = self.columns[name] = Column(missing=self.n_rows)
-                self._full_shape = tuple(self.columns)
-                self._full_columns = list(self.columns.values())
-            column.append(value)
+        if row:
+            new = [name for name in row if name not in self.columns]
+            if new:
+                self._add_columns(new)
+            for name, value in row.items():
+                self.columns[name].append(value)
         for column in self._full_columns:
             if len(column) == self.n_rows:
                 column.append(None)
+
+    def _add_columns(self, names: Sequence[str]) -> None:
+        """New columns, missing in the rows so far, after the others (the full shape rebuilt once)."""
+        for name in names:
+            self.columns[name] = Column(missing=self.n_rows)
+        self._full_shape = tuple(self.columns)
+        self._full_columns = list(self.columns.values())
 
     def row_shapes(self) -> tuple[list[tuple[Any, ...] | None], npt.NDArray[np.intp]]:
         """The distinct row shapes (a row's names in order, ``None`` for a ``None`` row) and
