@@ -42,7 +42,9 @@ detector serves prediction drift on an outputs table.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -310,7 +312,7 @@ class DataDriftDetector:
         pool.append((counts, size))
         if len(pool) < self.pooled_windows:
             return single, None
-        pooled_counts = np.sum([c for c, _ in pool], axis=0)
+        pooled_counts = functools.reduce(operator.add, [c for c, _ in pool])  # whole counts: exact
         pooled_size = sum(s for _, s in pool)
         pooled = _FlagTest(
             float(cells.statistic(pooled_counts, pooled_size)),

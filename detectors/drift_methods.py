@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -47,6 +47,8 @@ FloatArray = npt.NDArray[np.float64]
 _KS_2SAMP = getattr(stats.ks_2samp, "__wrapped__", stats.ks_2samp)
 _CHISQUARE = getattr(stats.chisquare, "__wrapped__", stats.chisquare)
 """scipy's tests under their NaN-policy wrappers (see :func:`ks`): inputs here are 1-D and present."""
+_CROSSING_SIZES = 4
+"""Window sizes whose :meth:`NumericReference.crossings` a reference keeps."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class NumericReference:
     """G(t) = integral of F_ref up to t (up to a constant), at each sorted reference value."""
     std: float
     n_unique: int
+    _crossings: dict[int, tuple[FloatArray, FloatArray, FloatArray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_values(cls, values: npt.NDArray[np.float64]) -> NumericReference:
@@ -79,6 +84,29 @@ class NumericReference:
             std=float(np.std(ordered)),
             n_unique=len(np.unique(ordered)),
         )
+
+    def crossings(self, m: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Where F_ref reaches each level j/m of a window of ``m`` values: the reference value
+        (``-inf`` for level 0), the level, and G there (see :func:`_wasserstein_distance`).
+
+        They depend on the window's size only, so they are kept for the last few sizes
+        (read-only): most windows of a feature have the same number of values.
+        """
+        cached = self._crossings.get(m)
+        if cached is not None:
+            return cached
+        n = len(self.sorted_values)
+        levels = np.arange(m + 1, dtype=np.int64)
+        below_crossing = np.maximum(-((-levels * n) // m) - 1, 0)  # ceil(j n / m) - 1: F_ref reaches j/m
+        crossing = self.sorted_values[below_crossing]
+        crossing[0] = -np.inf  # F_ref >= 0 everywhere
+        arrays = (crossing, levels / m, self.cdf_integral[below_crossing])
+        for array in arrays:
+            array.setflags(write=False)
+        if len(self._crossings) >= _CROSSING_SIZES:
+            self._crossings.clear()
+        self._crossings[m] = arrays
+        return arrays
 
     @cached_property
     def counts(self) -> Counter[Hashable]:
@@ -266,20 +294,12 @@ def _wasserstein_distance(reference: NumericReference, ordered: FloatArray) -> f
     F_ref up to t, which the reference's prefix sums give in O(log n).
     """
     ref = reference.sorted_values
-    n, m = len(ref), len(ordered)
-    lo, hi = min(ref[0], ordered[0]), max(ref[-1], ordered[-1])
-    starts = np.concatenate(([lo], ordered))
-    ends = np.concatenate((ordered, [hi]))
-    levels = np.arange(m + 1, dtype=np.int64)
-    below_crossing = np.maximum(-((-levels * n) // m) - 1, 0)  # ceil(j n / m) - 1: F_ref reaches j/m
-    crossing = ref[below_crossing]
-    crossing[0] = -np.inf  # F_ref >= 0 everywhere
+    points = np.concatenate(([min(ref[0], ordered[0])], ordered, [max(ref[-1], ordered[-1])]))
+    starts, ends = points[:-1], points[1:]
+    g_points = _integral_of_cdf(reference, points)
+    g_start, g_end = g_points[:-1], g_points[1:]
+    crossing, level, g_crossing = reference.crossings(len(ordered))
     split = np.clip(crossing, starts, ends)
-    level = levels / m
-    g_cur = _integral_of_cdf(reference, ordered)
-    g_lo, g_hi = _integral_of_cdf(reference, np.array([lo, hi]))
-    g_start, g_end = np.concatenate(([g_lo], g_cur)), np.concatenate((g_cur, [g_hi]))
-    g_crossing = reference.cdf_integral[below_crossing]
     g_split = np.where(crossing <= starts, g_start, np.where(crossing >= ends, g_end, g_crossing))
     below = level * (split - starts) - (g_split - g_start)
     above = (g_end - g_split) - level * (ends - split)

@@ -317,3 +317,24 @@ def test_wasserstein_of_sorted_values_equals_the_unsorted_call() -> None:
         window = np.round(rng.normal(0.2, 1.0, size=size), 2)
         expected = drift_methods.wasserstein(reference, window)
         assert drift_methods.wasserstein(reference, np.sort(window), ordered=True) == expected
+
+
+def test_wasserstein_with_the_crossings_kept_per_window_size_equals_a_fresh_reference() -> None:
+    """A reference keeps its level crossings for the last few window sizes: windows of more
+    sizes than it keeps, coming back in turn, score what a freshly prepared reference gives,
+    and the kept arrays cannot be changed by a caller."""
+    rng = np.random.default_rng(8)
+    values = np.round(rng.normal(size=2000), 1)
+    reused = drift_methods.NumericReference.from_values(values)
+    sizes = [1000, 999, 7, 1000, 2500, 31, 64, 999, 1000, 7]
+    assert len(set(sizes)) > drift_methods._CROSSING_SIZES
+    for size in sizes:
+        window = np.sort(np.round(rng.normal(0.1, 1.2, size=size), 1))
+        fresh = drift_methods.NumericReference.from_values(values)
+        assert drift_methods.wasserstein(reused, window, ordered=True) == drift_methods.wasserstein(
+            fresh, window, ordered=True
+        )
+    crossing, level, _ = reused.crossings(1000)
+    assert level[-1] == 1.0 and crossing[0] == -np.inf
+    with pytest.raises(ValueError):
+        crossing[1] = 0.0
