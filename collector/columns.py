@@ -319,9 +319,10 @@ class Columns(ColumnSet):
         """Append many rows, as :meth:`append` one by one would; column by column when they all
         have every column's name in order (the usual batch), or are all ``None``."""
         shapes = [None if row is None else tuple(row) for row in rows]
-        if rows and not self.columns and shapes[0] is not None and shapes.count(shapes[0]) == len(shapes):
+        one_shape = bool(rows) and shapes.count(shapes[0]) == len(shapes)
+        if one_shape and not self.columns and shapes[0] is not None:
             self._add_columns(shapes[0])  # a window's first rows: its columns in their order, then in bulk
-        if not rows or shapes.count(shapes[0]) != len(shapes) or shapes[0] not in (None, self._full_shape):
+        if not one_shape or shapes[0] not in (None, self._full_shape):
             for row in rows:
                 self.append(row)
             return
