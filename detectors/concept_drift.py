@@ -41,6 +41,7 @@ They feed ``driftline_concept_drift_detected{detector=<detector>}`` and
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ class ConceptDriftDetector:
         self._river = self._make_river_detector()
         self._log = _ResidualLog(self.max_log)
         self._seen = 0
+        self._estimation = float(self._river.estimation) if self.detector == "adwin" else math.nan
+        """ADWIN's mean after the last residual: the next step's "before", without asking river again."""
 
     def state(self) -> dict[str, Any]:
         """The residuals seen since reset (the most recent ``max_log``), as plain data."""
@@ -202,9 +205,9 @@ class ConceptDriftDetector:
             self._river.update(min(1.0, max(0.0, (1.0 + residual) / 2.0)))
             return bool(self._river.drift_detected)
         if self.detector == "adwin":
-            before = float(self._river.estimation)
+            before = self._estimation
             self._river.update(residual)
-            after = float(self._river.estimation)
+            after = self._estimation = float(self._river.estimation)
             return bool(self._river.drift_detected) and after > before
         self._river.update(residual)
         return bool(self._river.drift_detected)

@@ -189,3 +189,26 @@ def test_parameters_are_stored_under_their_own_names() -> None:
     )
     assert detector.detector_params == {"delta": 0.01}
     assert "delta" in repr(detector)
+
+
+def test_adwin_changes_are_counted_as_river_reports_them_with_the_mean_rising() -> None:
+    """A flag is river's ADWIN detecting a change after which its mean is higher than before
+    the residual came: the detector remembers the mean instead of asking river twice a step,
+    so the counts must equal those of a river ADWIN asked directly."""
+    from river import drift
+
+    rng = np.random.default_rng(11)
+    detector, oracle = ConceptDriftDetector("adwin"), drift.ADWIN()
+    steps = [rng.normal(0.0, 0.2, 600), rng.normal(0.4, 0.2, 600), rng.normal(-0.3, 0.2, 600),
+             rng.normal(0.5, 0.2, 600)]
+    flagged = []
+    for residuals in steps:
+        expected = 0
+        for residual in residuals:
+            before = oracle.estimation
+            oracle.update(float(residual))
+            expected += bool(oracle.drift_detected) and oracle.estimation > before
+        changes = detector.update(residuals, 0.0).changes
+        assert changes == expected
+        flagged.append(changes)
+    assert flagged[1] > 0 and flagged[3] > 0  # the rises are found, so the comparison means something
