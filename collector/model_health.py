@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from detectors.base import BatchStatistic, FeatureTable
 from detectors.cbpe import CBPE
 from detectors.concept_drift import GAP_TEST, ConceptDriftDetector, ConceptDriftResult
 from detectors.fairness import FairnessEvaluator, FairnessResult
-from detectors.performance import PerformanceEvaluator, PerformanceResult, class_key, class_keys
+from detectors.performance import PerformanceEvaluator, PerformanceResult, class_keys
 from detectors.performance_threshold import PerformanceThreshold, PerformanceThresholds
 from detectors.proxy_metrics import ProxyMetrics, ProxyResult, positive_probability
 from detectors.window_report import Estimator, LabelWindowReport, PredictionHealth
@@ -47,6 +48,27 @@ FloatArray = npt.NDArray[np.float64]
 LabelWindowListener = Callable[[LabelWindowReport], None]
 Fitted = dict[str, PerformanceThreshold]
 """One source's fitted thresholds, by metric."""
+
+
+@dataclass(frozen=True)
+class _ClassKeys:
+    """A classifier's labelled window, compared by class name (:func:`~detectors.performance.class_key`)
+    once for the realized accuracy, the concept-drift errors and the segments."""
+
+    correct: npt.NDArray[np.bool_]
+    """Per event: the prediction names the label's class."""
+    positive: npt.NDArray[np.bool_]
+    """Per event: the prediction names the positive class."""
+
+    @classmethod
+    def of(
+        cls, labels: Sequence[Scalar], predictions: Sequence[Scalar], positive_class: str | None
+    ) -> _ClassKeys:
+        predicted = class_keys(predictions)
+        return cls(
+            np.asarray(class_keys(labels) == predicted, dtype=np.bool_),
+            np.asarray(predicted == positive_class, dtype=np.bool_),
+        )
 
 
 class ModelHealth:
@@ -142,7 +164,7 @@ class ModelHealth:
         self.take_thresholds(wait=True)
         predictions = window.prediction_values()
         proxy = self._proxy(*window.probability_matrix()) if window.gives_probabilities() else None
-        predicted_positive = np.array([class_key(v) == self.positive_class for v in predictions])
+        predicted_positive = np.asarray(class_keys(predictions) == self.positive_class, dtype=np.bool_)
         estimated = None
         estimator: Estimator | None = None
         if self.cbpe is not None:
@@ -401,14 +423,16 @@ class ModelHealth:
             expected = self.multiclass.expected_errors(matrix, predictions)
         if result.task == "regression":
             expected = self._expected_absolute_errors(records)
-        concept = self._concept_drift(result, labels, predictions, p, expected)
+        keys = None
+        if result.task != "regression":
+            keys = _ClassKeys.of(labels, predictions, self.positive_class)
+        concept = self._concept_drift(result, labels, predictions, p, expected, keys)
         segments = None
-        if result.task == "regression":
+        if keys is None:
             self._errors(np.array(labels, dtype=np.float64) - np.array(predictions, dtype=np.float64))
         else:
-            correct = sum(class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True))
-            self._scored("realized", len(labels), float(correct))
-            segments = self._segment_accuracy(records, labels, predictions)
+            self._scored("realized", len(labels), float(np.count_nonzero(keys.correct)))
+            segments = self._segment_accuracy(records, keys)
         self.label_windows_evaluated += 1
         times = [r.timestamp for r in records]
         report = LabelWindowReport(
@@ -433,10 +457,12 @@ class ModelHealth:
         labels: list[Scalar],
         predictions: list[Scalar],
         p: FloatArray | None,
-        per_event: FloatArray | None = None,
+        per_event: FloatArray | None,
+        keys: _ClassKeys | None,
     ) -> ConceptDriftResult:
         """Errors against what the model was expected to get right: CBPE (binary or multiclass) or
-        DLE (regression; ``per_event`` has NaN where an event has none), else the reference's error."""
+        DLE (regression; ``per_event`` has NaN where an event has none), else the reference's error;
+        a classifier's errors are its ``keys`` (None for a regressor)."""
         reference = self.reference_performance or result
         expected: FloatArray | float
         if result.task == "regression":
@@ -446,12 +472,10 @@ class ModelHealth:
             )
             expected = 1.0 if per_event is None else np.where(np.isnan(per_event), 1.0, per_event / scale)
         else:
-            errors = np.array(
-                [class_key(y) != class_key(v) for y, v in zip(labels, predictions, strict=True)]
-            )
+            assert keys is not None, "a classifier's window is compared by class"
+            errors = (~keys.correct).astype(np.float64)
             if self.cbpe is not None and p is not None and not np.isnan(p).any():
-                positive = np.array([class_key(v) == self.positive_class for v in predictions])
-                expected = self.cbpe.expected_errors(p, positive)
+                expected = self.cbpe.expected_errors(p, keys.positive)
             elif per_event is not None:
                 expected = per_event
             else:
@@ -468,16 +492,12 @@ class ModelHealth:
         kept = [self.expected_errors.pop(r.event_id) for r in records]
         return np.array([math.nan if e is None else e for e in kept], dtype=np.float64)
 
-    def _segment_accuracy(
-        self, records: list[PredictionRecord], labels: list[Scalar], predictions: list[Scalar]
-    ) -> FairnessResult | None:
+    def _segment_accuracy(self, records: list[PredictionRecord], keys: _ClassKeys) -> FairnessResult | None:
         names = self._segment_names([r.segments for r in records])
         if not names:
             return None
-        correct = np.array([class_key(y) == class_key(v) for y, v in zip(labels, predictions, strict=True)])
-        positive = np.array([class_key(v) == self.positive_class for v in predictions])
         values = {name: [(r.segments or {}).get(name) for r in records] for name in names}
-        fairness = self._fairness_for(names).evaluate(values, positive, correct.astype(np.float64))
+        fairness = self._fairness_for(names).evaluate(values, keys.positive, keys.correct.astype(np.float64))
         for segment in fairness.segments.values():
             for stats in segment.values:
                 if stats.accuracy is not None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.label_join import JoinResult, LabelJoinStore, PredictionRecord
+from collector.model_health import _ClassKeys
 from detectors.cbpe import CBPE
 from detectors.concept_drift import ConceptDriftDetector
 from detectors.fairness import FairnessEvaluator
@@ -94,3 +97,23 @@ def test_predictions_and_late_labels_flow_through_every_component() -> None:
     by_region = fairness.evaluate(joined_segments, positive, correct).segments["region"]
     assert all(v.accuracy is not None and v.accuracy > 0.6 for v in by_region.values)
     assert sum(v.labelled for v in by_region.values) == 1900
+
+
+classes = st.sampled_from([1, 0, 1.0, 0.0, -0.0, True, False, "1", "0", "1.0", "yes", 2, 2.5])
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(classes, classes), max_size=30), st.sampled_from(["1", "0", "yes", "2.5", None]))
+def test_a_label_window_compared_by_class_once_equals_the_per_event_comparison(
+    pairs: list[tuple[object, object]], positive_class: str | None
+) -> None:
+    """ModelHealth compares a labelled window's classes once (realized accuracy, concept-drift
+    errors, segment accuracy): the same as class_key event by event, whatever the form of a
+    class (1, 1.0, True and "1" name one class; "1.0" and 2.5 others)."""
+    labels = [label for label, _ in pairs]
+    predictions = [prediction for _, prediction in pairs]
+    keys = _ClassKeys.of(labels, predictions, positive_class)
+    correct = [class_key(y) == class_key(v) for y, v in pairs]
+    positive = [class_key(v) == positive_class for v in predictions]
+    assert keys.correct.dtype == keys.positive.dtype == np.bool_
+    assert keys.correct.tolist() == correct and keys.positive.tolist() == positive
