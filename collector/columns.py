@@ -256,7 +256,19 @@ class Column(Sequence[Value]):
             categories = np.empty(len(self._codes.labels), dtype=object)
             categories[:] = [as_category(label) for label in self._codes.labels]
             return categories[np.array(self._codes.codes, dtype=np.intp)]
+        if self._numbers is not None and self._tags is not None and _FLOAT not in self._tags:
+            return _whole_number_categories(self._numbers)
         return categorical_array(self.values())
+
+
+def _whole_number_categories(numbers: array[float]) -> np.ndarray:
+    """:func:`~collector.tables.as_category` of a number column's rows when none is a float (ints
+    and missing rows, which are NaN): each distinct number's text made once (a classifier's
+    predictions, 0 and 1)."""
+    distinct, rows = np.unique(np.array(numbers, dtype=np.float64), return_inverse=True)
+    texts = np.empty(len(distinct), dtype=object)
+    texts[:] = [None if math.isnan(number) else str(int(number)) for number in distinct.tolist()]
+    return texts[rows.reshape(-1)]
 
 
 def _is_number(value: object) -> bool:
