@@ -62,6 +62,12 @@ class Codes(Generic[K]):
             code = self.code(key)  # before the append: a new code may widen the array
         self.codes.append(code)
 
+    def append_many(self, key: K, count: int) -> None:
+        """Append ``key`` ``count`` times (looked up once: a row shape is a long tuple to hash)."""
+        if count:
+            code = self.code(key)
+            self.codes.fromlist([code] * count)
+
     def extend(self, keys: Sequence[K]) -> None:
         """Append many keys: one C pass when all are known already."""
         codes = list(map(self._index.get, keys))
@@ -338,7 +344,7 @@ class Columns(ColumnSet):
             for row in rows:
                 self.append(row)
             return
-        self._shapes.extend(shapes)
+        self._shapes.append_many(shapes[0], len(rows))
         if shapes[0] is None:
             for column in self._full_columns:
                 column.extend([None] * len(rows))

@@ -217,6 +217,18 @@ def test_codes_widen_beyond_65536_distinct_values() -> None:
     assert codes.values() == list(range(70_000))
 
 
+def test_a_key_appended_many_times_reads_back_as_appended_one_by_one() -> None:
+    many: Codes[int] = Codes()
+    one_by_one: Codes[int] = Codes()
+    for key, count in [(7, 3), (8, 0), (7, 2), *((i, 1) for i in range(65_536)), (70_000, 4), (7, 1)]:
+        many.append_many(key, count)
+        for _ in range(count):
+            one_by_one.append(key)
+    assert many.codes.typecode == one_by_one.codes.typecode == "I"  # widened at the 65,537th key
+    assert many.values() == one_by_one.values()
+    assert many.labels == one_by_one.labels  # a key appended 0 times gets no code
+
+
 def test_texts_read_back_every_string_lone_surrogates_included() -> None:
     texts = Texts()
     strings = ["e-1", "", "é✓", "\ud800x", "e-1"]
