@@ -398,3 +398,26 @@ def test_a_predictions_key_count_field_by_field_equals_the_generic_count(present
     assert fast_decode._key_count(event) == 1 + 6 + 2 + sum(
         1 + len(value) if isinstance(value, dict) else 1 for value in chosen.values()
     )
+
+
+def test_the_decoder_sets_every_slot_of_the_prediction_that_its_init_would() -> None:
+    """The decoder builds a Prediction by setting its slots (collector.fast_decode._prediction):
+    it must know every field, in order, and skip no validation (no __post_init__)."""
+    assert [field.name for field in dataclasses.fields(Prediction)] == [
+        "event_id", "model", "model_version", "features", "prediction", "timestamp", "data_version",
+        "probabilities", "latency_ms", "segments", "error", "embeddings", "type",
+    ]
+    assert not hasattr(Prediction, "__post_init__")
+    built = fast_decode._prediction(
+        wire.PredictionWire(
+            schema_version=1, event_id="e", model="m", model_version="v", features={"x": 1.0},
+            prediction="yes", timestamp="2024-01-01T00:00:00Z", probabilities={"yes": 1.0}, latency_ms=2.0,
+            segments={"s": "a"}, error="e!", embeddings={"t": (1.0,)},
+        )
+    )
+    assert built == Prediction(
+        "e", "m", "v", {"x": 1.0}, "yes", 1704067200.0, "unknown", {"yes": 1.0}, 2.0, {"s": "a"}, "e!",
+        {"t": (1.0,)},
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.model = "other"  # type: ignore[misc]
