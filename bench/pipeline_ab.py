@@ -13,7 +13,8 @@ the same state. Each chunk's CPU time is the worker's own
 (``time.process_time``). Printed: both trees' microseconds per message over
 all chunks and their ratio, and the median of the per-chunk ratios (the
 figure noise moves least). ``--base HEAD`` with a clean tree is an A/A run:
-its ratio shows the harness's own spread (0.99-1.01 here).
+its median ratio shows the harness's own spread (0.99-1.00 here; the ratio of
+the totals moved up to 3% when a few chunks of one side ran slow).
 
 Run: ``.venv/bin/python bench/pipeline_ab.py [--base COMMIT] [--full]``
 (``--worker`` is the mode the bench starts its two processes in).
