@@ -242,13 +242,24 @@ def _floats(shape: Shape) -> int:
     return 1 + (0 if classes is None else len(classes)) + (1 if prediction is None else 0)
 
 
+_LAYOUTS: dict[int, struct.Struct] = {}
+"""The compiled layout of a held prediction with so many floats (a handful of counts in use)."""
+
+
+def _layout(floats: int) -> struct.Struct:
+    layout = _LAYOUTS.get(floats)
+    if layout is None:
+        layout = _LAYOUTS[floats] = struct.Struct(f"<I{floats}d")
+    return layout
+
+
 def _pack(shape_index: int, floats: list[float]) -> bytes:
-    return struct.pack(f"<I{len(floats)}d", shape_index, *floats)
+    return _layout(len(floats)).pack(shape_index, *floats)
 
 
 def _unpack(packed: bytes) -> tuple[int, tuple[float, ...]]:
-    (shape_index,) = _INDEX.unpack_from(packed)
-    return shape_index, struct.unpack_from(f"<{(len(packed) - _INDEX.size) // 8}d", packed, _INDEX.size)
+    values = _layout((len(packed) - _INDEX.size) // 8).unpack(packed)
+    return values[0], values[1:]
 
 
 def _shape_to_list(shape: Shape) -> list[Any]:
