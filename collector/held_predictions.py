@@ -62,6 +62,8 @@ class HeldPredictions:
 
     def __init__(self) -> None:
         self._held: OrderedDict[str, bytes] = OrderedDict()
+        self._oldest: tuple[str, float] | None = None
+        """:meth:`oldest` while it stands (every label asks); None: to be read again."""
         self._shapes: list[Shape] = []
         self._index: dict[tuple[Shape, type], int] = {}
 
@@ -81,17 +83,24 @@ class HeldPredictions:
     def pop(self, event_id: str) -> PredictionRecord | None:
         """The record of ``event_id``, no longer held, or None if it was not."""
         packed = self._held.pop(event_id, None)
-        return None if packed is None else self._record(event_id, packed)
+        if packed is None:
+            return None
+        if self._oldest is not None and self._oldest[0] == event_id:
+            self._oldest = None
+        return self._record(event_id, packed)
 
     def oldest(self) -> tuple[str, float] | None:
         """The ``event_id`` and timestamp of the prediction held longest, or None when empty."""
-        for event_id, packed in self._held.items():
-            return event_id, float(_TIMESTAMP.unpack_from(packed, _INDEX.size)[0])
-        return None
+        if self._oldest is None:
+            for event_id, packed in self._held.items():
+                self._oldest = event_id, float(_TIMESTAMP.unpack_from(packed, _INDEX.size)[0])
+                break
+        return self._oldest
 
     def pop_oldest(self) -> str:
         """Drop the prediction held longest and return its ``event_id``."""
         event_id, _ = self._held.popitem(last=False)
+        self._oldest = None
         return event_id
 
     def records(self) -> Iterator[PredictionRecord]:

@@ -78,6 +78,34 @@ def test_oldest_is_by_insertion_and_pop_oldest_drops_it() -> None:
     assert list(held) == ["e1", "e2"]
 
 
+def test_the_oldest_kept_between_calls_is_always_the_first_held() -> None:
+    """``oldest`` is remembered between calls (every label asks): through adds, pops of the
+    oldest and of others, evictions, the shape table's clean-up and a snapshot, it is what
+    reading the first held prediction gives."""
+    rng = random.Random(7)
+    records = _records(3_000, seed=5) + [  # a shape each: the table outgrows 4,096 and is cleaned up
+        PredictionRecord(f"c{i}", "v", 1_000.0 + rng.random(), f"class-{i}") for i in range(6_000)
+    ]
+    held, model = HeldPredictions(), {}
+    for step, record in enumerate(records):
+        held.add(record)
+        model[record.event_id] = record.timestamp
+        action = rng.random()
+        if action < 0.45 and model:
+            popped = next(iter(model)) if rng.random() < 0.5 else rng.choice(list(model))
+            assert held.pop(popped) is not None
+            del model[popped]
+        elif action < 0.9 and model:
+            assert held.pop_oldest() == next(iter(model))
+            del model[next(iter(model))]
+        if step % 2_000 == 1_999:
+            held = HeldPredictions.from_dict(json.loads(json.dumps(held.to_dict())))
+        first = next(iter(model.items()), None)
+        assert held.oldest() == first
+        assert held.oldest() == first  # asked again: the kept value
+    assert len(held._shapes) < 6_000  # the clean-up ran
+
+
 def test_snapshot_round_trips_through_json() -> None:
     records = _records(200, seed=8)
     held = HeldPredictions()
