@@ -51,9 +51,7 @@ class Codes(Generic[K]):
     def repeated(cls, key: K, rows: int) -> Codes[K]:
         """``rows`` rows of ``key``."""
         codes: Codes[K] = cls()
-        if rows:
-            codes.append(key)
-            codes.codes *= rows
+        codes.append_many(key, rows)
         return codes
 
     def append(self, key: K) -> None:
