@@ -34,13 +34,14 @@ import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 2000
+"""Messages per timed chunk: the collector's batch, as ``workload.BATCH`` feeds the warm-up."""
 
 
 def worker(tree: Path, warmup: int, timed: int, features: int) -> None:
     """Serve chunks: read a chunk's offset per line on stdin, answer its CPU seconds."""
     sys.path[:0] = [str(tree), str(tree / "sdk")]
     import workload  # this bench's folder: the same seeded messages in both trees
-    from workload import raw
+    from workload import feed, raw
 
     from collector.config import Config
     from collector.dlq import MemoryDeadLetterSink
@@ -50,8 +51,7 @@ def worker(tree: Path, warmup: int, timed: int, features: int) -> None:
     lines = workload.messages((warmup + timed) * 2 // 3 + workload.LABEL_LAG, features=features, seed=0)
     warm, messages = raw(lines[:warmup]), raw(lines[warmup : warmup + timed])
     pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True)
-    for at in range(0, len(warm), CHUNK):
-        pipeline.process(warm[at : at + CHUNK])
+    feed(pipeline, warm)
     print("ready", flush=True)
     for line in sys.stdin:
         at = int(line)
