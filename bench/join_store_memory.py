@@ -42,6 +42,9 @@ from soak import Stream  # noqa: E402
 from collector.fast_decode import decode  # noqa: E402
 from collector.label_join import LabelJoinStore, PredictionRecord  # noqa: E402
 
+BATCH = 2000
+"""Predictions between two packings of the store's new ones (the collector's default batch)."""
+
 
 class Store(Protocol):
     def add(self, record: PredictionRecord) -> object: ...
@@ -89,8 +92,12 @@ def held_bytes(encoded: list[bytes], make: Callable[[], Store]) -> int:
     gc.collect()
     tracemalloc.start()
     store = make()
-    for record in records(encoded):
+    for count, record in enumerate(records(encoded), start=1):
         store.add(record)
+        if count % BATCH == 0 and isinstance(store, LabelJoinStore):
+            store.compact()  # as the pipeline does after each batch
+    if isinstance(store, LabelJoinStore):
+        store.compact()
     gc.collect()
     held = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

@@ -17,9 +17,16 @@ entry from its ``event_id`` to one ``bytes`` (little-endian):
 :meth:`HeldPredictions.pop` rebuilds the record with the same values, so the
 join's results do not change. ``bench/join_store_memory.py`` measures both forms.
 
+A record is held as it came until :meth:`HeldPredictions.compact` (the
+pipeline calls it once per batch, a checkpoint before it writes): a label
+that comes within the same batch as its prediction then takes the record as
+it is, neither packed nor rebuilt, and memory between batches is the compact
+form's.
+
 >>> held = HeldPredictions()
 >>> held.add(PredictionRecord("e1", "v3", 100.0, "1", {"1": 0.75, "0": 0.25}, {"region": "eu"}))
 >>> held.add(PredictionRecord("e2", "v3", 101.0, 0.5))
+>>> held.compact()
 >>> held.oldest()
 ('e1', 100.0)
 >>> held.pop("e1")
@@ -34,8 +41,8 @@ from __future__ import annotations
 import base64
 import struct
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, cast
 
 from collector.prediction_record import PredictionRecord, Scalar
 
@@ -61,7 +68,10 @@ class HeldPredictions:
     """
 
     def __init__(self) -> None:
-        self._held: OrderedDict[str, bytes] = OrderedDict()
+        self._held: OrderedDict[str, bytes | PredictionRecord] = OrderedDict()
+        """Packed, or the record itself while it is fresh."""
+        self._fresh: list[str] = []
+        """The ids added since the last :meth:`compact`, in order (some may have left since)."""
         self._oldest: tuple[str, float] | None = None
         """:meth:`oldest` while it stands (every label asks); None: to be read again."""
         self._shapes: list[Shape] = []
@@ -77,23 +87,43 @@ class HeldPredictions:
         return iter(self._held)
 
     def add(self, record: PredictionRecord) -> None:
-        """Hold ``record`` (newest); the caller checks it is not held already."""
-        self._held[record.event_id] = self._compact(record)
+        """Hold ``record`` (newest), as it is until :meth:`compact`; the caller checks it is not
+        held already."""
+        self._held[record.event_id] = record
+        self._fresh.append(record.event_id)
+
+    def compact(self) -> None:
+        """Pack the records added since the last call (in place: the order does not change)."""
+        held = self._held
+        for event_id in self._fresh:
+            record = held.get(event_id)
+            if record is not None and not isinstance(record, bytes):
+                held[event_id] = self._compact(record)
+        self._fresh = []
+
+    @property
+    def fresh(self) -> int:
+        """Held records not packed yet."""
+        held = self._held
+        return len({event_id for event_id in self._fresh if not isinstance(held.get(event_id, b""), bytes)})
 
     def pop(self, event_id: str) -> PredictionRecord | None:
         """The record of ``event_id``, no longer held, or None if it was not."""
-        packed = self._held.pop(event_id, None)
-        if packed is None:
+        held = self._held.pop(event_id, None)
+        if held is None:
             return None
         if self._oldest is not None and self._oldest[0] == event_id:
             self._oldest = None
-        return self._record(event_id, packed)
+        return self._record(event_id, held) if isinstance(held, bytes) else held
 
     def oldest(self) -> tuple[str, float] | None:
         """The ``event_id`` and timestamp of the prediction held longest, or None when empty."""
         if self._oldest is None:
-            for event_id, packed in self._held.items():
-                self._oldest = event_id, float(_TIMESTAMP.unpack_from(packed, _INDEX.size)[0])
+            for event_id, held in self._held.items():
+                if isinstance(held, bytes):
+                    self._oldest = event_id, float(_TIMESTAMP.unpack_from(held, _INDEX.size)[0])
+                else:
+                    self._oldest = event_id, float(held.timestamp)
                 break
         return self._oldest
 
@@ -105,8 +135,8 @@ class HeldPredictions:
 
     def records(self) -> Iterator[PredictionRecord]:
         """Every held record, oldest first (rebuilt, for checkpoints and tests)."""
-        for event_id, packed in self._held.items():
-            yield self._record(event_id, packed)
+        for event_id, held in self._held.items():
+            yield self._record(event_id, held) if isinstance(held, bytes) else held
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data for checkpoints, in columns: the shape table, the ids, and every
@@ -114,12 +144,14 @@ class HeldPredictions:
 
         A checkpoint is written every few seconds; columns make a store of
         100,000 predictions a list of the ids it already holds and one string,
-        not 100,000 rows of new objects that fragment the heap.
+        not 100,000 rows of new objects that fragment the heap. Fresh records are packed first.
         """
+        self.compact()
+        packed = cast("Iterable[bytes]", self._held.values())
         return {
             "shapes": [_shape_to_list(shape) for shape in self._shapes],
             "ids": list(self._held),
-            "packed": base64.b64encode(b"".join(self._held.values())).decode("ascii"),
+            "packed": base64.b64encode(b"".join(packed)).decode("ascii"),
         }
 
     @classmethod
@@ -171,6 +203,8 @@ class HeldPredictions:
         """Drop the shapes no held prediction has, renumbering the others (O(held), rarely)."""
         shapes, self._shapes, self._index = self._shapes, [], {}
         for event_id, packed in list(self._held.items()):
+            if not isinstance(packed, bytes):
+                continue  # fresh: it has no shape yet
             shape_index, floats = _unpack(packed)
             shape = shapes[shape_index]
             index = self._index.setdefault((shape, type(shape[1])), len(self._shapes))

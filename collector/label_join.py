@@ -220,6 +220,11 @@ class LabelJoinStore:
         """Match one decoded label event (see :meth:`join`)."""
         return self.join(label.event_id, label.label, label.timestamp, now)
 
+    def compact(self) -> None:
+        """Pack the predictions added since the last call (:mod:`collector.held_predictions`):
+        once per batch, so that a label in the same batch takes its prediction as it came."""
+        self._pending.compact()
+
     def take_unmatched(self) -> int:
         """Early labels that aged out or were pushed out since the last call (now ``unmatched``)."""
         count, self._unmatched_early = self._unmatched_early, 0

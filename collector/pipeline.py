@@ -425,9 +425,11 @@ class Pipeline:
             state.health.add_label(result)
 
     def _count_touched_joins(self) -> None:
-        """Count the early labels of the stores this batch touched; their expiry lowers ``_expiry_due``."""
+        """Count the early labels of the stores this batch touched, and pack their new predictions;
+        their expiry lowers ``_expiry_due``."""
         for model in self._joins_touched:
             joins = self.joins[model]
+            joins.compact()
             self._count_early(model, joins)
             self._expiry_due = min(self._expiry_due, joins.next_expiry())
         self._joins_touched.clear()

@@ -33,11 +33,16 @@ def _records(n: int, seed: int) -> list[PredictionRecord]:
     return records
 
 
-def test_every_record_comes_back_equal_in_value_and_type() -> None:
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "fresh"])
+def test_every_record_comes_back_equal_in_value_and_type(packed: bool) -> None:
     records = _records(400, seed=3)
     held = HeldPredictions()
     for record in records:
         held.add(record)
+    assert held.fresh == 400
+    if packed:
+        held.compact()
+        assert held.fresh == 0
     assert list(held.records()) == records
     for record in reversed(records):
         back = held.pop(record.event_id)
@@ -52,6 +57,7 @@ def test_records_of_one_shape_share_it_and_a_bool_prediction_stays_a_bool() -> N
         probabilities = {"1": 0.1 * i, "0": 1 - 0.1 * i}
         held.add(PredictionRecord(f"e{i}", "v1", float(i), 1, probabilities, {"r": "eu"}))
     held.add(PredictionRecord("b", "v1", 3.0, True, {"1": 0.5, "0": 0.5}, {"r": "eu"}))
+    held.compact()
     assert len(held._shapes) == 2
     assert held.pop("b") == PredictionRecord("b", "v1", 3.0, True, {"1": 0.5, "0": 0.5}, {"r": "eu"})
     assert held.pop("e1") == PredictionRecord("e1", "v1", 1.0, 1, {"1": 0.1, "0": 0.9}, {"r": "eu"})
@@ -62,6 +68,7 @@ def test_the_shape_table_keeps_only_shapes_in_use_once_it_outgrows_the_store() -
     held = HeldPredictions()
     for i in range(10_000):  # a distinct prediction each: a shape each
         held.add(PredictionRecord(f"e{i}", "v", float(i), f"class-{i}"))
+        held.compact()
         if len(held) > 100:
             held.pop_oldest()
     assert len(held._shapes) <= 4096
@@ -100,10 +107,34 @@ def test_the_oldest_kept_between_calls_is_always_the_first_held() -> None:
             del model[next(iter(model))]
         if step % 2_000 == 1_999:
             held = HeldPredictions.from_dict(json.loads(json.dumps(held.to_dict())))
+        elif rng.random() < 0.1:  # the pipeline packs once per batch: some held fresh, some packed
+            held.compact()
         first = next(iter(model.items()), None)
         assert held.oldest() == first
         assert held.oldest() == first  # asked again: the kept value
     assert len(held._shapes) < 6_000  # the clean-up ran
+
+
+def test_packing_keeps_the_order_and_records_popped_before_it_are_not_held() -> None:
+    """Fresh and packed records mix in insertion order; ``compact`` packs only those still held
+    (a record popped while fresh does not come back), and a snapshot packs the fresh ones."""
+    records = _records(60, seed=11)
+    held = HeldPredictions()
+    for record in records[:20]:
+        held.add(record)
+    held.compact()
+    for record in records[20:]:
+        held.add(record)
+    assert held.pop("e25") == records[25] and held.pop("e3") == records[3]
+    assert held.fresh == 39
+    expected = [r for r in records if r.event_id not in ("e3", "e25")]
+    assert list(held.records()) == expected and held.oldest() == ("e0", records[0].timestamp)
+    held.compact()
+    assert held.fresh == 0 and list(held.records()) == expected and "e25" not in held
+    held.add(records[25])
+    data = held.to_dict()
+    assert held.fresh == 0 and data["ids"][-1] == "e25"
+    assert list(HeldPredictions.from_dict(json.loads(json.dumps(data))).records()) == [*expected, records[25]]
 
 
 def test_snapshot_round_trips_through_json() -> None:
