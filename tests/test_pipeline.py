@@ -297,6 +297,29 @@ def test_labels_read_before_their_predictions_wait_and_join_like_late_ones() -> 
     assert delay is not None and delay.count == 1000.0  # type: ignore[union-attr]
 
 
+def test_labels_join_alike_within_and_across_batches_and_held_predictions_are_packed_between() -> None:
+    """A label in its prediction's batch takes the record as it came, one in a later batch the
+    packed record: the same performance; after every batch nothing is held unpacked."""
+    events, labels = _labelled_window(seed=41)
+    interleaved: list[Prediction | Label] = [*events[:5000]]
+    for prediction, label in zip(events[5000:], labels, strict=True):
+        interleaved += [prediction, label]
+    same, same_store, _ = _pipeline()
+    later, later_store, _ = _pipeline()
+    for at in range(0, len(interleaved), 500):
+        _run(same, interleaved[at : at + 500])
+        assert same.joins["m"]._pending.fresh == 0
+    for at in range(0, len(events), 500):
+        _run(later, events[at : at + 500])
+        assert later.joins["m"]._pending.fresh == 0
+    _run(later, list(labels))
+    accuracy = {**MV, "metric": "accuracy", "source": "realized"}
+    realized = same_store.get("driftline_performance", accuracy)
+    assert realized is not None and realized == later_store.get("driftline_performance", accuracy)
+    for store in (same_store, later_store):
+        assert store.get("driftline_labels_total", {"model": "m", "outcome": "joined"}) == 1000.0
+
+
 def test_early_labels_that_wait_in_vain_are_unmatched_only_when_they_expire() -> None:
     pipeline, store, _ = _pipeline({"labels": {"max_early": 3, "max_early_age_seconds": 60.0}})
     t0 = 1_700_000_000.0
