@@ -127,8 +127,8 @@ class Column(Sequence[Value]):
         """Append many values, as :meth:`append` one by one would; in bulk for the usual columns."""
         types = set(map(type, values))
         numbers = self._numbers
-        if numbers is not None and (types == {float} or (types == {int} and _exact_ints(values))):
-            tag = _INT if types == {int} else _FLOAT
+        if numbers is not None and (types == _FLOATS or (types == _INTS and _exact_ints(values))):
+            tag = _INT if types == _INTS else _FLOAT
             if self._tags is None and tag != _FLOAT:
                 self._tags = bytearray(len(numbers))
             if self._tags is not None:
@@ -138,11 +138,20 @@ class Column(Sequence[Value]):
             self._codes.extend(values)
         elif self._values is not None:
             self._values.extend(values)
-        elif numbers is None and self._codes is None and types <= {type(None)}:
-            self._missing += len(values)
+        elif numbers is None and self._codes is None:
+            self._extend_empty(values)
         else:
             for value in values:
                 self.append(value)
+
+    def _extend_empty(self, values: Sequence[Value]) -> None:
+        """Append to a column without a form yet: the rows up to the first present value are
+        missing, that value decides the form (as :meth:`append` would), the rest go in bulk."""
+        first = next((row for row, value in enumerate(values) if value is not None), len(values))
+        self._missing += first
+        if first < len(values):
+            self._take_form(values[first])
+            self.extend(values[first + 1 :])
 
     def _append_other(self, value: Value) -> None:
         if self._values is not None:
@@ -284,6 +293,8 @@ def _exact_ints(values: Sequence[Value]) -> bool:
 
 
 _CODE_TYPES = {str, bool, type(None)}
+_FLOATS = frozenset({float})
+_INTS = frozenset({int})
 
 
 def _is_code(value: object) -> bool:

@@ -145,6 +145,7 @@ def test_a_column_extended_in_batches_holds_what_appending_holds(batch: list[Val
     for start in range(0, len(batch), size):
         extended.extend(batch[start:start + size])
     assert [exact(v) for v in extended] == [exact(v) for v in appended] == [exact(v) for v in batch]
+    assert _form(extended) == _form(appended)  # the same compact form, not only the same values
     assert extended.kind() == appended.kind() == (infer_kind(batch) if batch else "categorical")
     numerical = build_table({"v": batch}, {"v": "numerical"}, len(batch))
     got, errors = extended.numerical()
@@ -152,6 +153,13 @@ def test_a_column_extended_in_batches_holds_what_appending_holds(batch: list[Val
     assert errors == numerical.type_errors["v"]
     categorical = build_table({"v": batch}, {"v": "categorical"}, len(batch)).columns["v"]
     assert [exact(v) for v in extended.categorical()] == [exact(v) for v in categorical]
+
+
+def _form(column: Column) -> tuple[object, ...]:
+    """Which form holds a column's values, and the float tags of a number column."""
+    forms = (column._numbers is not None, column._codes is not None, column._values is not None)
+    tags = None if column._tags is None else bytes(column._tags)
+    return (*forms, tags, column._missing if not any(forms) else None)
 
 
 def test_a_column_of_floats_is_a_float64_array_and_one_string_turns_it_into_a_list() -> None:
