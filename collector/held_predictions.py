@@ -63,8 +63,9 @@ class HeldPredictions:
     """An insertion-ordered map from ``event_id`` to a compactly held :class:`PredictionRecord`.
 
     A held prediction is one ``bytes``: its shape's index in the store's table
-    (4 bytes), then its floats. The table keeps every shape seen until it
-    outgrows the predictions held; then it keeps only the shapes in use.
+    (4 bytes), then its floats; one added since the last :meth:`compact` is
+    still its record. The table keeps every shape seen until it outgrows the
+    predictions held; then it keeps only the shapes in use.
     """
 
     def __init__(self) -> None:
