@@ -96,6 +96,8 @@ class PCAReconstructionDrift:
         self._encoder = FeatureEncoder()
         self._centre: FloatArray | None = None
         self._components: FloatArray | None = None
+        self._discarded: FloatArray | None = None
+        """The other eigenvectors: the residual's norm is a row's norm along them."""
         self._held_out: FloatArray = np.zeros(0)
         self._thresholds: dict[int, tuple[float, float]] = {}
 
@@ -122,14 +124,26 @@ class PCAReconstructionDrift:
         explained = np.cumsum(variances) / max(float(np.sum(variances)), 1e-300)
         keep = min(int(np.searchsorted(explained, self.variance_share) + 1), matrix.shape[1] - 1)
         self._components = vectors[:, order[:keep]]
+        self._discarded = vectors[:, order[keep:]]
         self._held_out = self.errors(held_out)
 
     def errors(self, matrix: FloatArray) -> FloatArray:
-        """Per-row reconstruction errors of an encoded matrix."""
-        if self._centre is None or self._components is None:
+        """Per-row reconstruction errors of an encoded matrix.
+
+        The eigenvectors are orthonormal, so a row's residual (the row less its
+        projection on the kept components) is its projection on the discarded
+        ones, and its length is that of the row's coordinates along them: one
+        product with the discarded vectors instead of two with the kept ones,
+        the cheaper whenever more than a third of the columns are kept (500
+        uncorrelated features keep two thirds).
+        """
+        if self._centre is None or self._components is None or self._discarded is None:
             raise RuntimeError("PCAReconstructionDrift used before fit")
         centred = matrix - self._centre
-        residual = centred - (centred @ self._components) @ self._components.T
+        kept, discarded = self._components, self._discarded
+        if discarded.shape[1] < 2 * kept.shape[1]:
+            return np.sqrt(np.sum((centred @ discarded) ** 2, axis=1))
+        residual = centred - (centred @ kept) @ kept.T
         return np.sqrt(np.sum(residual**2, axis=1))
 
     def evaluate(self, window: FeatureTable) -> MultivariateDriftResult:

@@ -93,6 +93,29 @@ def test_pca_threshold_comes_from_rows_it_was_not_fitted_on(reference: FeatureTa
     assert 0 < pca.n_components < encoded.shape[1]
 
 
+@pytest.mark.parametrize("variance_share", [0.1, 0.65, 0.95])
+@pytest.mark.parametrize("columns", [8, 60])
+def test_errors_are_the_lengths_of_the_rows_less_their_reconstruction(
+    variance_share: float, columns: int
+) -> None:
+    """Whichever product computes them (the discarded vectors when more than a third of the
+    columns are kept, the kept ones otherwise), the errors are the residuals' lengths."""
+    rng = np.random.default_rng(106)
+    mixing = rng.normal(size=(columns, columns)) * (rng.random(columns) < 0.3)  # some correlated
+    x = rng.normal(size=(3000, columns)) @ (np.eye(columns) + mixing)
+    names = [f"x{i}" for i in range(columns)]
+    table = FeatureTable(dict.fromkeys(names, "numerical"), {n: x[:, i] for i, n in enumerate(names)}, 3000)
+    pca = PCAReconstructionDrift(variance_share=variance_share)
+    pca.fit(table)
+    encoded = FeatureEncoder().fit(table).transform(table)
+    centred = encoded - encoded[0::2].mean(axis=0)
+    kept = pca._components
+    assert kept is not None
+    residual = centred - centred @ kept @ kept.T
+    assert np.allclose(pca.errors(encoded), np.linalg.norm(residual, axis=1), rtol=1e-9, atol=1e-12)
+    assert 0 < pca.n_components < columns
+
+
 def test_domain_classifier_runs_every_k_windows(reference: FeatureTable) -> None:
     classifier = DomainClassifierDrift(every_windows=3, max_rows=100, folds=2)
     classifier.fit(reference)
