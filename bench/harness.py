@@ -116,6 +116,54 @@ def best_seconds(loop: Callable[[T], object], batch: T, rounds: int) -> float:
     return best
 
 
+def serve_chunks(chunks: int, process_chunk: Callable[[int], object]) -> None:
+    """The worker's side of :func:`paired_chunks`: say ``ready`` and how many chunks it has,
+    then, for each chunk number read from stdin, run it and answer its CPU seconds."""
+    print(f"ready {chunks}", flush=True)
+    for line in sys.stdin:
+        started = time.process_time()
+        process_chunk(int(line))
+        print(time.process_time() - started, flush=True)
+
+
+def paired_chunks(commands: list[list[str]]) -> list[list[float]]:
+    """CPU seconds of every chunk of each worker (one per command, see :func:`serve_chunks`),
+    the workers taking turns chunk by chunk, in the reverse order every other chunk.
+
+    On a shared machine the same work varies by 10-30% from one minute to the
+    next; workers that take turns see it in the same state, so the ratio of
+    their chunks is what noise moves least. Only one worker runs at a time.
+    """
+    workers = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for command in commands
+    ]
+    counts = set()
+    for process in workers:
+        assert process.stdout is not None
+        word, _, count = process.stdout.readline().strip().partition(" ")
+        if word != "ready":
+            raise SystemExit("a worker failed while setting up")
+        counts.add(int(count))
+    if len(counts) != 1:
+        raise SystemExit(f"the workers have different numbers of chunks: {sorted(counts)}")
+    seconds: list[list[float]] = [[] for _ in workers]
+    for chunk in range(counts.pop()):
+        order = range(len(workers)) if chunk % 2 == 0 else reversed(range(len(workers)))
+        for which in order:
+            stdin, stdout = workers[which].stdin, workers[which].stdout
+            assert stdin is not None and stdout is not None
+            stdin.write(f"{chunk}\n")
+            stdin.flush()
+            seconds[which].append(float(stdout.readline()))
+    for process in workers:
+        assert process.stdin is not None
+        process.stdin.close()
+        if process.wait(timeout=600) != 0:
+            raise SystemExit("a worker failed")
+    return seconds
+
+
 class BenchRun:
     """The figures of one run of one bench, printed as they come and written as JSON at the end."""
 

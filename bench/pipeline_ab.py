@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import harness
@@ -38,7 +37,7 @@ CHUNK = 2000
 
 
 def worker(tree: Path, warmup: int, timed: int, features: int) -> None:
-    """Serve chunks: read a chunk's offset per line on stdin, answer its CPU seconds."""
+    """Warm a pipeline of ``tree``, then serve its timed chunks (:func:`harness.serve_chunks`)."""
     sys.path[:0] = [str(tree), str(tree / "sdk")]
     import workload  # this bench's folder: the same seeded messages in both trees
     from workload import feed, raw
@@ -52,44 +51,10 @@ def worker(tree: Path, warmup: int, timed: int, features: int) -> None:
     warm, messages = raw(lines[:warmup]), raw(lines[warmup : warmup + timed])
     pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True)
     feed(pipeline, warm)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        at = int(line)
-        started = time.process_time()
-        pipeline.process(messages[at : at + CHUNK])
-        print(time.process_time() - started, flush=True)
+    chunks = [messages[at : at + CHUNK] for at in range(0, timed, CHUNK)]
+    harness.serve_chunks(len(chunks), lambda chunk: pipeline.process(chunks[chunk]))
     if pipeline.counts.total != warmup + timed or pipeline.counts.rejected:
         raise SystemExit(f"{tree}: pipeline counts do not add up: {pipeline.counts}")
-
-
-def paired_seconds(trees: list[Path], warmup: int, timed: int, features: int) -> list[list[float]]:
-    """Per tree, the CPU seconds of each timed chunk, the trees taking turns to go first."""
-    command = [sys.executable, __file__, "--worker", "--warmup", str(warmup), "--timed", str(timed),
-               "--features", str(features)]
-    workers = [
-        subprocess.Popen([*command, "--tree", str(tree)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True)
-        for tree in trees
-    ]
-    for process in workers:
-        assert process.stdin is not None and process.stdout is not None
-        if process.stdout.readline().strip() != "ready":
-            raise SystemExit("a worker failed while warming up")
-    seconds: list[list[float]] = [[] for _ in trees]
-    for index, at in enumerate(range(0, timed, CHUNK)):
-        order = range(len(trees)) if index % 2 == 0 else reversed(range(len(trees)))
-        for which in order:
-            stdin, stdout = workers[which].stdin, workers[which].stdout
-            assert stdin is not None and stdout is not None
-            stdin.write(f"{at}\n")
-            stdin.flush()
-            seconds[which].append(float(stdout.readline()))
-    for process in workers:
-        assert process.stdin is not None
-        process.stdin.close()
-        if process.wait(timeout=600) != 0:
-            raise SystemExit("a worker failed")
-    return seconds
 
 
 def main() -> None:
@@ -114,7 +79,9 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(base), commit], cwd=ROOT, check=True,
                        capture_output=True)
         try:
-            base_seconds, ours_seconds = paired_seconds([base, ROOT], args.warmup, args.timed, args.features)
+            command = [sys.executable, __file__, "--worker", "--warmup", str(args.warmup), "--timed",
+                       str(args.timed), "--features", str(args.features), "--tree"]
+            base_seconds, ours_seconds = harness.paired_chunks([[*command, str(base)], [*command, str(ROOT)]])
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=True)
     base_us, ours_us = (sum(s) / args.timed * 1e6 for s in (base_seconds, ours_seconds))

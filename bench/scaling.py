@@ -17,7 +17,12 @@ In-memory ``Pipeline.process`` (event time, batches of 2,000) on the workload of
    heap is frozen after every batch, timed with it, as ``driftline collect``
    does (``collector/heap_freezer.py``); ``--parts models_unfrozen`` (in
    ``--full``) measures ``Pipeline.process`` alone, where the garbage
-   collector's full collections grow with the models.
+   collector's full collections grow with the models. ``--parts
+   models_paired`` (in ``--full``) measures the same with one worker process
+   per count of models, set up at once and then taking turns batch by batch
+   (``harness.paired_chunks``), so that every count sees the machine in the
+   same state: on this shared machine separate runs of the same count differ
+   by up to a third.
 2. Features: microseconds per prediction with 100 and with 500 features per
    prediction (every tenth a category), one model, same reference and window
    sizes (so numerical features get KS, Evidently's choice for a reference of
@@ -44,7 +49,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import statistics
+import sys
 import time
+from collections.abc import Callable
 
 import harness
 import psutil
@@ -55,10 +63,11 @@ from collector.config import Config, parse_config
 from collector.dlq import MemoryDeadLetterSink
 from collector.heap_freezer import HeapFreezer
 from collector.pipeline import Pipeline
+from collector.sources import RawMessage
 from exporters.store import MetricStore
 
 REFERENCE, WINDOW = 1000, 200
-PARTS = ["memory", "models", "models_unfrozen", "features", "features_default"]
+PARTS = ["memory", "models", "models_paired", "models_unfrozen", "features", "features_default"]
 QUICK_PARTS = ["memory", "models", "features"]
 """``features_default`` fits a 5,000-row reference of 500 features (about 30 CPU s): full sizes only."""
 WARM_WINDOWS = 4
@@ -87,6 +96,19 @@ def per_event_us(models: int, traffic: int, seed: int, freeze: bool) -> tuple[fl
     With ``freeze`` the heap is frozen after every batch, as ``driftline collect`` does
     (:class:`collector.heap_freezer.HeapFreezer`); without, ``Pipeline.process`` alone.
     """
+    pipeline, after_batch, setup = warmed_pipeline(models, seed, freeze)
+    timed = timed_messages(models, traffic, seed)
+    seconds = feed(pipeline, timed, after_batch)
+    gc.unfreeze()  # this pipeline is garbage after the call: let the next part's collections free it
+    check_set_up(pipeline, models)
+    return seconds / len(timed) * 1e6, setup
+
+
+def warmed_pipeline(
+    models: int, seed: int, freeze: bool
+) -> tuple[Pipeline, Callable[[], None] | None, float]:
+    """A pipeline past every model's reference and first windows, what to run after each batch,
+    and the CPU seconds the set-up took."""
     pipeline = Pipeline(bench_config(models), MetricStore(), MemoryDeadLetterSink(), event_time=True)
     freezer = HeapFreezer() if freeze else None
     if freezer is not None:
@@ -94,14 +116,48 @@ def per_event_us(models: int, traffic: int, seed: int, freeze: bool) -> tuple[fl
     after_batch = freezer.after_batch if freezer is not None else None
     warm = models * (REFERENCE + WARM_WINDOWS * WINDOW)
     references = raw(workload.messages(warm, models=models, seed=seed, same_rows=True))
-    setup = feed(pipeline, references, after_batch)
-    timed = raw(workload.messages(traffic, models=models, seed=seed + 1, start=warm))
-    seconds = feed(pipeline, timed, after_batch)
-    gc.unfreeze()  # this pipeline is garbage after the call: let the next part's collections free it
+    return pipeline, after_batch, feed(pipeline, references, after_batch)
+
+
+def timed_messages(models: int, traffic: int, seed: int) -> list[RawMessage]:
+    warm = models * (REFERENCE + WARM_WINDOWS * WINDOW)
+    return raw(workload.messages(traffic, models=models, seed=seed + 1, start=warm))
+
+
+def check_set_up(pipeline: Pipeline, models: int) -> None:
     evaluated = sum(state.windows_evaluated for state in pipeline.states.values())
     if len(pipeline.states) != models or evaluated < models * WARM_WINDOWS or pipeline.counts.rejected:
         raise SystemExit(f"{models} models: set-up incomplete ({evaluated} windows, {pipeline.counts})")
-    return seconds / len(timed) * 1e6, setup
+
+
+def models_worker(models: int, traffic: int, seed: int) -> None:
+    """One model count's side of the paired part: warm up, then serve the timed batches."""
+    pipeline, after_batch, _ = warmed_pipeline(models, seed, freeze=True)
+    timed = timed_messages(models, traffic, seed)
+    batches = [timed[at : at + workload.BATCH] for at in range(0, len(timed), workload.BATCH)]
+
+    def process(batch: int) -> None:
+        pipeline.process(batches[batch])
+        if after_batch is not None:
+            after_batch()
+
+    harness.serve_chunks(len(batches), process)
+    check_set_up(pipeline, models)
+
+
+def paired_per_event_us(counts: list[int], traffic: int, seed: int) -> tuple[list[float], list[float]]:
+    """Microseconds per timed message for each model count, with the workers taking turns batch by
+    batch (:func:`harness.paired_chunks`), and each count's median batch ratio to the first's
+    (recorded, not the result: which batches close windows differs with the count of models)."""
+    command = [sys.executable, __file__, "--traffic", str(traffic), "--seed", str(seed), "--worker-models"]
+    seconds = harness.paired_chunks([[*command, str(models)] for models in counts])
+    messages = len(timed_messages(1, traffic, seed))
+    per_event = [sum(batches) / messages * 1e6 for batches in seconds]
+    medians = [
+        statistics.median(ours / first for first, ours in zip(seconds[0], batches, strict=True))
+        for batches in seconds
+    ]
+    return per_event, medians
 
 
 def per_prediction_us(features: int, timed: int, seed: int, default: bool = False) -> tuple[float, float]:
@@ -158,7 +214,8 @@ def main() -> None:
     parser.add_argument("--idle", type=int, help="idle model versions (quick 10, full 100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", nargs="+", choices=PARTS, help="what to measure (quick: all but "
-                        "models_unfrozen and features_default; full: all)")
+                        "models_paired, models_unfrozen and features_default; full: all)")
+    parser.add_argument("--worker-models", type=int, help=argparse.SUPPRESS)
     args, chosen = harness.parse(
         parser,
         quick={"models": [1, 10, 100], "traffic": 40_000, "feature_events": 2_000, "idle": 10,
@@ -166,6 +223,9 @@ def main() -> None:
         full={"models": [1, 10, 100, 1000], "traffic": 400_000, "feature_events": 10_000, "idle": 100,
               "parts": PARTS},
     )
+    if args.worker_models is not None:
+        models_worker(args.worker_models, args.traffic, args.seed)
+        return
     run = harness.BenchRun("scaling", args, chosen)
     if "memory" in args.parts:  # first, before the other parts' freed memory can be reused
         per_version, wire = idle_memory(args.idle, args.seed)
@@ -179,6 +239,12 @@ def main() -> None:
             run.figure(f"setup_cpu_seconds_{models}_models", round(setup, 1))
             run.compare(f"{models} models, per event (heap frozen per batch, as collect)", costs[models],
                         costs[args.models[0]], f"{args.models[0]} model(s)", "us")
+    if "models_paired" in args.parts:
+        per_event, medians = paired_per_event_us(args.models, args.traffic, args.seed)
+        for models, cost, median in zip(args.models, per_event, medians, strict=True):
+            run.figure(f"paired_median_batch_ratio_{models}_models", round(median, 4))
+            run.compare(f"{models} models, per event, batches in turn", cost, per_event[0],
+                        f"{args.models[0]} model(s)", "us")
     if "models_unfrozen" in args.parts:
         plain = {}
         for models in args.models:
