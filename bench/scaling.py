@@ -151,7 +151,7 @@ def paired_per_event_us(counts: list[int], traffic: int, seed: int) -> tuple[lis
     (recorded, not the result: which batches close windows differs with the count of models)."""
     command = [sys.executable, __file__, "--traffic", str(traffic), "--seed", str(seed), "--worker-models"]
     seconds = harness.paired_chunks([[*command, str(models)] for models in counts])
-    messages = len(timed_messages(1, traffic, seed))
+    messages = len(timed_messages(1, traffic, seed))  # labels follow predictions, not models
     per_event = [sum(batches) / messages * 1e6 for batches in seconds]
     medians = [
         statistics.median(ours / first for first, ours in zip(seconds[0], batches, strict=True))
