@@ -20,10 +20,11 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,19 +117,21 @@ def best_seconds(loop: Callable[[T], object], batch: T, rounds: int) -> float:
     return best
 
 
-def serve_chunks(chunks: int, process_chunk: Callable[[int], object]) -> None:
-    """The worker's side of :func:`paired_chunks`: say ``ready`` and how many chunks it has,
-    then, for each chunk number read from stdin, run it and answer its CPU seconds."""
-    print(f"ready {chunks}", flush=True)
+def serve_chunks(chunks: Sequence[Sized], process_chunk: Callable[[int], object]) -> None:
+    """The worker's side of :func:`paired_chunks`: say ``ready``, how many chunks it has and how
+    many items (messages) they hold, then, for each chunk number read from stdin, run it and answer
+    its CPU seconds."""
+    print(f"ready {len(chunks)} {sum(map(len, chunks))}", flush=True)
     for line in sys.stdin:
         started = time.process_time()
         process_chunk(int(line))
         print(time.process_time() - started, flush=True)
 
 
-def paired_chunks(commands: list[list[str]]) -> list[list[float]]:
+def paired_chunks(commands: list[list[str]]) -> tuple[list[list[float]], int]:
     """CPU seconds of every chunk of each worker (one per command, see :func:`serve_chunks`),
-    the workers taking turns chunk by chunk, in the reverse order every other chunk.
+    the workers taking turns chunk by chunk, in the reverse order every other chunk; and the items
+    the chunks of each worker hold (the same for all, checked).
 
     On a shared machine the same work varies by 10-30% from one minute to the
     next; workers that take turns see it in the same state, so the ratio of
@@ -138,17 +141,19 @@ def paired_chunks(commands: list[list[str]]) -> list[list[float]]:
         subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for command in commands
     ]
-    counts = set()
+    sizes = set()
     for process in workers:
         assert process.stdout is not None
-        word, _, count = process.stdout.readline().strip().partition(" ")
+        word, *counts = process.stdout.readline().split()
         if word != "ready":
             raise SystemExit("a worker failed while setting up")
-        counts.add(int(count))
-    if len(counts) != 1:
-        raise SystemExit(f"the workers have different numbers of chunks: {sorted(counts)}")
+        chunks, items = map(int, counts)
+        sizes.add((chunks, items))
+    if len(sizes) != 1:
+        raise SystemExit(f"the workers have different chunks (number, items): {sorted(sizes)}")
+    chunks, items = sizes.pop()
     seconds: list[list[float]] = [[] for _ in workers]
-    for chunk in range(counts.pop()):
+    for chunk in range(chunks):
         order = range(len(workers)) if chunk % 2 == 0 else reversed(range(len(workers)))
         for which in order:
             stdin, stdout = workers[which].stdin, workers[which].stdout
@@ -161,7 +166,12 @@ def paired_chunks(commands: list[list[str]]) -> list[list[float]]:
         process.stdin.close()
         if process.wait(timeout=600) != 0:
             raise SystemExit("a worker failed")
-    return seconds
+    return seconds, items
+
+
+def median_ratio(baseline: list[float], result: list[float]) -> float:
+    """The median of the chunk-by-chunk ratios ``result / baseline`` (see :func:`paired_chunks`)."""
+    return statistics.median(ours / base for base, ours in zip(baseline, result, strict=True))
 
 
 class BenchRun:

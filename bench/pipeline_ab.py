@@ -23,7 +23,6 @@ Run: ``.venv/bin/python bench/pipeline_ab.py [--base COMMIT] [--full]``
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ def worker(tree: Path, warmup: int, timed: int, features: int) -> None:
     pipeline = Pipeline(Config(), MetricStore(), MemoryDeadLetterSink(), event_time=True)
     feed(pipeline, warm)
     chunks = [messages[at : at + CHUNK] for at in range(0, timed, CHUNK)]
-    harness.serve_chunks(len(chunks), lambda chunk: pipeline.process(chunks[chunk]))
+    harness.serve_chunks(chunks, lambda chunk: pipeline.process(chunks[chunk]))
     if pipeline.counts.total != warmup + timed or pipeline.counts.rejected:
         raise SystemExit(f"{tree}: pipeline counts do not add up: {pipeline.counts}")
 
@@ -81,14 +80,16 @@ def main() -> None:
         try:
             command = [sys.executable, __file__, "--worker", "--warmup", str(args.warmup), "--timed",
                        str(args.timed), "--features", str(args.features), "--tree"]
-            base_seconds, ours_seconds = harness.paired_chunks([[*command, str(base)], [*command, str(ROOT)]])
+            (base_seconds, ours_seconds), messages = harness.paired_chunks(
+                [[*command, str(base)], [*command, str(ROOT)]]
+            )
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=True)
-    base_us, ours_us = (sum(s) / args.timed * 1e6 for s in (base_seconds, ours_seconds))
+    base_us, ours_us = (sum(s) / messages * 1e6 for s in (base_seconds, ours_seconds))
     run.figure("base_commit", commit)
     run.figure("features", args.features)
     run.figure("chunks", len(base_seconds))
-    median = statistics.median(ours / base for base, ours in zip(base_seconds, ours_seconds, strict=True))
+    median = harness.median_ratio(base_seconds, ours_seconds)
     run.figure("median_chunk_ratio", round(median, 4))
     run.compare(f"this tree, steady state, {args.features} features, per message", ours_us, base_us,
                 f"commit {commit}", "us")

@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -114,14 +113,17 @@ def warmed_pipeline(
     if freezer is not None:
         freezer.start()
     after_batch = freezer.after_batch if freezer is not None else None
-    warm = models * (REFERENCE + WARM_WINDOWS * WINDOW)
-    references = raw(workload.messages(warm, models=models, seed=seed, same_rows=True))
+    references = raw(workload.messages(warm_predictions(models), models=models, seed=seed, same_rows=True))
     return pipeline, after_batch, feed(pipeline, references, after_batch)
 
 
+def warm_predictions(models: int) -> int:
+    """Predictions before timing: every model's reference and first windows."""
+    return models * (REFERENCE + WARM_WINDOWS * WINDOW)
+
+
 def timed_messages(models: int, traffic: int, seed: int) -> list[RawMessage]:
-    warm = models * (REFERENCE + WARM_WINDOWS * WINDOW)
-    return raw(workload.messages(traffic, models=models, seed=seed + 1, start=warm))
+    return raw(workload.messages(traffic, models=models, seed=seed + 1, start=warm_predictions(models)))
 
 
 def check_set_up(pipeline: Pipeline, models: int) -> None:
@@ -141,7 +143,7 @@ def models_worker(models: int, traffic: int, seed: int) -> None:
         if after_batch is not None:
             after_batch()
 
-    harness.serve_chunks(len(batches), process)
+    harness.serve_chunks(batches, process)
     check_set_up(pipeline, models)
 
 
@@ -150,14 +152,9 @@ def paired_per_event_us(counts: list[int], traffic: int, seed: int) -> tuple[lis
     batch (:func:`harness.paired_chunks`), and each count's median batch ratio to the first's
     (recorded, not the result: which batches close windows differs with the count of models)."""
     command = [sys.executable, __file__, "--traffic", str(traffic), "--seed", str(seed), "--worker-models"]
-    seconds = harness.paired_chunks([[*command, str(models)] for models in counts])
-    messages = len(timed_messages(1, traffic, seed))  # labels follow predictions, not models
+    seconds, messages = harness.paired_chunks([[*command, str(models)] for models in counts])
     per_event = [sum(batches) / messages * 1e6 for batches in seconds]
-    medians = [
-        statistics.median(ours / first for first, ours in zip(seconds[0], batches, strict=True))
-        for batches in seconds
-    ]
-    return per_event, medians
+    return per_event, [harness.median_ratio(seconds[0], batches) for batches in seconds]
 
 
 def per_prediction_us(features: int, timed: int, seed: int, default: bool = False) -> tuple[float, float]:
